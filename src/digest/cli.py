@@ -1,0 +1,219 @@
+"""The ``digest`` command. Thin: each command parses options, calls the pipeline, and
+turns ``DigestError``s into a message and an exit code (tracebacks only with --debug).
+
+Exit codes: 0 ok; 1 error; 2 config or usage error; 3 content errors (with --strict,
+warnings too); 4 render error; 5 delivery stopped or paused; 10 nothing to send.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import ConfigError, DigestError, NothingToSend
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_NOTHING = NothingToSend.exit_code
+
+
+class Ctx:
+    def __init__(self, config: Path, debug: bool, now: str | None) -> None:
+        self.config_path = config
+        self.debug = debug
+        self._now = now
+        self._cfg = None
+
+    @property
+    def cfg(self):  # type: ignore[no-untyped-def]
+        if self._cfg is None:
+            from .config import load
+
+            self._cfg = load(self.config_path)
+            for w in self._cfg.warnings:
+                warn(f"{self.config_path}: {w}")
+        return self._cfg
+
+    def now(self) -> dt.datetime:
+        """The clock. ``--now``/``DIGEST_NOW`` pin it (tests, and "what would be sent")."""
+        if self._now:
+            try:
+                when = dt.datetime.fromisoformat(self._now)
+            except ValueError:
+                raise ConfigError("--now", [("--now", f"{self._now!r} is not ISO 8601")]) from None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=self.cfg.schedule.tz)
+            return when
+        return dt.datetime.now(dt.UTC)
+
+
+def warn(message: str) -> None:
+    click.secho(f"warning: {message}", fg="yellow", err=True)
+
+
+def error(message: str) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+
+
+def handle_errors(f: F) -> F:
+    """Run a command body; a DigestError becomes its message and exit code."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        debug = ctx.find_object(Ctx).debug if ctx.find_object(Ctx) else False
+        try:
+            return f(*args, **kwargs)
+        except NothingToSend as exc:
+            click.echo(str(exc))
+            ctx.exit(exc.exit_code)
+        except DigestError as exc:
+            if debug:
+                raise
+            error(str(exc))
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def selection_options(f: F) -> F:
+    """--week / --latest: which issue to act on (default: the next one to be sent)."""
+    f = click.option("--latest", is_flag=True, help="The newest issue that has articles.")(f)
+    f = click.option("--week", metavar="YYYY-Www", help="The issue of that ISO week.")(f)
+    return f
+
+
+def _selection(week: str | None, latest: bool, due: bool = False):  # type: ignore[no-untyped-def]
+    from .pipeline import Selection
+
+    if week and latest:
+        raise click.UsageError("--week and --latest exclude each other")
+    return Selection(week=week, latest=latest, due=due)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default="config.toml",
+    show_default=True,
+    envvar="DIGEST_CONFIG",
+    help="The config file (env DIGEST_CONFIG).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("--now", envvar="DIGEST_NOW", hidden=True, help="Pin the clock (ISO 8601).")
+@click.version_option(__version__, prog_name="digest")
+@click.pass_context
+def main(ctx: click.Context, config: Path, debug: bool, now: str | None) -> None:
+    """Turn a folder of Markdown articles into a weekly email newsletter.
+
+    \b
+    Example:
+        digest --config config.example.toml build --latest
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = Ctx(config, debug, now)
+
+
+def _report_problems(problems, strict: bool) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    errors = warnings = 0
+    for p in problems:
+        if p.level == "error":
+            errors += 1
+            error(str(p))
+        else:
+            warnings += 1
+            warn(str(p))
+    return errors, warnings
+
+
+@main.command()
+@selection_options
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="Output folder.")
+@click.option("--strict", is_flag=True, help="Fail on warnings and skipped files.")
+@click.pass_obj
+@handle_errors
+def build(obj: Ctx, week: str | None, latest: bool, out: Path | None, strict: bool) -> None:
+    """Build an issue into out/<issue-id>/ (email.html, email.txt, issue.json).
+
+    \b
+    Example:
+        digest build --latest
+    """
+    from .pipeline import prepare, write_build
+
+    started = time.perf_counter()
+    cfg = obj.cfg
+    built = prepare(cfg, obj.now(), _selection(week, latest))
+    errors, warnings = _report_problems(built.collection.problems + built.findings, strict)
+    folder = write_build(cfg, built, out)
+    col, r = built.collection, built.rendered
+    size_kb = len(r.html.encode()) / 1024
+    click.echo(
+        f"Issue {built.issue.id} (#{built.issue.number}): {len(built.issue.items)} articles"
+        f"{f' (+{built.issue.more} more in the archive)' if built.issue.more else ''}, "
+        f"HTML {size_kb:.1f} KB -> {_rel(folder)}/"
+    )
+    click.echo(f"Subject: {r.subject}")
+    skipped = ", ".join(
+        f"{n} {what}"
+        for n, what in ((col.drafts, "drafts"), (col.future, "future-dated"), (errors, "bad"))
+        if n
+    )
+    click.echo(
+        f"Done: read {col.files} files{f' (skipped {skipped})' if skipped else ''} "
+        f"in {time.perf_counter() - started:.2f} s"
+    )
+    if strict and (errors or warnings):
+        raise click.exceptions.Exit(3)
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def not_yet(name: str, issue: int) -> Callable[..., None]:
+    def command() -> None:
+        error(f"'digest {name}' is not built yet (tracked in issue {issue}).")
+        sys.exit(2)
+
+    command.__doc__ = f"(Not built yet: issue {issue}.)"
+    return command
+
+
+for _name, _issue in (
+    ("check", 3),
+    ("init", 3),
+    ("preview", 4),
+    ("send", 4),
+    ("status", 4),
+    ("export", 6),
+    ("schedule", 5),
+    ("serve", 7),
+    ("archive", 7),
+):
+    main.command(name=_name)(not_yet(_name, _issue))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUTF8", "1")
+    main()

@@ -1,0 +1,286 @@
+"""TOML file + environment -> a typed, validated ``Config``.
+
+Every problem is reported at once with its dotted key; unknown keys are warnings.
+Secrets are never in the file: the file names the environment variable that holds them.
+Relative paths are resolved against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Newsletter(_Section):
+    name: str = "The Weekly Digest"
+    description: str = "You get this email because you subscribed to our weekly digest."
+    language: str = "en"
+    base_url: str = "https://example.com"
+    archive_url: str = ""  # default: <base_url>/newsletter
+    postal_address: str = ""
+    first_issue: str = ""  # ISO week of issue #1; default: the week of the oldest article
+    subject: str = "{{ name }} #{{ number }}: {{ top_title }}"
+    preheader: str = "{{ count }} article{{ 's' if count != 1 else '' }} this week: {{ titles }}"
+
+    @field_validator("base_url", "archive_url")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if v and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError(f"{v!r} is not an absolute http(s) URL, e.g. 'https://example.com'")
+        return v.rstrip("/")
+
+    @field_validator("name", "subject", "preheader")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        if "\r" in v or "\n" in v:
+            raise ValueError("must be a single line (no line breaks)")
+        return v
+
+    @property
+    def web_root(self) -> str:
+        return self.archive_url or f"{self.base_url}/newsletter"
+
+
+class Sender(_Section):
+    name: str = "The Weekly Digest"
+    email: str = "newsletter@example.com"
+    reply_to: str = ""
+
+    @field_validator("email", "reply_to")
+    @classmethod
+    def _email(cls, v: str) -> str:
+        if v and not _EMAIL.match(v):
+            raise ValueError(f"{v!r} is not an email address")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        if "\r" in v or "\n" in v:
+            raise ValueError("must be a single line (no line breaks)")
+        return v
+
+
+class Schedule(_Section):
+    timezone: str = "UTC"
+    day: str = "mon"
+    time: str = "09:00"
+    grace_hours: float = Field(default=6.0, ge=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{v!r} is not a known time zone; use an IANA name like 'Europe/Berlin'"
+            ) from None
+        return v
+
+    @field_validator("day")
+    @classmethod
+    def _day(cls, v: str) -> str:
+        d = v.strip().lower()[:3]
+        if d not in DAYS:
+            raise ValueError(f"{v!r} is not a weekday; use one of {', '.join(DAYS)}")
+        return d
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, v: str) -> str:
+        if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", v.strip()):
+            raise ValueError(f"{v!r} is not a time of day; use 24-hour 'HH:MM', e.g. '09:00'")
+        return v.strip()
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def weekday(self) -> int:
+        return DAYS.index(self.day)
+
+    @property
+    def at(self) -> dt.time:
+        h, m = self.time.split(":")
+        return dt.time(int(h), int(m))
+
+
+class Content(_Section):
+    folder: Path = Path("content")
+    summary_words: int = Field(default=60, ge=5, le=500)
+    key_points: int = Field(default=3, ge=0, le=10)
+    max_articles: int = Field(default=10, ge=1, le=200)
+    group_by: Literal["", "tag", "category"] = ""
+
+
+class Templates(_Section):
+    folder: Path | None = None
+
+
+class Output(_Section):
+    folder: Path = Path("out")
+    warn_kb: int = Field(default=80, ge=1)
+    max_kb: int = Field(default=102, ge=1)
+
+
+class Subscribers(_Section):
+    file: Path = Path("subscribers.csv")
+
+
+class Ledger(_Section):
+    path: Path = Path("digest.sqlite3")
+
+
+class Delivery(_Section):
+    transport: Literal["outbox", "smtp"] = "outbox"
+    outbox: Path = Path("outbox")
+    concurrency: int = Field(default=4, ge=1, le=64)
+    rate_per_second: float = Field(default=0, ge=0)  # 0 = no limit
+    rate_per_hour: int = Field(default=0, ge=0)  # 0 = no limit
+    max_attempts: int = Field(default=5, ge=1, le=50)
+    pause_after_failures: int = Field(default=20, ge=1)
+
+
+class Smtp(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str = ""
+    password_env: str = "DIGEST_SMTP_PASSWORD"
+    ca_file: Path | None = None
+    timeout: float = Field(default=30, gt=0)
+
+    def password(self) -> str | None:
+        return os.environ.get(self.password_env) if self.password_env else None
+
+
+class Unsubscribe(_Section):
+    secret_env: str = "DIGEST_SECRET"
+    url: str = ""  # default: <newsletter.web_root>/unsubscribe
+    mailto: str = ""
+
+    def secret(self) -> str | None:
+        return os.environ.get(self.secret_env) if self.secret_env else None
+
+
+class Web(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+
+class Export(_Section):
+    presets: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+
+class Config(_Section):
+    newsletter: Newsletter = Newsletter()
+    sender: Sender = Sender()
+    schedule: Schedule = Schedule()
+    content: Content = Content()
+    templates: Templates = Templates()
+    output: Output = Output()
+    subscribers: Subscribers = Subscribers()
+    ledger: Ledger = Ledger()
+    delivery: Delivery = Delivery()
+    smtp: Smtp = Smtp()
+    unsubscribe: Unsubscribe = Unsubscribe()
+    web: Web = Web()
+    export: Export = Export()
+
+    # Set by load(): where the file was, and keys we did not recognise.
+    source: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def unsubscribe_url(self) -> str:
+        return self.unsubscribe.url.rstrip("/") or f"{self.newsletter.web_root}/unsubscribe"
+
+
+_PATHS = {
+    ("content", "folder"),
+    ("templates", "folder"),
+    ("output", "folder"),
+    ("subscribers", "file"),
+    ("ledger", "path"),
+    ("delivery", "outbox"),
+    ("smtp", "ca_file"),
+}
+
+
+def _unknown_keys(raw: dict[str, Any], model: type[BaseModel], prefix: str = "") -> list[str]:
+    found = []
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        field = model.model_fields.get(key)
+        if field is None or key in ("source", "warnings"):
+            found.append(dotted)
+            continue
+        sub = field.annotation
+        if isinstance(value, dict) and isinstance(sub, type) and issubclass(sub, BaseModel):
+            found += _unknown_keys(value, sub, dotted + ".")
+    return found
+
+
+def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
+    """Validate a raw dict (as read from TOML). Raises ConfigError with every problem."""
+    base = source.parent if source else Path.cwd()
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "literal_error":
+                msg = f"{err['input']!r} is not allowed; {msg[0].lower()}{msg[1:]}"
+            problems.append((key, msg))
+        raise ConfigError(source or "config", problems) from None
+    updates: dict[str, Any] = {}
+    for section, key in _PATHS:
+        sect = getattr(cfg, section)
+        value = getattr(sect, key)
+        if value is not None and not value.is_absolute():
+            updates.setdefault(section, {})[key] = (base / value).resolve()
+    for section, fields in updates.items():
+        updates[section] = getattr(cfg, section).model_copy(update=fields)
+    warnings = tuple(
+        f"{k}: unknown setting (ignored); check the spelling against config.example.toml"
+        for k in _unknown_keys(raw, Config)
+    )
+    return cfg.model_copy(update={**updates, "source": source, "warnings": warnings})
+
+
+def load(path: Path | str) -> Config:
+    """Read and validate a TOML config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(
+            path, [("", "file not found; pass --config or create one with 'digest init'")]
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [("", f"cannot read it: {exc}")]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [("", f"not valid TOML: {exc}")]) from None
+    return parse(raw, path.resolve())

@@ -1,0 +1,219 @@
+"""Articles + clock -> ``Issue``.
+
+An issue holds the articles published between two consecutive send times
+(``schedule.day`` at ``schedule.time`` in the newsletter's timezone): ``since <= date <
+send_at``. It is named after the ISO week of its send date, e.g. ``2026-W48``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from .config import Config
+from .content import Article
+from .errors import ConfigError, NothingToSend
+from .summarize import Summary, summarize
+from .templating import render_string
+
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+WEEK = dt.timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Item:
+    article: Article
+    summary: Summary
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str  # "" when the issue is not grouped
+    items: tuple[Item, ...]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The send time of an issue and the span of publication dates it covers."""
+
+    id: str  # ISO week of the send date, "2026-W48"
+    since: dt.datetime  # the previous send time (inclusive)
+    send_at: dt.datetime  # this send time (exclusive end of the window)
+
+    def contains(self, when: dt.datetime) -> bool:
+        return self.since <= when < self.send_at
+
+
+@dataclass(frozen=True)
+class Issue:
+    id: str
+    number: int
+    window: Window
+    subject: str
+    preheader: str
+    groups: tuple[Group, ...]
+    more: int = 0  # articles in the window beyond the cap ("N more in the archive")
+    lang: str = "en"
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        return tuple(i for g in self.groups for i in g.items)
+
+    @property
+    def send_at(self) -> dt.datetime:
+        return self.window.send_at
+
+
+# --- time ------------------------------------------------------------------------------
+
+
+def _resolve(day: dt.date, at: dt.time, tz: ZoneInfo) -> dt.datetime:
+    """The instant of wall time ``at`` on ``day``.
+
+    A wall time the clocks skip (02:30 on a spring-forward day) becomes the instant an
+    hour later in wall terms (03:30 summer time); a repeated one (autumn) is its first
+    occurrence. Either way there is exactly one send that day.
+    """
+    local = dt.datetime.combine(day, at, tzinfo=tz)  # fold=0: first occurrence
+    roundtrip = local.astimezone(dt.UTC).astimezone(tz)
+    if roundtrip.replace(tzinfo=None) != local.replace(tzinfo=None):
+        # Non-existent: zoneinfo applied the pre-transition offset; the UTC instant is
+        # the one a clock that jumped forward would show at that wall time + the gap.
+        return roundtrip
+    return local
+
+
+def send_time(cfg: Config, day: dt.date) -> dt.datetime:
+    return _resolve(day, cfg.schedule.at, cfg.schedule.tz)
+
+
+def window_for_send_date(cfg: Config, day: dt.date) -> Window:
+    send_at = send_time(cfg, day)
+    since = send_time(cfg, day - WEEK)
+    iso = day.isocalendar()
+    return Window(f"{iso.year}-W{iso.week:02d}", since, send_at)
+
+
+def window_containing(cfg: Config, when: dt.datetime) -> Window:
+    """The window whose span holds ``when`` (its send time is the first one after it)."""
+    tz = cfg.schedule.tz
+    local = when.astimezone(tz)
+    offset = (cfg.schedule.weekday - local.weekday()) % 7
+    day = local.date() + dt.timedelta(days=offset)
+    w = window_for_send_date(cfg, day)
+    if when >= w.send_at:
+        w = window_for_send_date(cfg, day + WEEK)
+    elif when < w.since:
+        w = window_for_send_date(cfg, day - WEEK)
+    return w
+
+
+def next_window(cfg: Config, now: dt.datetime) -> Window:
+    """The next issue to be sent: its send time is the first one after ``now``."""
+    return window_containing(cfg, now)
+
+
+def due_window(cfg: Config, now: dt.datetime) -> Window:
+    """The issue whose send time is the latest one at or before ``now``."""
+    w = window_containing(cfg, now)
+    return window_containing(cfg, w.since - dt.timedelta(microseconds=1))
+
+
+def window_for_week(cfg: Config, week: str) -> Window:
+    m = _WEEK.match(week.strip())
+    if not m:
+        raise ConfigError("--week", [("--week", f"{week!r} is not an ISO week like '2026-W48'")])
+    year, num = int(m.group(1)), int(m.group(2))
+    try:
+        day = dt.date.fromisocalendar(year, num, cfg.schedule.weekday + 1)
+    except ValueError:
+        raise ConfigError("--week", [("--week", f"{week!r}: {year} has no week {num}")]) from None
+    return window_for_send_date(cfg, day)
+
+
+def upcoming(cfg: Config, after: dt.datetime, count: int) -> list[dt.datetime]:
+    """The next ``count`` send times strictly after ``after``."""
+    out, w = [], window_containing(cfg, after)
+    while len(out) < count:
+        out.append(w.send_at)
+        w = window_containing(cfg, w.send_at)
+    return out
+
+
+def issue_number(cfg: Config, window: Window, first: Window) -> int:
+    return max(1, round((window.send_at - first.send_at) / WEEK) + 1)
+
+
+# --- the issue --------------------------------------------------------------------------
+
+
+def _order_key(a: Article) -> tuple[int, int, int, float]:
+    # Featured first; then weighted articles by weight (lower first, as in Hugo); then
+    # unweighted ones; within each, newest first.
+    return (0 if a.featured else 1, 0 if a.weight else 1, a.weight, -a.date.timestamp())
+
+
+def _group_name(cfg: Config, a: Article) -> str:
+    if cfg.content.group_by == "tag":
+        return a.tags[0] if a.tags else "Other"
+    if cfg.content.group_by == "category":
+        return a.categories[0] if a.categories else "Other"
+    return ""
+
+
+def _one_line(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:-")
+    return cut + "…"
+
+
+def build_issue(
+    cfg: Config, window: Window, articles: Iterable[Article], *, first: Window | None = None
+) -> Issue:
+    """Select, order, cap, group and summarise the window's articles.
+
+    Raises NothingToSend when the window holds no article.
+    """
+    chosen = sorted((a for a in articles if window.contains(a.date)), key=_order_key)
+    if not chosen:
+        raise NothingToSend(
+            f"nothing to send for {window.id}: no articles published "
+            f"between {window.since:%Y-%m-%d %H:%M} and "
+            f"{window.send_at:%Y-%m-%d %H:%M %Z}"
+        )
+    cap = cfg.content.max_articles
+    shown, more = chosen[:cap], max(0, len(chosen) - cap)
+    items = [
+        Item(a, summarize(a, words=cfg.content.summary_words, key_points=cfg.content.key_points))
+        for a in shown
+    ]
+    groups: dict[str, list[Item]] = {}
+    for item in items:
+        groups.setdefault(_group_name(cfg, item.article), []).append(item)
+    number = issue_number(cfg, window, first or window)
+    ctx = {
+        "name": cfg.newsletter.name,
+        "number": number,
+        "id": window.id,
+        "date": window.send_at.strftime("%Y-%m-%d"),
+        "count": len(chosen),
+        "top_title": shown[0].title,
+        "titles": "; ".join(a.title for a in shown),
+    }
+    subject = _one_line(render_string(cfg.newsletter.subject, **ctx), 150)
+    preheader = _one_line(render_string(cfg.newsletter.preheader, **ctx), 140)
+    return Issue(
+        id=window.id,
+        number=number,
+        window=window,
+        subject=subject,
+        preheader=preheader,
+        groups=tuple(Group(k, tuple(v)) for k, v in groups.items()),
+        more=more,
+        lang=cfg.newsletter.language,
+    )

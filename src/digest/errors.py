@@ -1,0 +1,58 @@
+"""The error tree. Every error names the file/line or config key and what to do.
+
+Only ``cli.py`` turns these into messages and exit codes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DigestError(Exception):
+    """Base of every error a user can cause or fix."""
+
+    exit_code = 1
+
+
+class ConfigError(DigestError):
+    """The config file is missing or invalid. ``problems`` holds (dotted key, message)."""
+
+    exit_code = 2
+
+    def __init__(self, path: Path | str, problems: list[tuple[str, str]]) -> None:
+        self.path = Path(path)
+        self.problems = problems
+        lines = [f"{self.path}: {len(problems)} problem(s) in the config:"]
+        lines += [f"  {key}: {msg}" if key else f"  {msg}" for key, msg in problems]
+        super().__init__("\n".join(lines))
+
+
+class ContentError(DigestError):
+    """A content file cannot be read. Reported as ``path:line: problem``."""
+
+    exit_code = 3
+
+    def __init__(self, path: Path | str, message: str, line: int | None = None) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.message = message
+        where = f"{self.path}:{line}" if line else str(self.path)
+        super().__init__(f"{where}: {message}")
+
+
+class RenderError(DigestError):
+    """A template or the email it produces is broken (names the template)."""
+
+    exit_code = 4
+
+
+class NothingToSend(DigestError):
+    """The selected week has no articles: not a failure, but no email is written."""
+
+    exit_code = 10
+
+
+class DeliveryError(DigestError):
+    """Sending stopped: the server is unreachable, refused us, or the run was paused."""
+
+    exit_code = 5

@@ -1,0 +1,47 @@
+"""The one Jinja environment: autoescape on for HTML/MJML, StrictUndefined.
+
+A user's templates folder (``templates.folder``) is searched before the defaults, so a
+file of the same name overrides the default one. Article content is only ever passed
+in as data: it is never compiled as a template.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+# Default templates live in the repository's templates/email/, shipped inside the package
+# as digest/templates/email when installed as a wheel (see pyproject package-data).
+_PACKAGE_TEMPLATES = Path(__file__).parent / "templates" / "email"
+_REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "email"
+
+
+def default_templates() -> Path:
+    return _REPO_TEMPLATES if _REPO_TEMPLATES.is_dir() else _PACKAGE_TEMPLATES
+
+
+def _autoescape(name: str | None) -> bool:
+    return name is not None and not name.endswith((".txt", ".txt.j2"))
+
+
+@lru_cache(maxsize=8)
+def environment(user_folder: Path | None = None) -> jinja2.Environment:
+    search = [str(user_folder)] if user_folder else []
+    search.append(str(default_templates()))
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        # Everything is escaped except plain-text templates and one-line config strings.
+        autoescape=_autoescape,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env
+
+
+def render_string(source: str, **context: object) -> str:
+    """Render a one-line template from the config (subject, preheader): plain text."""
+    return environment(None).from_string(source).render(**context)
