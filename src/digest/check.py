@@ -1,0 +1,102 @@
+"""``digest check``: what would go wrong with this issue, before anyone gets it.
+
+Reads every content file (not only the week's), renders the selected issue and inspects
+the result. Returns findings; printing and exit codes are the CLI's business.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+from . import content, render
+from .config import Config
+from .content import Problem
+from .errors import NothingToSend
+from .pipeline import Built, Selection, prepare
+
+# Links that are fine although they are not http(s): fragment, mail, phone, and the
+# placeholder tokens and merge tags that a sender or mail service fills in later.
+_OK_PREFIXES = ("http://", "https://", "mailto:", "tel:", "#", "__digest_", "*|", "{{", "<%", "%")
+
+
+@dataclass(frozen=True)
+class Report:
+    problems: tuple[Problem, ...]
+    built: Built | None
+    notice: str | None  # e.g. "nothing to send for 2026-W48"
+    files: int
+
+    @property
+    def errors(self) -> int:
+        return sum(p.level == "error" for p in self.problems)
+
+    @property
+    def warnings(self) -> int:
+        return sum(p.level != "error" for p in self.problems)
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.images_without_alt: list[str] = []
+        self.relative: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        no_alt = not (a.get("alt") or "").strip() and a.get("role") != "presentation"
+        if tag == "img" and no_alt:
+            self.images_without_alt.append(a.get("src") or "?")
+        for attr in ("href", "src"):
+            url = (a.get(attr) or "").strip()
+            if url and not url.startswith(_OK_PREFIXES):
+                self.relative.append(url)
+
+
+def inspect(cfg: Config, built: Built) -> list[Problem]:
+    """Findings about a rendered issue (the email, not the content files)."""
+    r = built.rendered
+    where = Path(f"{cfg.output.folder.name}/{built.issue.id}/email.html")
+    found = [Problem(where, None, w, "warning") for w in getattr(r, "warnings", ())]
+    parser = _Links()
+    parser.feed(r.html)
+    for src in parser.images_without_alt:
+        found.append(Problem(where, None, f"image without alt text: {src}", "warning"))
+    for url in sorted(set(parser.relative)):
+        found.append(
+            Problem(where, None, f"relative link (readers can't follow it): {url}", "warning")
+        )
+    if render.token("unsubscribe_url") not in r.html:
+        found.append(
+            Problem(where, None, "no unsubscribe link: the template must use ph.unsubscribe_url")
+        )
+    if not cfg.newsletter.postal_address.strip():
+        found.append(
+            Problem(
+                cfg.source or Path("config"),
+                None,
+                "newsletter.postal_address is empty; anti-spam law requires a postal address",
+                "warning",
+            )
+        )
+    elif (
+        render.token("postal_address") not in r.html and cfg.newsletter.postal_address not in r.html
+    ):
+        found.append(Problem(where, None, "the postal address is missing from the email"))
+    return found
+
+
+def check(cfg: Config, now: dt.datetime, sel: Selection = Selection()) -> Report:
+    """Validate every content file, render the selected issue and inspect it."""
+    everything = content.load(cfg, now=now)
+    problems = list(everything.problems)
+    built, notice = None, None
+    try:
+        built = prepare(cfg, now, sel)
+    except NothingToSend as exc:
+        notice = str(exc)
+    if built is not None:
+        problems += inspect(cfg, built)
+    return Report(tuple(problems), built, notice, everything.files)

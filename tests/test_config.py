@@ -1,0 +1,84 @@
+"""config.py: typed settings, every problem at once with its dotted key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from digest import config
+from digest.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_example_config_is_valid_and_has_no_unknown_keys() -> None:
+    cfg = config.load(ROOT / "config.example.toml")
+    assert cfg.warnings == ()
+    assert cfg.schedule.timezone == "Europe/Berlin"
+    assert cfg.content.folder == ROOT / "content"  # relative to the config file
+
+
+def test_example_config_documents_every_setting() -> None:
+    text = (ROOT / "config.example.toml").read_text()
+    for section, model in config.Config.model_fields.items():
+        if section in ("source", "warnings", "export"):
+            continue
+        assert f"[{section}]" in text, section
+        for key in model.annotation.model_fields:  # type: ignore[union-attr]
+            assert f"{key} =" in text, f"{section}.{key} is not documented"
+
+
+def test_all_problems_reported_at_once_with_dotted_keys(tmp_path: Path) -> None:
+    f = tmp_path / "config.toml"
+    f.write_text(
+        '[schedule]\ntimezone = "Europe/Berln"\nday = "someday"\ntime = "25:00"\n'
+        '[content]\nsummary_words = "many"\n[delivery]\ntransport = "pigeon"\n'
+    )
+    with pytest.raises(ConfigError) as exc:
+        config.load(f)
+    keys = [k for k, _ in exc.value.problems]
+    assert keys == [
+        "schedule.timezone",
+        "schedule.day",
+        "schedule.time",
+        "content.summary_words",
+        "delivery.transport",
+    ]
+    text = str(exc.value)
+    assert "schedule.timezone: 'Europe/Berln' is not a known time zone" in text
+    assert str(f) in text
+
+
+def test_unknown_keys_warn_but_load(tmp_path: Path) -> None:
+    f = tmp_path / "config.toml"
+    f.write_text('[newsletter]\nnmae = "x"\n[bogus]\na = 1\n')
+    cfg = config.load(f)
+    assert any(w.startswith("newsletter.nmae:") for w in cfg.warnings)
+    assert any(w.startswith("bogus:") for w in cfg.warnings)
+
+
+def test_missing_file_and_bad_toml_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        config.load(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[newsletter\nname = 1\n")
+    with pytest.raises(ConfigError, match=r"not valid TOML.*line 1"):
+        config.load(bad)
+
+
+def test_header_injection_in_names_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        config.parse({"sender": {"name": "A\r\nBcc: x@evil.test", "email": "a@b\n.c"}})
+    assert {k for k, _ in exc.value.problems} == {"sender.name", "sender.email"}
+
+
+def test_secrets_come_from_the_named_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = config.parse({"smtp": {"password_env": "MY_RELAY_PW"}})
+    monkeypatch.delenv("MY_RELAY_PW", raising=False)
+    assert cfg.smtp.password() is None
+    monkeypatch.setenv("MY_RELAY_PW", "s3cret")
+    assert cfg.smtp.password() == "s3cret"
+    assert "s3cret" not in repr(cfg)
+    assert os.environ["MY_RELAY_PW"] == "s3cret"
