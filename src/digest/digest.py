@@ -44,7 +44,9 @@ class Window:
     send_at: dt.datetime  # this send time (exclusive end of the window)
 
     def contains(self, when: dt.datetime) -> bool:
-        return self.since <= when < self.send_at
+        # Compare instants in UTC: aware datetimes that share a tzinfo compare by wall time
+        # and ignore ``fold``, so 02:15 in the repeated autumn hour would sort before 02:30.
+        return self.since <= when.astimezone(dt.UTC) < self.send_at
 
 
 @dataclass(frozen=True)
@@ -76,14 +78,22 @@ def _resolve(day: dt.date, at: dt.time, tz: ZoneInfo) -> dt.datetime:
     A wall time the clocks skip (02:30 on a spring-forward day) becomes the instant an
     hour later in wall terms (03:30 summer time); a repeated one (autumn) is its first
     occurrence. Either way there is exactly one send that day.
+
+    The result carries that day's fixed UTC offset (named like the zone's, e.g. "CEST"),
+    not the ZoneInfo: a send time is an instant. With a ZoneInfo, the first 02:30 of an
+    autumn switch day is ambiguous, and Python then answers False to ``==`` with the same
+    instant in UTC (PEP 495), while ``<`` against a datetime sharing the ZoneInfo compares
+    wall times and ignores ``fold``.
     """
     local = dt.datetime.combine(day, at, tzinfo=tz)  # fold=0: first occurrence
     roundtrip = local.astimezone(dt.UTC).astimezone(tz)
     if roundtrip.replace(tzinfo=None) != local.replace(tzinfo=None):
         # Non-existent: zoneinfo applied the pre-transition offset; the UTC instant is
         # the one a clock that jumped forward would show at that wall time + the gap.
-        return roundtrip
-    return local
+        local = roundtrip
+    offset = local.utcoffset()
+    assert offset is not None
+    return local.astimezone(dt.timezone(offset, local.tzname()))
 
 
 def send_time(cfg: Config, day: dt.date) -> dt.datetime:
@@ -101,6 +111,7 @@ def window_containing(cfg: Config, when: dt.datetime) -> Window:
     """The window whose span holds ``when`` (its send time is the first one after it)."""
     tz = cfg.schedule.tz
     local = when.astimezone(tz)
+    when = when.astimezone(dt.UTC)  # compare instants, not wall times (see Window.contains)
     offset = (cfg.schedule.weekday - local.weekday()) % 7
     day = local.date() + dt.timedelta(days=offset)
     w = window_for_send_date(cfg, day)
@@ -119,7 +130,7 @@ def next_window(cfg: Config, now: dt.datetime) -> Window:
 def due_window(cfg: Config, now: dt.datetime) -> Window:
     """The issue whose send time is the latest one at or before ``now``."""
     w = window_containing(cfg, now)
-    return window_containing(cfg, w.since - dt.timedelta(microseconds=1))
+    return window_containing(cfg, w.since.astimezone(dt.UTC) - dt.timedelta(microseconds=1))
 
 
 def window_for_week(cfg: Config, week: str) -> Window:
