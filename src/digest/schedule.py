@@ -1,0 +1,293 @@
+"""Config -> a weekly send job: ``digest schedule`` and ``digest send --due``.
+
+Which issue is sent when comes from ``digest.py`` (``upcoming``, ``due_window``), never
+from a cron expression, so the scheduler, ``--next``, ``send --due`` and the issue
+windows always agree, including on the days the clocks change.
+
+Why not APScheduler's ``CronTrigger``: in 3.11 it fires a send time inside the repeated
+autumn hour twice (``sun 02:30`` Europe/Berlin fires at 00:30 and 01:30 UTC on
+2026-10-25). ``SendTimes`` below returns digest's send times instead: a skipped wall time
+(02:30 on 2026-03-29) is sent once at 03:30 summer time, a repeated one once at its
+first occurrence.
+
+Why no persistent job store: "was this issue sent" lives in the ledger, and one place
+is enough. A job store would be a second record that can disagree with it, and it has
+traps of its own (``replace_existing=True`` at every start drops the missed run it was
+meant to keep; the job and its arguments must pickle). Instead, at start-up and at every
+fire, the issue due now (``digest.due_window``) is sent if its send time is at most
+``schedule.grace_hours`` ago. Sending goes through ``pipeline.send``, whose ledger makes
+a repeat a no-op, so a double fire, a restart or a second scheduler sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from apscheduler.events import EVENT_SCHEDULER_STARTED
+from apscheduler.schedulers.base import SchedulerNotRunningError
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+
+from . import digest
+from .config import Config
+from .digest import Window
+from .errors import DigestError, NothingToSend
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+JOB_ID = "weekly-send"
+# Even with grace_hours = 0, a fire that a busy or just-woken machine runs a little late
+# is not a "missed" send.
+SLACK = dt.timedelta(minutes=1)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _utc(when: dt.datetime) -> dt.datetime:
+    # Always compute with UTC instants: aware datetimes sharing a ZoneInfo subtract and
+    # compare by wall time, which is off by an hour across a clock change.
+    return when.astimezone(dt.UTC)
+
+
+# --- when ------------------------------------------------------------------------------
+
+
+def describe(cfg: Config, when: dt.datetime, *, note: bool = True) -> str:
+    """``Sun 2026-03-29 03:30 CEST (01:30 UTC)``, plus a note on a clock-change day."""
+    local = when.astimezone(cfg.schedule.tz)
+    utc = _utc(when)
+    utc_day = "" if utc.date() == local.date() else f"{utc:%a %Y-%m-%d }"
+    text = f"{local:%a %Y-%m-%d %H:%M %Z} ({utc_day}{utc:%H:%M} UTC)"
+    if not note:
+        return text
+    at, tz = cfg.schedule.at, cfg.schedule.tz
+    wall = dt.datetime.combine(local.date(), at, tzinfo=tz)
+    if wall.utcoffset() != wall.replace(fold=1).utcoffset():
+        if local.time() != at:
+            text += f"; {at:%H:%M} does not exist that day (clocks go forward)"
+        else:
+            text += f"; {at:%H:%M} happens twice that day, sent at the first"
+    return text
+
+
+def next_sends(cfg: Config, now: dt.datetime, count: int) -> list[tuple[str, dt.datetime]]:
+    """The next ``count`` (issue id, send time) pairs strictly after ``now``."""
+    return [(digest.due_window(cfg, t).id, t) for t in digest.upcoming(cfg, now, count)]
+
+
+class SendTimes(BaseTrigger):
+    """An APScheduler trigger that fires at digest's send times, once per issue."""
+
+    __slots__ = ("cfg",)
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+
+    def get_next_fire_time(
+        self, previous_fire_time: dt.datetime | None, now: dt.datetime
+    ) -> dt.datetime:
+        # After a fire: the send time after that one, even if the clock was set back
+        # (a send time is never returned twice). First call: the first one at or after now.
+        if previous_fire_time is not None:
+            after = _utc(previous_fire_time)
+        else:
+            after = _utc(now) - dt.timedelta(microseconds=1)
+        return digest.upcoming(self.cfg, after, 1)[0]
+
+    def __str__(self) -> str:
+        s = self.cfg.schedule
+        return f"weekly[{s.day} {s.time} {s.timezone}]"
+
+
+# --- what is due -------------------------------------------------------------------------
+
+
+def grace(cfg: Config) -> dt.timedelta:
+    return max(dt.timedelta(hours=cfg.schedule.grace_hours), SLACK)
+
+
+@dataclass(frozen=True)
+class Due:
+    """The issue whose send time is the latest at or before ``now``, and how late it is."""
+
+    window: Window
+    now: dt.datetime
+    grace: dt.timedelta
+
+    @property
+    def late(self) -> dt.timedelta:
+        return _utc(self.now) - _utc(self.window.send_at)
+
+    @property
+    def in_grace(self) -> bool:
+        return self.late <= self.grace
+
+    def explain(self, cfg: Config) -> str:
+        w = self.window
+        when = f"{w.id} was due at {describe(cfg, w.send_at, note=False)}, {_span(self.late)} ago"
+        if self.in_grace:
+            return f"{when}: within the grace of {_span(self.grace)}"
+        return (
+            f"{when}: past the grace of {_span(self.grace)} (schedule.grace_hours), so it "
+            f"is not sent automatically. If it has not been sent, send it by hand: "
+            f"digest send --week {w.id}"
+        )
+
+
+def check_due(cfg: Config, now: dt.datetime) -> Due:
+    return Due(digest.due_window(cfg, now), now, grace(cfg))
+
+
+def _span(d: dt.timedelta) -> str:
+    minutes = int(d.total_seconds() // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min"]
+    return " ".join(p for p in parts if p and not (p == "0 min" and (days or hours)))
+
+
+# --- the job -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    issue: str
+    action: Literal["sent", "nothing", "skipped", "failed"]
+    detail: str = ""
+    report: Any = None
+
+
+def send_window(
+    cfg: Config, now: dt.datetime, window: Window, stop: threading.Event | None = None
+) -> Outcome:
+    """Send one issue through the same pipeline as ``digest send --week``."""
+    from . import pipeline
+
+    try:
+        report = pipeline.send(cfg, now, pipeline.Selection(week=window.id), yes=True, stop=stop)
+    except NothingToSend as exc:
+        log.info("nothing to send for %s (%s)", window.id, str(exc).partition(": ")[2])
+        return Outcome(window.id, "nothing", str(exc))
+    except DigestError as exc:
+        log.error(
+            "sending %s failed: %s\nRetry by hand with: digest send --week %s",
+            window.id,
+            exc,
+            window.id,
+        )
+        return Outcome(window.id, "failed", str(exc))
+    log.info("%s: %s", window.id, report)
+    return Outcome(window.id, "sent", str(report), report)
+
+
+def fire(cfg: Config, clock: Clock = utcnow, stop: threading.Event | None = None) -> Outcome:
+    """The scheduled job: send the issue due now if it is within the grace period.
+
+    Module-level (importable) so it could serve a persistent job store too. It never
+    raises: a failed week is logged and the scheduler keeps running for the next one.
+    """
+    if stop is not None and stop.is_set():
+        return Outcome("", "skipped", "stopping")
+    now = clock()
+    due = check_due(cfg, now)
+    if due.in_grace:
+        log.info("sending %s (send time %s)", due.window.id, describe(cfg, due.window.send_at))
+        outcome = send_window(cfg, now, due.window, stop)
+    else:
+        log.warning("%s", due.explain(cfg))
+        outcome = Outcome(due.window.id, "skipped", due.explain(cfg))
+    if not (stop and stop.is_set()):
+        _log_next(cfg, clock())
+    return outcome
+
+
+def _log_next(cfg: Config, now: dt.datetime) -> None:
+    ((issue, send_at),) = next_sends(cfg, now, 1)
+    log.info("next send: %s at %s", issue, describe(cfg, send_at))
+
+
+# --- the long-running scheduler --------------------------------------------------------
+
+
+def build_scheduler(
+    cfg: Config, clock: Clock = utcnow, stop: threading.Event | None = None
+) -> BlockingScheduler:
+    """A BlockingScheduler with one job: ``fire`` at every send time.
+
+    If the issue due now is within the grace period (the machine was off or the process
+    down at its send time), the job's first run is right away.
+    """
+    stop = stop or threading.Event()
+    sched = BlockingScheduler(timezone=cfg.schedule.tz)
+    due = check_due(cfg, clock())
+    first: dict[str, dt.datetime] = {}
+    if due.in_grace:
+        log.info("%s: sending it now", due.explain(cfg))
+        first["next_run_time"] = dt.datetime.now(cfg.schedule.tz)
+    else:
+        log.info("%s", due.explain(cfg))
+    sched.add_job(
+        fire,
+        SendTimes(cfg),
+        args=(cfg,),
+        kwargs={"clock": clock, "stop": stop},
+        id=JOB_ID,
+        name="weekly send",
+        # One run at a time; after a long sleep, the missed fires collapse into one, and
+        # fire() itself decides (with the grace period) whether that one still sends.
+        # APScheduler's own misfire check (default 1 s) would silently drop a weekly run.
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+        **first,
+    )
+    return sched
+
+
+def run(cfg: Config, clock: Clock = utcnow, *, handle_signals: bool = True) -> int:
+    """Run until SIGTERM/SIGINT; a send in progress finishes its in-flight messages first.
+
+    Returns the exit code (0).
+    """
+    stop = threading.Event()
+    started = threading.Event()
+    sched = build_scheduler(cfg, clock, stop)
+    sched.add_listener(lambda _event: started.set(), EVENT_SCHEDULER_STARTED)
+    stopper: list[threading.Thread] = []
+
+    def shutdown() -> None:
+        started.wait()
+        with contextlib.suppress(SchedulerNotRunningError):
+            sched.shutdown(wait=True)  # waits for the running job, which sees `stop`
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            return
+        log.info(
+            "%s: stopping; a send in progress finishes the messages in flight first",
+            signal.Signals(signum).name,
+        )
+        stop.set()
+        # Not in the handler itself: shutdown(wait=True) blocks until the job returns.
+        stopper.append(threading.Thread(target=shutdown, name="digest-shutdown"))
+        stopper[0].start()
+
+    if handle_signals:
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    _log_next(cfg, clock())
+    sched.start()  # blocks until shutdown
+    for t in stopper:
+        t.join()
+    log.info("scheduler stopped")
+    return 0
