@@ -372,6 +372,44 @@ def export_(
         click.echo(f"  note: {note}")
 
 
+@main.command()
+@click.option(
+    "--next",
+    "count",
+    type=click.IntRange(1, 520),
+    metavar="N",
+    help="Print the next N send times (local and UTC) and exit.",
+)
+@click.pass_obj
+@handle_errors
+def schedule(obj: Ctx, count: int | None) -> None:
+    """Send every issue at its send time (schedule.day, .time, .timezone); runs until stopped.
+
+    A send missed while this was not running is made up at start if it is at most
+    schedule.grace_hours late. SIGTERM or Ctrl-C: a send in progress finishes the
+    messages in flight, then the process exits 0. For cron or a systemd timer instead,
+    see 'digest send --due'.
+
+    \b
+    Example:
+        digest schedule --next 5
+    """
+    from . import schedule as scheduling
+
+    cfg = obj.cfg
+    if count:
+        s = cfg.schedule
+        click.echo(f"Next {count} sends ({s.day} {s.time} {s.timezone}):")
+        for issue_id, when in scheduling.next_sends(cfg, obj.now(), count):
+            click.echo(f"  {issue_id}  {scheduling.describe(cfg, when)}")
+        return
+    if not obj.debug:  # a service: say what it does and when it runs next
+        logging.getLogger("digest").setLevel(logging.INFO)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    sys.exit(scheduling.run(cfg, obj.now))
+
+
 def not_yet(name: str, issue: int) -> Callable[..., None]:
     def command() -> None:
         error(f"'digest {name}' is not built yet (tracked in issue {issue}).")
@@ -385,7 +423,6 @@ for _name, _issue in (
     ("preview", 4),
     ("send", 4),
     ("status", 4),
-    ("schedule", 5),
 ):
     main.command(name=_name)(not_yet(_name, _issue))
 
