@@ -12,10 +12,10 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 
@@ -186,8 +186,41 @@ class Web(_Section):
     port: int = Field(default=8000, ge=1, le=65535)
 
 
+def _preset_name(v: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", v):
+        raise ValueError(
+            f"{v!r} is not a usable preset name; use lower-case letters, digits, '-' and '_'"
+        )
+    return v
+
+
+def _placeholder(v: str) -> str:
+    from .render import PLACEHOLDERS  # late: render imports config
+
+    if v not in PLACEHOLDERS:
+        raise ValueError(f"{v!r} is not a placeholder; use one of {', '.join(PLACEHOLDERS)}")
+    return v
+
+
+def _merge_tag(v: str) -> str:
+    # A tag may stand inside href="...": a double quote or a line break would break the HTML.
+    if '"' in v or "\r" in v or "\n" in v:
+        raise ValueError(
+            f"{v!r} must be one line without double quotes (it may stand inside an "
+            'href="..."); use single quotes inside the tag'
+        )
+    return v
+
+
+_PresetName = Annotated[str, AfterValidator(_preset_name)]
+_Placeholder = Annotated[str, AfterValidator(_placeholder)]
+_MergeTag = Annotated[str, AfterValidator(_merge_tag)]
+
+
 class Export(_Section):
-    presets: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # [export.presets.NAME]: placeholder name -> that service's merge tag ("" = keep the
+    # rendered default). A built-in service name overrides only the tags given.
+    presets: dict[_PresetName, dict[_Placeholder, _MergeTag]] = Field(default_factory=dict)
 
 
 class Config(_Section):
@@ -247,7 +280,8 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"])
+            # A dict key that fails validation is reported at "<key>.[key]": drop the marker.
+            key = ".".join(str(p) for p in err["loc"] if p != "[key]")
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "literal_error":
                 msg = f"{err['input']!r} is not allowed; {msg[0].lower()}{msg[1:]}"

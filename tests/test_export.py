@@ -1,0 +1,466 @@
+"""``digest export --for SERVICE``: merge tags per mail service, payloads, golden files.
+
+Regenerate the golden files (tests/golden/export/<service>/) after an intended change:
+
+    DIGEST_REGEN_GOLDEN=1 .venv/bin/python -m pytest tests/test_export.py
+
+then review the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import json
+import socket
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from digest import export as ex
+from digest.cli import main
+from digest.config import Config, parse
+from digest.errors import ConfigError
+from digest.render import PLACEHOLDERS, RenderedEmail, token
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).parent / "golden" / "export"
+SERVICES = ("mailchimp", "sendgrid", "postmark", "mailgun", "ses", "listmonk", "buttondown")
+ARCHIVE = "https://example.com/newsletter/2026-W48/?utm_source=email&utm_medium=digest"
+POSTAL = "Smith & Co, 1 Main St, Springfield <HQ>"
+
+# Every merge tag the built-in presets use, as the service must receive it.
+EXPECTED = {
+    "mailchimp": {
+        "unsubscribe_url": "*|UNSUB|*",
+        "web_url": "*|ARCHIVE|*",
+        "name": "*|FNAME|* *|LNAME|*",
+        "first_name": "*|FNAME|*",
+        "email": "*|EMAIL|*",
+        "postal_address": "*|HTML:LIST_ADDRESS_HTML|*",
+    },
+    "sendgrid": {
+        "unsubscribe_url": "<%asm_group_unsubscribe_raw_url%>",
+        "name": "{{name}}",
+        "first_name": "{{first_name}}",
+        "email": "{{email}}",
+    },
+    "postmark": {
+        "unsubscribe_url": "{{{ pm:unsubscribe }}}",
+        "name": "{{ name }}",
+        "first_name": "{{ first_name }}",
+        "email": "{{ email }}",
+    },
+    "mailgun": {
+        "unsubscribe_url": "%unsubscribe_url%",
+        "name": "%recipient.name%",
+        "first_name": "%recipient.first_name%",
+        "email": "%recipient_email%",
+    },
+    "ses": {
+        "unsubscribe_url": "{{amazonSESUnsubscribeUrl}}",
+        "name": "{{name}}",
+        "first_name": "{{first_name}}",
+        "email": "{{email}}",
+    },
+    "listmonk": {
+        "unsubscribe_url": "{{ UnsubscribeURL }}",
+        "web_url": "{{ MessageURL }}",
+        "name": "{{ .Subscriber.Name }}",
+        "first_name": "{{ .Subscriber.FirstName }}",
+        "email": "{{ .Subscriber.Email }}",
+    },
+    "buttondown": {
+        "unsubscribe_url": "{{ unsubscribe_url }}",
+        "web_url": "{{ email.absolute_url }}",
+        "name": "{{ subscriber.metadata.name }}",
+        "first_name": "{{ subscriber.metadata.first_name }}",
+        "email": "{{ subscriber.email }}",
+    },
+    "generic": {
+        "unsubscribe_url": "{{ unsubscribe_url }}",
+        "name": "{{ name }}",
+        "first_name": "{{ first_name }}",
+        "email": "{{ email }}",
+    },
+}
+TEXT_ONLY = {"mailchimp": {"postal_address": "*|LIST:ADDRESS|*"}}
+URL_PLACEHOLDERS = ("unsubscribe_url", "web_url")
+# The only calls a payload may describe: each creates a draft campaign or a template.
+CREATE_ENDPOINTS = (
+    "/3.0/campaigns",  # Mailchimp: new campaigns are drafts ("save")
+    "/3.0/campaigns/{campaign_id}/content",
+    "/v3/templates",  # SendGrid
+    "/v3/templates/{template_id}/versions",
+    "api.postmarkapp.com/templates",
+    "/v3/<domain>/templates",  # Mailgun
+    "/v2/email/templates",  # SES CreateEmailTemplate
+    "/api/campaigns",  # listmonk: new campaigns are drafts
+    "/v1/emails",  # Buttondown: only with status "draft" (checked below)
+)
+
+
+def t(name: str) -> str:
+    return token(name)
+
+
+def rendered_email() -> RenderedEmail:
+    """A rendered issue shaped like render.py's output: tokens in href and in text."""
+    html = (
+        "<!doctype html>\n"
+        '<html lang="en"><head><meta charset="utf-8"><title>Digest #7</title>'
+        "<style>@media (max-width:600px){.col{width:100%!important}}"
+        "@media (prefers-color-scheme: dark){.bg{background:#111!important}}</style></head>"
+        '<body class="bg"><div style="display:none;max-height:0;overflow:hidden">'
+        "Three articles this week&#8199;&#847;</div>"
+        f'<p style="font-size:14px"><a href="{t("web_url")}" style="color:#555">'
+        "View in your browser</a></p>"
+        f"<p>Hi {t('first_name')} ({t('name')}),</p>"
+        '<h2><a href="https://example.com/posts/a?x=1&amp;y=2">A &amp; B</a></h2>'
+        f'<p>Sent to {t("email")}. <a href="mailto:editor@example.com">Reply</a></p>'
+        f'<p class="footer">{t("postal_address")}<br>'
+        f'<a href="{t("unsubscribe_url")}" style="color:#555">Unsubscribe</a> · '
+        f'<a href="{t("web_url")}">Archive</a></p>'
+        "</body></html>\n"
+    )
+    text = (
+        f"View in your browser: {t('web_url')}\n\n"
+        f"Hi {t('first_name')} ({t('name')}),\n\n"
+        "A & B\nhttps://example.com/posts/a?x=1&y=2\n\n"
+        f"Sent to {t('email')}.\n{t('postal_address')}\n"
+        f"Unsubscribe: {t('unsubscribe_url')}\n"
+    )
+    return RenderedEmail(
+        issue_id="2026-W48",
+        subject="The Weekly Digest #7: A & B",
+        preheader="Three articles this week",
+        html=html,
+        text=text,
+        defaults={"web_url": ARCHIVE, "postal_address": POSTAL},
+    )
+
+
+def config(tmp_path: Path, **extra: Any) -> Config:
+    raw: dict[str, Any] = {
+        "newsletter": {"name": "The Weekly Digest", "postal_address": POSTAL},
+        "sender": {
+            "name": 'Ada "The Editor" Lovelace',
+            "email": "news@example.org",
+            "reply_to": "editor@example.org",
+        },
+        "output": {"folder": str(tmp_path / "out")},
+    }
+    raw.update(extra)
+    return parse(raw)
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Config:
+    return config(tmp_path)
+
+
+def mangled(tag: str) -> set[str]:
+    """Forms a tag takes when something escapes or encodes it on the way."""
+    forms = {
+        _html.escape(tag, quote=True),
+        urllib.parse.quote(tag, safe=""),
+        urllib.parse.quote(tag, safe="/:"),
+        tag.replace("%", "%25"),
+        tag.replace("|", "%7C"),
+        tag.replace(" ", "%20"),
+        tag.replace("{", "%7B").replace("}", "%7D"),
+    }
+    forms.discard(tag)
+    return forms
+
+
+# --- merge tags ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", [*SERVICES, "generic"])
+def test_every_tag_is_byte_identical_in_href_and_text(cfg: Config, service: str) -> None:
+    exp = ex.export(rendered_email(), cfg, service)
+    tags = EXPECTED[service]
+    text_tags = {**tags, **TEXT_ONLY.get(service, {})}
+    assert "__digest_" not in exp.html and "__digest_" not in exp.text
+    for name, tag in tags.items():
+        if name in URL_PLACEHOLDERS:
+            assert f'href="{tag}"' in exp.html, (service, name)
+        else:
+            assert tag in exp.html, (service, name)
+        for bad in mangled(tag):
+            assert bad not in exp.html, (service, name, bad)
+    for name, tag in text_tags.items():
+        assert tag in exp.text, (service, name)
+        for bad in mangled(tag):
+            assert bad not in exp.text, (service, name, bad)
+    # The same bytes reach the service inside the payload.
+    body = json.dumps(exp.payload, ensure_ascii=False)
+    for tag in tags.values():
+        assert json.dumps(tag, ensure_ascii=False)[1:-1] in body
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_untagged_placeholders_keep_the_archive_url_and_postal_address(
+    cfg: Config, service: str
+) -> None:
+    exp = ex.export(rendered_email(), cfg, service)
+    tags = EXPECTED[service]
+    if "web_url" not in tags:
+        # Our own archive, escaped for the attribute, raw in the text part.
+        assert f'href="{_html.escape(ARCHIVE)}"' in exp.html
+        assert ARCHIVE in exp.text
+    if "postal_address" not in tags:
+        assert _html.escape(POSTAL) in exp.html and POSTAL not in exp.html
+        assert POSTAL in exp.text
+
+
+def test_mailchimp_has_unsub_and_its_address_tags(cfg: Config) -> None:
+    exp = ex.export(rendered_email(), cfg, "mailchimp")
+    assert 'href="*|UNSUB|*"' in exp.html
+    assert "Unsubscribe: *|UNSUB|*" in exp.text
+    assert "*|HTML:LIST_ADDRESS_HTML|*" in exp.html and "*|LIST:ADDRESS|*" not in exp.html
+    assert "*|LIST:ADDRESS|*" in exp.text and "LIST_ADDRESS_HTML" not in exp.text
+    content = exp.payload["requests"][1]["json"]
+    assert "*|UNSUB|*" in content["html"] and "*|UNSUB|*" in content["plain_text"]
+
+
+def test_content_around_the_tags_is_untouched(cfg: Config) -> None:
+    r = rendered_email()
+    for service in [*SERVICES, "generic"]:
+        exp = ex.export(r, cfg, service)
+        assert exp.html.startswith("<!doctype html>\n")
+        assert "@media (prefers-color-scheme: dark)" in exp.html
+        assert 'href="https://example.com/posts/a?x=1&amp;y=2"' in exp.html
+        assert "https://example.com/posts/a?x=1&y=2" in exp.text
+
+
+# --- payloads --------------------------------------------------------------------------
+
+
+def _payload(cfg: Config, service: str) -> dict[str, Any]:
+    exp = ex.export(rendered_email(), cfg, service)
+    return json.loads(ex.payload_json(exp))
+
+
+def test_payloads_are_valid_json_shaped_per_service(cfg: Config) -> None:
+    r = rendered_email()
+    subject, pre = r.subject, r.preheader
+    sender = '"Ada \\"The Editor\\" Lovelace" <news@example.org>'
+
+    p = _payload(cfg, "mailchimp")
+    create, content = p["requests"]
+    assert (create["method"], content["method"]) == ("POST", "PUT")
+    assert create["url"].endswith("/3.0/campaigns")
+    assert content["url"].endswith("/3.0/campaigns/{campaign_id}/content")
+    assert create["json"]["type"] == "regular"
+    assert create["json"]["settings"] == {
+        "subject_line": subject,
+        "preview_text": pre,
+        "title": "The Weekly Digest 2026-W48",
+        "from_name": 'Ada "The Editor" Lovelace',
+        "reply_to": "editor@example.org",
+    }
+    assert set(content["json"]) == {"html", "plain_text"}
+
+    p = _payload(cfg, "sendgrid")
+    template, version = p["requests"]
+    assert template["json"] == {"name": "The Weekly Digest 2026-W48", "generation": "dynamic"}
+    assert version["url"].endswith("/v3/templates/{template_id}/versions")
+    v = version["json"]
+    assert (v["subject"], v["active"], v["generate_plain_content"]) == (subject, 1, False)
+    assert v["html_content"].startswith("<!doctype html>") and "Unsubscribe:" in v["plain_content"]
+
+    (req,) = _payload(cfg, "postmark")["requests"]
+    assert req["url"] == "https://api.postmarkapp.com/templates"
+    b = req["json"]
+    assert b["TemplateType"] == "Standard" and b["Alias"] == "digest-2026-W48"
+    assert b["Subject"] == subject and "{{{ pm:unsubscribe }}}" in b["HtmlBody"]
+    assert "{{{ pm:unsubscribe }}}" in b["TextBody"]
+
+    (req,) = _payload(cfg, "mailgun")["requests"]
+    assert "json" not in req and req["url"].endswith("/v3/<domain>/templates")
+    f = req["form"]
+    assert f["name"] == "digest-2026-w48" and "%unsubscribe_url%" in f["template"]
+    assert json.loads(f["headers"]) == {
+        "From": sender,
+        "Reply-To": "editor@example.org",
+        "Subject": subject,
+    }
+
+    (req,) = _payload(cfg, "ses")["requests"]
+    assert req["url"].endswith("/v2/email/templates")
+    assert req["json"]["TemplateName"] == "digest-2026-W48"
+    tc = req["json"]["TemplateContent"]
+    assert set(tc) == {"Subject", "Html", "Text"} and tc["Subject"] == subject
+    assert (
+        "{{amazonSESUnsubscribeUrl}}" in tc["Html"] and "{{amazonSESUnsubscribeUrl}}" in tc["Text"]
+    )
+
+    (req,) = _payload(cfg, "listmonk")["requests"]
+    b = req["json"]
+    assert req["url"].endswith("/api/campaigns")
+    assert (b["type"], b["content_type"], b["from_email"]) == ("regular", "html", sender)
+    assert b["subject"] == subject and "{{ UnsubscribeURL }}" in b["altbody"]
+    assert "status" not in b and "send_at" not in b
+
+    (req,) = _payload(cfg, "buttondown")["requests"]
+    b = req["json"]
+    assert req["url"] == "https://api.buttondown.com/v1/emails"
+    assert b["subject"] == subject and b["description"] == pre
+    assert "{{ unsubscribe_url }}" in b["body"]
+
+    p = _payload(cfg, "generic")
+    assert (p["subject"], p["preheader"]) == (subject, pre)
+    assert p["from"] == {"name": 'Ada "The Editor" Lovelace', "email": "news@example.org"}
+    assert p["placeholders"] == EXPECTED["generic"]
+    assert "{{ unsubscribe_url }}" in p["html"] and "{{ unsubscribe_url }}" in p["text"]
+
+
+def test_buttondown_payload_is_a_draft(cfg: Config) -> None:
+    (req,) = _payload(cfg, "buttondown")["requests"]
+    assert req["json"]["status"] == "draft"
+
+
+@pytest.mark.parametrize("service", [*SERVICES, "generic"])
+def test_payload_holds_no_secret_and_no_send_call(
+    cfg: Config, service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "hunter2-smtp")
+    monkeypatch.setenv("DIGEST_SECRET", "s3cret-signing-key")
+    text = ex.payload_json(ex.export(rendered_email(), cfg, service))
+    assert "hunter2-smtp" not in text and "s3cret-signing-key" not in text
+    assert "Authorization" not in text and "api_key" not in text.lower()
+    for req in json.loads(text).get("requests", ()):
+        # Creating only: no send/schedule/test endpoint, no status that sends.
+        assert req["url"].endswith(CREATE_ENDPOINTS), req["url"]
+        body = req.get("json") or req.get("form") or {}
+        assert body.get("status", "draft") == "draft"
+
+
+# --- files, determinism, no network ----------------------------------------------------
+
+
+def test_write_creates_the_five_files(cfg: Config, tmp_path: Path) -> None:
+    exp = ex.export(rendered_email(), cfg, "postmark")
+    folder = ex.write(exp, ex.folder_for(cfg, exp))
+    assert folder == tmp_path / "out" / "2026-W48" / "postmark"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(ex.FILES)
+    assert (folder / "subject.txt").read_text(encoding="utf-8") == exp.subject + "\n"
+    assert (folder / "preheader.txt").read_text(encoding="utf-8") == exp.preheader + "\n"
+    assert (folder / "email.html").read_bytes() == exp.html.encode("utf-8")
+    assert (folder / "email.txt").read_bytes() == exp.text.encode("utf-8")
+    assert json.loads((folder / "payload.json").read_text(encoding="utf-8")) == exp.payload
+    other = ex.write(exp, ex.folder_for(cfg, exp, tmp_path / "elsewhere"))
+    assert other == tmp_path / "elsewhere"
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("service", [*SERVICES, "generic"])
+def test_export_is_deterministic(cfg: Config, tmp_path: Path, service: str) -> None:
+    a = ex.write(ex.export(rendered_email(), cfg, service), tmp_path / "a")
+    first = _snapshot(a)
+    ex.write(ex.export(rendered_email(), cfg, service), a)  # rerun over the same folder
+    b = ex.write(ex.export(rendered_email(), cfg, service), tmp_path / "b")
+    assert _snapshot(a) == first == _snapshot(b)
+
+
+def test_export_touches_no_network(cfg: Config, tmp_path: Path, monkeypatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("export opened a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    for service in [*SERVICES, "generic"]:
+        ex.write(ex.export(rendered_email(), cfg, service), tmp_path / service)
+
+
+# --- user presets and errors -----------------------------------------------------------
+
+
+def test_user_preset_from_config(tmp_path: Path) -> None:
+    cfg = config(
+        tmp_path,
+        export={
+            "presets": {
+                "acme": {
+                    "unsubscribe_url": "[[UNSUB_LINK]]",
+                    "first_name": "[[FIRST|'there']]",
+                    "web_url": "",  # empty: keep our archive URL
+                },
+                # A built-in name: only the listed tags change, the payload stays.
+                "mailchimp": {
+                    "first_name": "*|FNAME:there|*",
+                    "postal_address": "*|LIST:ADDRESS|*",
+                },
+            }
+        },
+    )
+    assert "acme" in ex.services(cfg)
+    exp = ex.export(rendered_email(), cfg, "acme")
+    assert 'href="[[UNSUB_LINK]]"' in exp.html and "Unsubscribe: [[UNSUB_LINK]]" in exp.text
+    assert "Hi [[FIRST|'there']] (" in exp.html and "Hi [[FIRST|'there']] (" in exp.text
+    assert f'href="{_html.escape(ARCHIVE)}"' in exp.html
+    assert exp.payload["service"] == "acme"
+    assert exp.payload["placeholders"] == {
+        "unsubscribe_url": "[[UNSUB_LINK]]",
+        "first_name": "[[FIRST|'there']]",
+    }
+    mc = ex.export(rendered_email(), cfg, "mailchimp")
+    assert "Hi *|FNAME:there|* (*|FNAME|* *|LNAME|*)" in mc.html
+    assert "*|LIST:ADDRESS|*" in mc.html and "*|LIST:ADDRESS|*" in mc.text
+    assert 'href="*|UNSUB|*"' in mc.html and mc.payload["requests"][0]["method"] == "POST"
+
+
+def test_user_preset_errors_name_the_dotted_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        config(
+            tmp_path,
+            export={
+                "presets": {
+                    "acme": {"unsubscribe": "x", "web_url": 'a" onclick="b'},
+                    "Bad Name": {"email": "[[EMAIL]]"},
+                }
+            },
+        )
+    keys = [k for k, _ in err.value.problems]
+    assert "export.presets.acme.unsubscribe" in keys
+    assert "export.presets.acme.web_url" in keys
+    assert "export.presets.Bad Name" in keys
+    message = str(err.value)
+    assert "'unsubscribe' is not a placeholder; use one of " + ", ".join(PLACEHOLDERS) in message
+
+
+def test_unknown_service_lists_the_services(cfg: Config) -> None:
+    with pytest.raises(ex.UnknownService) as err:
+        ex.export(rendered_email(), cfg, "mailchimpp")
+    message = str(err.value)
+    for service in [*SERVICES, "generic"]:
+        assert service in message
+    assert err.value.exit_code == 2
+
+
+def test_cli_unknown_service_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[newsletter]\nname = "X"\n', encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.toml"), "export", "--for", "sendgird"]
+    )
+    assert result.exit_code == 2
+    assert "'sendgird': not a known mail service; use one of buttondown, generic, " in result.output
+    assert "Traceback" not in result.output
+
+
+def test_every_builtin_preset_names_its_source() -> None:
+    source = Path(ex.__file__).read_text(encoding="utf-8")
+    for service in SERVICES:
+        before = source.split(f'"{service}": Preset(')[0].rsplit("\n\n", 1)[-1]
+        assert "http" in before, f"{service}: no vendor doc page in the comment above it"
+        assert ex.BUILTIN[service].docs.startswith("https://")
+    assert set(ex.BUILTIN) == {*SERVICES, "generic"}
+    assert {s: dict(ex.BUILTIN[s].tags) for s in ex.BUILTIN} == EXPECTED
