@@ -254,7 +254,11 @@ def issue_html(cfg: Config, issue: ArchivedIssue, *, static: bool = False) -> st
     """The web version of a sent issue: the email itself with the personal fields left
     empty, plus a link back to the archive. Lives at issues/<id>/."""
     html, _ = issue.rendered.fill(web_values(issue.id))
-    head = '<meta name="referrer" content="no-referrer">\n'
+    head = (
+        '<meta name="referrer" content="no-referrer">\n<link rel="icon" href="data:,">\n'
+        # A long URL or word in an article must not make a phone scroll sideways.
+        "<style>body{overflow-wrap:anywhere}</style>\n"
+    )
     if static:
         head += f'<meta http-equiv="Content-Security-Policy" content="{_static_csp(ISSUE_CSP)}">\n'
     nav = (
