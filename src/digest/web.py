@@ -382,7 +382,7 @@ def create_app(
         email = tokens.email(token)
         if email is None:
             return bad_token(request)
-        if request.method == "GET":
+        if request.method != "POST":  # GET, and the HEAD Starlette adds to it
             return respond(request, "confirm.html", private=True, address=_mask(email))
         # RFC 8058: a POST to this URL is the unsubscribe, whatever form encoding the
         # mail client chose for "List-Unsubscribe=One-Click" (multipart or urlencoded),
