@@ -5,15 +5,39 @@ Jinja2 (autoescape, StrictUndefined) -> MJML -> HTML (mjml-python) -> CSS inline
 placeholder tokens and filled in later (per recipient by ``message``, per mail service
 by ``export``), so the issue is rendered once.
 
-(Interface fixed; implementation in progress.)
+Merge tags a user writes into a template (``*|UNSUB|*``, ``{{{ pm:unsubscribe }}}``,
+``<%asm_group_unsubscribe_raw_url%>``, ``%unsubscribe_url%``, ...) would not survive
+MJML's parser or lxml's serializer (which escapes ``<`` and URL-encodes ``|``, ``{`` and
+spaces in ``href``), so they are swapped for inert tokens before MJML and put back,
+byte for byte, after premailer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html as _html
+import logging
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+
+from .errors import RenderError
+from .templating import environment
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .digest import Issue
+
+log = logging.getLogger(__name__)
+
+HTML_TEMPLATE = "email.mjml.j2"
+TEXT_TEMPLATE = "email.txt.j2"
 
 # The personal or service-specific fields a template may use. In the rendered output each
 # stands as a token of letters and underscores only, which MJML, lxml/premailer and
@@ -40,6 +64,9 @@ class RenderedEmail:
     # Values for placeholders that are not personal (web_url, postal_address); used when
     # a fill() call does not give one.
     defaults: Mapping[str, str] = field(default_factory=dict)
+    # Things a sender should know but that do not stop the build (size near the clip
+    # limit, an @import that was dropped); `digest check` and `build` print them.
+    warnings: tuple[str, ...] = ()
 
     def fill(self, values: Mapping[str, str], *, raw: bool = False) -> tuple[str, str]:
         """Return (html, text) with every token replaced.
@@ -59,5 +86,232 @@ class RenderedEmail:
         return _TOKEN.sub(html_sub, self.html), _TOKEN.sub(text_sub, self.text)
 
 
-def render(issue, cfg) -> RenderedEmail:  # type: ignore[no-untyped-def]
-    raise NotImplementedError("render: not yet")
+# --- merge tags --------------------------------------------------------------------------
+
+# Merge-tag syntaxes of the mail services digest exports to (see
+# shared/reference/esp-merge-tags.md). Tight on purpose: no markup or quotes inside, so a
+# match never spans an element or an attribute boundary.
+_MERGE_TAG = re.compile(
+    r"\*\|[A-Za-z0-9_:\-]+\|\*"  # Mailchimp  *|UNSUB|*  *|HTML:LIST_ADDRESS_HTML|*
+    r"|\{\{\{[^{}<>\"]*\}\}\}"  # Postmark, SendGrid  {{{ pm:unsubscribe }}}
+    r"|\{\{[^{}<>\"]*\}\}"  # SES, listmonk, Buttondown, generic  {{amazonSESUnsubscribeUrl}}
+    r"|<%[A-Za-z0-9_\-\s.]+%>"  # SendGrid legacy  <%asm_group_unsubscribe_raw_url%>
+    r"|%[A-Za-z_][A-Za-z0-9_.\-]*%"  # Mailgun  %unsubscribe_url%  %recipient.first_name%
+)
+
+
+class _MergeTags:
+    """Swap merge tags for inert tokens and back. Tokens are letters, digits and ``_``."""
+
+    def __init__(self, source: str) -> None:
+        # A prefix derived from the source: deterministic, and not already in it.
+        digest = hashlib.sha1(source.encode("utf-8")).hexdigest()[:10]
+        self.prefix = f"__dmt{digest}_"
+        self.tags: dict[str, str] = {}  # tag -> token
+
+    def protect(self, source: str) -> str:
+        def sub(m: re.Match[str]) -> str:
+            tag = m.group(0)
+            if tag not in self.tags:
+                self.tags[tag] = f"{self.prefix}{len(self.tags)}__"
+            return self.tags[tag]
+
+        return _MERGE_TAG.sub(sub, source)
+
+    def restore(self, html: str) -> str:
+        if not self.tags:
+            return html
+        back = {tok: tag for tag, tok in self.tags.items()}
+        return re.sub(re.escape(self.prefix) + r"\d+__", lambda m: back[m.group(0)], html)
+
+
+# --- CSS -----------------------------------------------------------------------------------
+
+# Mail clients ignore @import, and cssutils would fetch it (over the network, or from a
+# file relative to the working directory) while premailer parses the style sheet. An
+# at-keyword written with CSS escapes (`@\69mport`) is dropped too: nobody needs one.
+_IMPORT = re.compile(r"@(?:import\b|[\w-]*\\)[^;{}]*;?", re.I)
+_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+_MJML_RESET = re.compile(r"<style( type=\"text/css\")?>(\s*#outlook a)")
+_STYLE = re.compile(r"(<style\b[^>]*>)(.*?)(</style>)", re.S | re.I)
+
+_premailer: Any = None
+
+
+def _no_fetch(url: str) -> None:
+    # cssutils calls its fetcher for @import; we never load anything.
+    log.warning("not fetching style sheet %s: digest loads nothing over the network", url)
+    return None
+
+
+def _load_premailer() -> Any:
+    """Import premailer on first use (it costs 0.2-0.4 s) and make cssutils quiet and inert."""
+    global _premailer
+    if _premailer is None:
+        import cssutils
+        import cssutils.util
+        import premailer
+
+        # Every parser cssutils makes (premailer calls cssutils.parseString) falls back to
+        # this fetcher for @import: a second guard behind stripping @import rules.
+        cssutils.util._defaultFetcher = _no_fetch
+        cssutils.log.setLevel(logging.CRITICAL)
+        # cssutils also logs through the stdlib logger "CSSUTILS"; keep it off the console.
+        logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
+        # Compact @media blocks in the kept <style> (the pretty default adds ~30% there).
+        cssutils.ser.prefs.useMinified()
+        cssutils.ser.prefs.keepComments = False
+        _premailer = premailer
+    return _premailer
+
+
+def _drop_imports(html: str) -> tuple[str, list[str]]:
+    dropped: list[str] = []
+
+    def drop(m: re.Match[str]) -> str:
+        dropped.append(" ".join(m.group(0).split()))
+        return ""
+
+    def clean(m: re.Match[str]) -> str:
+        css = _IMPORT.sub(drop, _COMMENT.sub("", m.group(2)))
+        return m.group(1) + css + m.group(3)
+
+    return _STYLE.sub(clean, html), dropped
+
+
+def _inline_css(html: str) -> str:
+    premailer = _load_premailer()
+    # lxml only keeps a doctype that matches its own spelling exactly; MJML writes
+    # "<!doctype html>", which premailer would otherwise drop (quirks mode in clients).
+    body = re.sub(r"^\s*<!doctype html>", "", html, count=1, flags=re.I)
+    # MJML's own reset block (body, table, img, p) is written for the <head>, where clients
+    # read it; inlining it would repeat it on every table cell (~25% more bytes).
+    body = _MJML_RESET.sub(r'<style\1 data-premailer="ignore">\2', body)
+    out = premailer.Premailer(
+        base_url=None,  # never rewrite links: ours are absolute and merge tags are not URLs
+        disable_link_rewrites=True,
+        allow_network=False,  # no <link rel=stylesheet> loading
+        external_styles=None,
+        keep_style_tags=False,  # inline plain rules, keep only what cannot be inlined
+        strip_important=False,  # dark-mode rules need !important to beat inline styles
+        disable_validation=True,  # faster, and no warning per vendor property
+        cssutils_logging_level=logging.CRITICAL,
+        remove_classes=False,  # @media rules still select by class
+        exclude_pseudoclasses=True,
+        align_floating_images=False,
+        cache_css_parsing=True,
+    ).transform("<!DOCTYPE html>" + body, pretty_print=False)
+    if not out.startswith("<!DOCTYPE html>"):
+        out = "<!DOCTYPE html>\n" + out
+    return out
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def _template_error(exc: Exception, tb: TracebackType | None, fallback: str) -> RenderError:
+    """A RenderError naming the template file and line of a Jinja error."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        where = f"{exc.filename or exc.name or fallback}:{exc.lineno}"
+        return RenderError(f"{where}: template syntax error: {exc.message}")
+    # Jinja rewrites tracebacks so that template frames carry the template's file and line.
+    where = fallback
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if not code.co_filename.endswith(".py") and Path(code.co_filename).suffix:
+            where = f"{code.co_filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    if isinstance(exc, jinja2.UndefinedError):
+        return RenderError(f"{where}: {exc.message}; check the spelling against the defaults")
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return RenderError(f"{where}: template {exc.name!r} not found")
+    return RenderError(f"{where}: the template failed: {exc}")
+
+
+def _mjml_error(exc: Exception, source: str, template: str) -> RenderError:
+    message = str(exc)
+    m = re.search(r"position (\d+)", message)
+    if m:
+        pos = min(int(m.group(1)), len(source))
+        line = source.count("\n", 0, pos) + 1
+        text = source.splitlines()[line - 1].strip() if source else ""
+        message += f" (line {line} of the MJML it produced: {text[:120]!r})"
+    return RenderError(f"{template}: MJML could not compile the email: {message}")
+
+
+def _render_template(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> str:
+    try:
+        template = env.get_template(name)
+    except jinja2.TemplateNotFound:
+        raise RenderError(f"template {name!r} not found in the templates folders") from None
+    except jinja2.TemplateError as exc:
+        raise _template_error(exc, sys.exc_info()[2], name) from None
+    try:
+        return template.render(context)
+    except jinja2.TemplateError as exc:
+        raise _template_error(exc, sys.exc_info()[2], template.filename or name) from None
+
+
+# --- render ----------------------------------------------------------------------------------
+
+
+def placeholders() -> dict[str, str]:
+    """The ``ph`` mapping templates see: placeholder name -> token."""
+    return {name: token(name) for name in PLACEHOLDERS}
+
+
+def render(issue: Issue, cfg: Config) -> RenderedEmail:
+    """Render ``issue`` once, with placeholder tokens for personal fields."""
+    import mjml
+
+    env = environment(cfg.templates.folder)
+    context = {
+        "issue": issue,
+        "newsletter": cfg.newsletter,
+        "ph": placeholders(),
+    }
+    source = _render_template(env, HTML_TEMPLATE, context)
+    tags = _MergeTags(source)
+    protected = tags.protect(source)
+    template_file = env.get_template(HTML_TEMPLATE).filename or HTML_TEMPLATE
+    try:
+        # fonts={}: no web-font <link>/@import (MRML adds Google Fonts for Roboto, Open
+        # Sans, ... by default); the templates use system font stacks.
+        compiled = mjml.mjml2html(protected, disable_comments=True, fonts={})
+    except ValueError as exc:
+        raise _mjml_error(exc, protected, template_file) from None
+    compiled, dropped = _drop_imports(compiled)
+    warnings = [
+        f"{template_file}: dropped {rule!r}: mail clients ignore @import and digest "
+        "fetches nothing; put the CSS in the template"
+        for rule in dropped
+    ]
+    html = tags.restore(_inline_css(compiled))
+    text = _render_template(env, TEXT_TEMPLATE, context)
+
+    size = len(html.encode("utf-8"))
+    kb = size / 1024
+    if kb > cfg.output.max_kb:
+        raise RenderError(
+            f"{template_file}: the HTML is {kb:.0f} KB, over output.max_kb = "
+            f"{cfg.output.max_kb} KB: Gmail clips longer emails and hides the unsubscribe "
+            "link. Lower content.max_articles or content.summary_words, or trim the template"
+        )
+    if kb > cfg.output.warn_kb:
+        warnings.append(
+            f"the HTML is {kb:.0f} KB, over output.warn_kb = {cfg.output.warn_kb} KB "
+            f"(Gmail clips above ~{cfg.output.max_kb} KB)"
+        )
+    return RenderedEmail(
+        issue_id=issue.id,
+        subject=issue.subject,
+        preheader=issue.preheader,
+        html=html,
+        text=text,
+        lang=issue.lang,
+        defaults={
+            "web_url": f"{cfg.newsletter.web_root}/issues/{issue.id}/",
+            "postal_address": cfg.newsletter.postal_address,
+        },
+        warnings=tuple(warnings),
+    )

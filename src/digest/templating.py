@@ -7,6 +7,8 @@ in as data: it is never compiled as a template.
 
 from __future__ import annotations
 
+import datetime as dt
+import textwrap
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,6 +19,21 @@ import jinja2
 _PACKAGE_TEMPLATES = Path(__file__).parent / "templates" / "email"
 _REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "email"
 
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
 
 def default_templates() -> Path:
     return _REPO_TEMPLATES if _REPO_TEMPLATES.is_dir() else _PACKAGE_TEMPLATES
@@ -24,6 +41,34 @@ def default_templates() -> Path:
 
 def _autoescape(name: str | None) -> bool:
     return name is not None and not name.endswith((".txt", ".txt.j2"))
+
+
+def longdate(when: dt.date | dt.datetime, lang: str = "en") -> str:
+    """``23 November 2026`` in English; the unambiguous ``2026-11-23`` otherwise.
+
+    (Month names in other languages would need a locale library; ISO dates read
+    correctly everywhere.)
+    """
+    if lang.lower().split("-")[0] == "en":
+        return f"{when.day} {_MONTHS[when.month - 1]} {when.year}"
+    return when.strftime("%Y-%m-%d")
+
+
+def wrap(text: str, width: int = 72, indent: str = "", first: str | None = None) -> str:
+    """Fill ``text`` to ``width`` columns for the plain-text part.
+
+    Words are never split, so a long URL stays whole on its own line. ``first`` is the
+    prefix of the first line (default ``indent``), e.g. ``"  * "`` with ``indent="    "``
+    for a hanging list item.
+    """
+    return textwrap.fill(
+        " ".join(str(text).split()),
+        width=width,
+        initial_indent=indent if first is None else first,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 @lru_cache(maxsize=8)
@@ -39,6 +84,8 @@ def environment(user_folder: Path | None = None) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["longdate"] = longdate
+    env.filters["wrap"] = wrap
     return env
 
 
