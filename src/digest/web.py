@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import Config
 from .errors import ConfigError, DigestError
+from .ledger import IssueRecord, Ledger
 from .render import RenderedEmail
 
 log = logging.getLogger(__name__)
@@ -188,51 +189,33 @@ def web_values(issue_id: str) -> dict[str, str]:
     }
 
 
-def _archived(row: Any, cfg: Config) -> ArchivedIssue | None:
-    """A ledger issue row -> ArchivedIssue, or None when it is not (yet) public."""
-    if not _ISSUE_ID.match(str(row.id)):
-        log.warning("issue id %r is not usable in a URL; left out of the archive", row.id)
+def _archived(record: IssueRecord) -> ArchivedIssue | None:
+    """A ledger issue -> ArchivedIssue, or None when it cannot be public."""
+    if not _ISSUE_ID.match(record.id):
+        log.warning("issue id %r is not usable in a URL; left out of the archive", record.id)
         return None
-    if row.state not in PUBLIC_STATES:
-        return None
-    rendered = RenderedEmail(
-        issue_id=row.id,
-        subject=row.subject,
-        preheader=getattr(row, "preheader", "") or "",
-        html=row.html,
-        text=row.text,
-        lang=cfg.newsletter.language,
-        defaults={"postal_address": cfg.newsletter.postal_address},
-    )
-    when = row.created
-    if isinstance(when, str):
-        when = dt.datetime.fromisoformat(when)
-    return ArchivedIssue(row.id, row.subject, rendered.preheader, when, rendered)
-
-
-# An issue is public once any reader may have it: from the first send on.
-PUBLIC_STATES = frozenset({"sending", "paused", "sent", "done"})
+    # Public from the first send on ("sending" or "sent"): from then on readers have it.
+    date = record.created_at
+    if record.send_at:
+        date = dt.datetime.fromisoformat(record.send_at)
+    return ArchivedIssue(record.id, record.subject, record.preheader, date, record.rendered())
 
 
 def published_issues(cfg: Config) -> list[ArchivedIssue]:
     """The sent issues in the ledger, newest first. No ledger file: none (not created)."""
     if not Path(cfg.ledger.path).exists():
         return []
-    from .ledger import Ledger
-
-    with Ledger(cfg.ledger.path) as ledger:
-        found = [_archived(row, cfg) for row in ledger.issues()]
+    with Ledger(cfg.ledger.path, readonly=True) as ledger:
+        found = [_archived(record) for record in ledger.issues()]
     return [a for a in found if a is not None]
 
 
 def published_issue(cfg: Config, issue_id: str) -> ArchivedIssue | None:
     if not _ISSUE_ID.match(issue_id) or not Path(cfg.ledger.path).exists():
         return None
-    from .ledger import Ledger
-
-    with Ledger(cfg.ledger.path) as ledger:
-        row = ledger.issue(issue_id)
-    return _archived(row, cfg) if row is not None else None
+    with Ledger(cfg.ledger.path, readonly=True) as ledger:
+        record = ledger.issue(issue_id)
+    return _archived(record) if record is not None else None
 
 
 def index_html(cfg: Config, issues: list[ArchivedIssue], *, static: bool = False) -> str:
@@ -366,14 +349,10 @@ def create_app(
         )
 
     def suppress(email: str) -> None:
-        from .ledger import Ledger
-
         with Ledger(ledger_path) as ledger:
             ledger.suppress(email, reason="unsubscribe")
 
     def unsuppress(email: str) -> None:
-        from .ledger import Ledger
-
         with Ledger(ledger_path) as ledger:
             ledger.unsuppress(email)
 
