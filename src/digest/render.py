@@ -132,6 +132,7 @@ class _MergeTags:
 # at-keyword written with CSS escapes (`@\69mport`) is dropped too: nobody needs one.
 _IMPORT = re.compile(r"@(?:import\b|[\w-]*\\)[^;{}]*;?", re.I)
 _COMMENT = re.compile(r"/\*.*?\*/", re.S)
+_STYLESHEET_LINK = re.compile(r"<link\b[^>]*\bstylesheet\b[^>]*>", re.I)
 _MJML_RESET = re.compile(r"<style( type=\"text/css\")?>(\s*#outlook a)")
 _STYLE = re.compile(r"(<style\b[^>]*>)(.*?)(</style>)", re.S | re.I)
 
@@ -228,14 +229,18 @@ def _template_error(exc: Exception, tb: TracebackType | None, fallback: str) -> 
     return RenderError(f"{where}: the template failed: {exc}")
 
 
-def _mjml_error(exc: Exception, source: str, template: str) -> RenderError:
+def _mjml_error(exc: Exception, source: str, template: str, user: Path | None) -> RenderError:
     message = str(exc)
     m = re.search(r"position (\d+)", message)
     if m:
-        pos = min(int(m.group(1)), len(source))
-        line = source.count("\n", 0, pos) + 1
+        # MRML counts bytes.
+        before = source.encode("utf-8")[: int(m.group(1))].decode("utf-8", "ignore")
+        line = before.count("\n") + 1
         text = source.splitlines()[line - 1].strip() if source else ""
         message += f" (line {line} of the MJML it produced: {text[:120]!r})"
+    own = sorted(p.name for p in user.glob("*.mjml*")) if user and user.is_dir() else []
+    if own:
+        message += f"; your templates in {user}: {', '.join(own)}"
     return RenderError(f"{template}: MJML could not compile the email: {message}")
 
 
@@ -279,12 +284,17 @@ def render(issue: Issue, cfg: Config) -> RenderedEmail:
         # Sans, ... by default); the templates use system font stacks.
         compiled = mjml.mjml2html(protected, disable_comments=True, fonts={})
     except ValueError as exc:
-        raise _mjml_error(exc, protected, template_file) from None
+        raise _mjml_error(exc, protected, template_file, cfg.templates.folder) from None
     compiled, dropped = _drop_imports(compiled)
     warnings = [
         f"{template_file}: dropped {rule!r}: mail clients ignore @import and digest "
         "fetches nothing; put the CSS in the template"
         for rule in dropped
+    ]
+    warnings += [
+        f"{template_file}: {link}: mail clients ignore linked style sheets; put the CSS in "
+        "the template"
+        for link in _STYLESHEET_LINK.findall(compiled)
     ]
     html = tags.restore(_inline_css(compiled))
     text = _render_template(env, TEXT_TEMPLATE, context)

@@ -1,0 +1,596 @@
+"""render.py: Issue -> RenderedEmail (Jinja -> MJML -> premailer), and the default templates.
+
+Issues are built straight from the dataclasses (no content.py or summarize.py involved).
+
+Golden files of the sample issue (tests/golden/build/<issue-id>/email.html, email.txt)
+are regenerated after an intended change to the templates or the sample content with
+
+    DIGEST_REGEN_GOLDEN=1 .venv/bin/python -m pytest tests/test_render.py
+
+(or `make golden`); review the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html as _html
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from digest import render
+from digest.config import Config, parse
+from digest.content import Article
+from digest.digest import Group, Issue, Item, Window
+from digest.errors import NothingToSend, RenderError
+from digest.render import PLACEHOLDERS, token
+from digest.summarize import KeyPoint, Summary
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).parent / "golden" / "build"
+TZ = ZoneInfo("Europe/Berlin")
+
+# --- building issues -----------------------------------------------------------------------
+
+
+def make_config(templates: Path | None = None, **sections: dict[str, object]) -> Config:
+    raw: dict[str, dict[str, object]] = {
+        "newsletter": {
+            "name": "The Signal Weekly",
+            "description": "You get this email because you subscribed to The Signal Weekly.",
+            "base_url": "https://example.com",
+            "postal_address": "The Signal Weekly, 1 Example Street, 10115 Berlin, Germany",
+        },
+        "schedule": {"timezone": "Europe/Berlin", "day": "mon", "time": "09:00"},
+    }
+    if templates is not None:
+        raw["templates"] = {"folder": str(templates)}
+    for key, values in sections.items():
+        raw.setdefault(key, {}).update(values)
+    return parse(raw, None)
+
+
+def make_article(
+    n: int,
+    title: str | None = None,
+    *,
+    image: bool = False,
+    image_alt: str | None = None,
+    author: str | None = "Dana Reyes",
+    lang: str | None = None,
+    url: str | None = None,
+) -> Article:
+    slug = f"article-{n}"
+    return Article(
+        path=Path(f"content/{slug}.md"),
+        slug=slug,
+        title=title or f"Why the grid is the new data center: part {n}",
+        date=dt.datetime(2026, 11, 17 + n % 5, 10, 30, tzinfo=TZ),
+        url=url or f"https://example.com/posts/{slug}/",
+        body="Body text.",
+        html="<p>Body text.</p>",
+        author=author,
+        image=f"https://example.com/images/{slug}.jpg" if image else None,
+        image_alt=image_alt if image_alt is not None else (f"Chart {n}" if image else None),
+        lang=lang,
+        words=230 * (n % 7 + 1),
+    )
+
+
+def make_summary(n: int, points: int = 3, text: str | None = None) -> Summary:
+    leads = ("Cost", "Supply", "Risk", "Speed")
+    return Summary(
+        text=text
+        or (
+            "Utilities are becoming the bottleneck for AI: new data centers wait years for "
+            "a grid connection, so operators build their own power plants and sign "
+            f"long contracts for nuclear and gas. Article {n} looks at who pays."
+        ),
+        key_points=tuple(
+            KeyPoint(
+                leads[i % 4],
+                "Power purchase agreements now run 15 to 20 years, locking in prices "
+                "before the turbines are even ordered.",
+            )
+            for i in range(points)
+        ),
+    )
+
+
+Pairs = list[tuple[Article, Summary]]
+
+
+def make_issue(
+    items: Pairs | None = None,
+    *,
+    groups: dict[str, Pairs] | None = None,
+    more: int = 0,
+    subject: str = "The Signal Weekly #3: Why the grid is the new data center",
+    preheader: str = "3 articles this week: the grid, the chips and the bill",
+    lang: str = "en",
+) -> Issue:
+    send_at = dt.datetime(2026, 11, 23, 9, 0, tzinfo=TZ)
+    window = Window("2026-W48", send_at - dt.timedelta(days=7), send_at)
+    if groups is None:
+        if items is None:
+            items = [
+                (make_article(1, image=True), make_summary(1)),
+                (make_article(2), make_summary(2, points=0)),
+                (make_article(3, author=None), make_summary(3, points=2)),
+            ]
+        groups = {"": items}
+    return Issue(
+        id=window.id,
+        number=3,
+        window=window,
+        subject=subject,
+        preheader=preheader,
+        groups=tuple(
+            Group(name, tuple(Item(a, s) for a, s in pairs)) for name, pairs in groups.items()
+        ),
+        more=more,
+        lang=lang,
+    )
+
+
+def visible_text(html: str) -> str:
+    """The text of the body, tags removed and entities decoded (roughly what readers see)."""
+    body = html[html.index("<body") :]
+    return _html.unescape(re.sub(r"<[^>]+>", " ", body))
+
+
+def elements(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    """Every start tag with its attributes, as a browser's tokenizer reads them."""
+    found: list[tuple[str, dict[str, str | None]]] = []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found.append((tag, dict(attrs)))
+
+    Parser().feed(html)
+    return found
+
+
+def templates(tmp_path: Path, **files: str) -> Path:
+    folder = tmp_path / "my-templates"
+    folder.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (folder / name.replace("__", ".")).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sample() -> render.RenderedEmail:
+    return render.render(make_issue(more=4), make_config())
+
+
+# --- the document --------------------------------------------------------------------------
+
+
+def test_doctype_lang_title_and_preheader(sample: render.RenderedEmail) -> None:
+    html = sample.html
+    assert html.startswith("<!DOCTYPE html>")
+    assert re.search(r"<html[^>]* lang=\"en\"", html)
+    assert "<title>The Signal Weekly #3: Why the grid is the new data center</title>" in html
+    # The preheader is the first thing in the body and hidden.
+    hidden = re.search(r"<body[^>]*><div style=\"display:none;[^\"]*\">([^<]*)", html)
+    assert hidden and hidden.group(1).startswith(sample.preheader)
+    assert sample.subject and sample.preheader and sample.issue_id == "2026-W48"
+
+
+def test_media_queries_stay_in_a_style_block_and_rules_are_inlined(
+    sample: render.RenderedEmail,
+) -> None:
+    styles = "".join(re.findall(r"<style[^>]*>(.*?)</style>", sample.html, re.S))
+    assert "@media (prefers-color-scheme:dark)" in styles
+    assert "@media only screen and (min-width:480px)" in styles  # MJML's responsive columns
+    dark = styles[styles.index("prefers-color-scheme") :]
+    assert ".card" in dark and "!important" in dark  # beats the inline styles
+    assert '<meta name="color-scheme" content="light dark">' in sample.html
+    # Plain rules are inlined (and the classes stay for the @media rules).
+    assert re.search(r'<h2 class="title" style="[^"]*font-size:24px', sample.html)
+    assert re.search(r'<p class="meta" style="[^"]*font-size:14px', sample.html)
+    assert ".title {" not in styles and ".title{" not in styles
+
+
+def test_every_link_absolute_and_every_image_has_alt(sample: render.RenderedEmail) -> None:
+    html, _ = sample.fill({"unsubscribe_url": "https://example.com/u/x"})
+    hrefs = re.findall(r'href="([^"]*)"', html)
+    assert hrefs and all(h.startswith("https://") for h in hrefs), hrefs
+    imgs = re.findall(r"<img\b[^>]*>", html)
+    assert imgs and all(re.search(r'alt="[^"]+"', i) for i in imgs)
+    assert 'href="https://example.com/newsletter/issues/2026-W48/"' in html  # web version
+    assert 'href="https://example.com/newsletter/"' in html  # "4 more in the archive"
+    assert "4 more articles in the archive" in visible_text(html)
+
+
+def test_placeholders_are_tokens_and_defaults_fill_them(sample: render.RenderedEmail) -> None:
+    assert f'href="{token("unsubscribe_url")}"' in sample.html
+    assert f'href="{token("web_url")}"' in sample.html
+    assert token("postal_address") in sample.html
+    assert token("unsubscribe_url") in sample.text and token("web_url") in sample.text
+    assert sample.defaults == {
+        "web_url": "https://example.com/newsletter/issues/2026-W48/",
+        "postal_address": "The Signal Weekly, 1 Example Street, 10115 Berlin, Germany",
+    }
+    html, text = sample.fill({"unsubscribe_url": "https://example.com/u/a?b=1&c=2"})
+    assert 'href="https://example.com/u/a?b=1&amp;c=2"' in html
+    assert "https://example.com/u/a?b=1&c=2" in text
+    assert "__digest_" not in html + text
+    assert "1 Example Street" in visible_text(html) and "1 Example Street" in text
+
+
+def test_article_parts(sample: render.RenderedEmail) -> None:
+    text = visible_text(sample.html)
+    for part in (
+        "Why the grid is the new data center: part 1",
+        "Dana Reyes",
+        "18 November 2026",
+        "2\xa0min read",
+        "Cost:",
+        "Power purchase agreements",
+        "Read more",
+        "The Signal Weekly",
+        "Issue #3",
+        "23 November 2026",
+        "You get this email because you subscribed",
+        "Unsubscribe",
+        "View in your browser",
+    ):
+        assert part in text, part
+    assert '<a href="https://example.com/posts/article-1/"' in sample.html
+    assert 'src="https://example.com/images/article-1.jpg"' in sample.html
+    assert 'alt="Chart 1"' in sample.html
+
+
+def test_groups_get_headings_and_alt_falls_back_to_title() -> None:
+    issue = make_issue(
+        groups={
+            "Energy": [(make_article(1, image=True, image_alt=""), make_summary(1))],
+            "Chips": [(make_article(2), make_summary(2))],
+        }
+    )
+    r = render.render(issue, make_config())
+    assert re.search(r'<h2 class="group"[^>]*>Energy</h2>', r.html)
+    assert re.search(r'<h2 class="group"[^>]*>Chips</h2>', r.html)
+    assert 'alt="Why the grid is the new data center: part 1"' in r.html
+    assert "ENERGY" in r.text and "CHIPS" in r.text
+
+
+def test_article_in_another_language_gets_its_lang() -> None:
+    issue = make_issue([(make_article(1, "Das Netz ist das neue Rechenzentrum", lang="de"),
+                         make_summary(1))])  # fmt: skip
+    r = render.render(issue, make_config())
+    assert re.search(r'<div class="article" lang="de" dir="auto"', r.html)
+
+
+# --- hostile content -----------------------------------------------------------------------
+
+HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(2)> "Q" & </mj-text></mjml>'
+
+
+def test_hostile_titles_and_summaries_are_escaped() -> None:
+    issue = make_issue(
+        [
+            (
+                make_article(1, HOSTILE, image=True, image_alt='x" onerror="alert(3)'),
+                make_summary(1, text="Summary " + HOSTILE),
+            )
+        ],
+        subject="Subject </title><script>alert(4)</script>",
+        preheader="Pre <b>bold</b> & more",
+    )
+    r = render.render(issue, make_config())
+    assert "<script" not in r.html
+    found = elements(r.html)
+    assert not [(tag, a) for tag, attrs in found for a in attrs if a.startswith("on")]
+    assert ("img", {"alt": 'x" onerror="alert(3)'}) in [
+        (tag, {"alt": attrs.get("alt")}) for tag, attrs in found if tag == "img"
+    ]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in r.html
+    assert "&lt;/mj-text&gt;&lt;/mjml&gt;" in r.html
+    assert "<title>Subject &lt;/title&gt;&lt;script&gt;alert(4)&lt;/script&gt;</title>" in r.html
+    assert "Pre &lt;b&gt;bold&lt;/b&gt; &amp; more" in r.html
+    assert HOSTILE in visible_text(r.html)
+    assert HOSTILE in " ".join(r.text.split())  # plain text is not HTML: written as is
+
+
+@pytest.mark.parametrize(
+    "literal", ["{{ 7*7 }}", "{% if true %}yes{% endif %}", "{# c #}", "${7*7}", "*|UNSUB|*"]
+)
+def test_template_syntax_in_content_stays_literal(literal: str) -> None:
+    issue = make_issue(
+        [(make_article(1, f"Title {literal}"), make_summary(1, text=f"Summary {literal} end"))]
+    )
+    r = render.render(issue, make_config())
+    shown = visible_text(r.html)
+    assert f"Title {literal}" in shown and f"Summary {literal} end" in shown
+    assert f"Title {literal}" in r.text and f"Summary {literal} end" in r.text
+    assert "49" not in shown and "Title yes" not in shown
+
+
+def test_emoji_rtl_and_long_words() -> None:
+    rtl = "مرحبا بالعالم — שלום עולם"
+    long_word = "Supercalifragilisticexpialidocious" * 3
+    issue = make_issue(
+        [
+            (make_article(1, f"🚀 Launch week {rtl}"), make_summary(1, text=f"{long_word} ✨")),
+        ]
+    )
+    r = render.render(issue, make_config())
+    assert f"🚀 Launch week {rtl}" in r.html and f"{long_word} ✨" in r.html
+    assert f"🚀 Launch week {rtl}" in r.text
+
+
+# --- merge tags ----------------------------------------------------------------------------
+
+# Written in a template as the user would (braces inside {% raw %} so Jinja leaves them).
+MERGE_TAGS = [
+    "*|UNSUB|*",
+    "*|HTML:LIST_ADDRESS_HTML|*",
+    "{{{ pm:unsubscribe }}}",
+    "<%asm_group_unsubscribe_raw_url%>",
+    "%unsubscribe_url%",
+    "%recipient.first_name%",
+    "{{amazonSESUnsubscribeUrl}}",
+    "{{ UnsubscribeURL }}",
+    "{{ .Subscriber.FirstName }}",
+]
+
+
+@pytest.mark.parametrize("tag", MERGE_TAGS)
+def test_merge_tags_in_templates_survive_byte_for_byte(tmp_path: Path, tag: str) -> None:
+    raw = "{% raw %}" + tag + "{% endraw %}"
+    footer = f"""
+    <mj-section>
+      <mj-column>
+        <mj-text css-class="text">
+          <p class="footer"><a href="{raw}">Unsubscribe</a> Hello {raw}, bye.</p>
+          <p class="footer"><a href="https://example.com/prefs?u={raw}&amp;x=1">Prefs</a></p>
+          <p class="footer">{{{{ ph.postal_address }}}}</p>
+        </mj-text>
+      </mj-column>
+    </mj-section>
+    """
+    text_tpl = f"{{% raw %}}Unsubscribe: {tag}\nHello {tag}, bye.\n{{% endraw %}}"
+    folder = templates(tmp_path, footer__mjml__j2=footer, email__txt__j2=text_tpl)
+    r = render.render(make_issue(), make_config(folder))
+    assert f'href="{tag}"' in r.html
+    assert f"Hello {tag}, bye." in r.html
+    assert f'href="https://example.com/prefs?u={tag}&amp;x=1"' in r.html
+    assert r.text == f"Unsubscribe: {tag}\nHello {tag}, bye.\n"
+    # Nothing escaped, URL-encoded or rewritten anywhere.
+    for broken in ("%7C", "%7B", "%25", "&lt;%", "%&gt;", "%20pm"):
+        assert broken not in r.html
+    # And a render does not leave protection tokens behind.
+    assert "__dmt" not in r.html
+
+
+def test_merge_tags_as_placeholder_values_survive_fill(sample: render.RenderedEmail) -> None:
+    # What export does: fill the tokens with a service's tags, raw.
+    tags = {
+        "unsubscribe_url": "<%asm_group_unsubscribe_raw_url%>",
+        "web_url": "*|ARCHIVE|*",
+        "first_name": "{{{ pm:first_name }}}",
+    }
+    html, text = sample.fill(tags, raw=True)
+    assert 'href="<%asm_group_unsubscribe_raw_url%>"' in html
+    assert 'href="*|ARCHIVE|*"' in html
+    assert "<%asm_group_unsubscribe_raw_url%>" in text and "*|ARCHIVE|*" in text
+
+
+# --- CSS: network, warnings ----------------------------------------------------------------
+
+
+@pytest.fixture()
+def css_server() -> Iterator[tuple[str, list[str]]]:
+    """A loopback HTTP server that records every request (there must be none)."""
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            body = b".title { color: #badbad; }"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/css")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", hits
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_import_in_a_user_template_fetches_nothing(
+    tmp_path: Path, css_server: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, hits = css_server
+    # A local file cssutils would otherwise read, relative to the working directory.
+    (tmp_path / "local.css").write_text(".title { color: #fi1e00; }", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    default_css = (ROOT / "templates" / "email" / "email.css").read_text(encoding="utf-8")
+    css = (
+        f"@import url({base}/a.css);\n"
+        f'@import "{base}/b.css" screen;\n'
+        f"@IMPORT url('{base}/c.css');\n"
+        f"@\\69mport url({base}/d.css);\n"
+        '@import "local.css";\n' + default_css
+    )
+    head_link = f'<mj-raw><link rel="stylesheet" href="{base}/e.css"></mj-raw>'
+    main = (ROOT / "templates" / "email" / "email.mjml.j2").read_text(encoding="utf-8")
+    main = main.replace("</mj-head>", head_link + "</mj-head>")
+    folder = templates(tmp_path, email__css=css, email__mjml__j2=main)
+    r = render.render(make_issue(), make_config(folder))
+    assert hits == []
+    assert "#badbad" not in r.html and "#fi1e00" not in r.html
+    styles = "".join(re.findall(r"<style[^>]*>(.*?)</style>", r.html, re.S))
+    assert not re.search(r"@[\w\\]*mport", styles, re.I)
+    dropped = [w for w in r.warnings if "@import" in w]
+    assert len(dropped) == 5 and all("email.mjml.j2" in w for w in dropped)
+    assert any("<link" in w and "e.css" in w for w in r.warnings)
+    # The second guard: cssutils itself (as premailer calls it) has no way to fetch.
+    import cssutils
+
+    sheet = cssutils.parseString(f"@import url({base}/f.css);\n@import 'local.css';")
+    assert hits == []
+    assert all(rule.styleSheet is None or not rule.styleSheet.cssRules for rule in sheet)
+
+
+def test_odd_css_makes_no_console_noise(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    default_css = (ROOT / "templates" / "email" / "email.css").read_text(encoding="utf-8")
+    css = default_css + (
+        ".x { colr: red; mso-line-height-rule: exactly; -webkit-text-size-adjust: 100%; }\n"
+        ".y { color: ; width: calc(100% - 2px); } @font-feature-values Font One { x: 1 }\n"
+        "@media (prefers-reduced-motion: reduce) { .z { transition: none; } }\n"
+        ".w { background: url(data:image/png;base64,iVBORw0KGgo=); } }}} .v { margin: 1px 2px"
+    )
+    folder = templates(tmp_path, email__css=css)
+    caplog.set_level(logging.DEBUG)
+    r = render.render(make_issue(), make_config(folder))
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    assert [rec for rec in caplog.records if rec.name == "CSSUTILS" and rec.levelno >= 30] == []
+    assert "prefers-reduced-motion" in r.html
+
+
+# --- size ----------------------------------------------------------------------------------
+
+
+def test_size_warning_and_limit() -> None:
+    issue = make_issue([(make_article(i, image=True), make_summary(i)) for i in range(10)])
+    normal = render.render(issue, make_config())
+    kb = len(normal.html.encode()) / 1024
+    assert 20 < kb < 60, kb  # ten articles with images and key points stay well under
+    assert normal.warnings == ()
+    warned = render.render(issue, make_config(output={"warn_kb": int(kb) - 1, "max_kb": 102}))
+    assert len(warned.warnings) == 1 and "output.warn_kb" in warned.warnings[0]
+    with pytest.raises(RenderError, match=r"over output\.max_kb = \d+ KB: Gmail clips"):
+        render.render(issue, make_config(output={"warn_kb": 1, "max_kb": int(kb) - 1}))
+
+
+# --- templates: override, errors -----------------------------------------------------------
+
+
+def test_user_template_overrides_a_default_by_file_name(tmp_path: Path) -> None:
+    footer = """
+    <mj-section><mj-column><mj-text>
+      <p>Sent with care from {{ ph.postal_address }}.
+         <a href="{{ ph.unsubscribe_url }}">Leave</a></p>
+    </mj-text></mj-column></mj-section>
+    """
+    folder = templates(tmp_path, footer__mjml__j2=footer)
+    r = render.render(make_issue(), make_config(folder))
+    assert "Sent with care from" in r.html
+    assert "You get this email because" not in r.html  # the default footer is gone
+    assert "Why the grid is the new data center" in r.html  # the other defaults stay
+    assert "You get this email because" in r.text  # email.txt.j2 was not overridden
+
+
+def test_mjml_error_names_the_template(tmp_path: Path) -> None:
+    folder = templates(tmp_path, article__mjml__j2="<mj-text>if a < b then</mj-text>\n")
+    with pytest.raises(RenderError) as info:
+        render.render(make_issue(), make_config(folder))
+    message = str(info.value)
+    assert "email.mjml.j2: MJML could not compile the email" in message
+    assert "article.mjml.j2" in message  # the user's own template is named
+
+
+def test_jinja_errors_name_file_and_line(tmp_path: Path) -> None:
+    folder = templates(tmp_path, footer__mjml__j2="<mj-section>\n{{ newsletter.nmae }}\n")
+    with pytest.raises(RenderError, match=r"footer\.mjml\.j2:2: .*nmae"):
+        render.render(make_issue(), make_config(folder))
+    folder = templates(tmp_path, footer__mjml__j2="<mj-section>\n\n{% if %}\n")
+    with pytest.raises(RenderError, match=r"footer\.mjml\.j2:3: template syntax error"):
+        render.render(make_issue(), make_config(folder))
+
+
+def test_renders_are_byte_identical() -> None:
+    issue = make_issue(more=2)
+    a = render.render(issue, make_config())
+    b = render.render(issue, make_config())
+    assert a == b
+
+
+# --- plain text ----------------------------------------------------------------------------
+
+
+def test_text_part_is_wrapped_and_has_every_url() -> None:
+    long_title = "A very long title about the grid " * 4
+    long_url = "https://example.com/posts/" + "a-very-long-slug-" * 6 + "/"
+    items = [
+        (make_article(1, long_title, url=long_url), make_summary(1)),
+        (make_article(2), make_summary(2, points=1)),
+        (make_article(3, author=None), make_summary(3, text="Short.")),
+    ]
+    issue = make_issue(items, more=3)
+    cfg = make_config()
+    r = render.render(issue, cfg)
+    _, text = r.fill({"unsubscribe_url": "https://example.com/u/x"})
+    for line in text.splitlines():
+        assert len(line) <= 78 or " " not in line.strip(), line
+    lines = [line.strip() for line in text.splitlines()]
+    for a, _ in items:
+        assert a.url in lines  # on a line of its own, so mail apps link it
+    for url in ("https://example.com/newsletter/issues/2026-W48/", "https://example.com/u/x",
+                "https://example.com/newsletter/"):  # fmt: skip
+        assert url in lines
+    assert "3 more articles in the archive:" in text
+    assert "- Cost: Power purchase agreements" in text
+    assert "<" not in text and "&amp;" not in text
+
+
+# --- golden files of the sample issue ------------------------------------------------------
+
+GOLDEN_NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def test_sample_issue_matches_golden_files(tmp_path: Path) -> None:
+    """`digest --config config.example.toml build --latest` for a fixed clock."""
+    from digest import config, pipeline
+
+    cfg = config.load(ROOT / "config.example.toml")
+    try:
+        built = pipeline.prepare(cfg, GOLDEN_NOW, pipeline.Selection(latest=True))
+    except (NotImplementedError, NothingToSend) as exc:
+        if GOLDEN.is_dir() and any(GOLDEN.iterdir()):
+            raise
+        pytest.skip(f"no golden files yet and the sample pipeline is not ready: {exc}")
+    folder = pipeline.write_build(cfg, built, tmp_path)
+    golden = GOLDEN / built.issue.id
+    names = ("email.html", "email.txt")
+    if os.environ.get("DIGEST_REGEN_GOLDEN"):
+        golden.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            (golden / name).write_bytes((folder / name).read_bytes())
+    assert golden.is_dir(), (
+        f"no golden files for {built.issue.id}; run DIGEST_REGEN_GOLDEN=1 pytest {__file__}"
+    )
+    for name in names:
+        assert (folder / name).read_text(encoding="utf-8") == (golden / name).read_text(
+            encoding="utf-8"
+        ), f"{name} differs from {golden / name}; if intended, regenerate (see module doc)"
+    assert sorted(p.name for p in GOLDEN.iterdir()) == [built.issue.id], "stale golden folders"
+
+
+def test_placeholders_are_letters_and_underscores() -> None:
+    for name in PLACEHOLDERS:
+        assert re.fullmatch(r"[a-z_]+", token(name))
