@@ -259,7 +259,8 @@ def serve(
 ) -> None:
     """Serve unsubscribe links (RFC 8058 one-click), the issue archive and the preview.
 
-    Needs the unsubscribe secret in the environment (unsubscribe.secret_env). Listens on
+    Checks links with the secret the sends sign them with (unsubscribe.secret_env;
+    with the outbox transport, the development secret kept in the ledger). Listens on
     127.0.0.1 unless --host says otherwise; put a TLS proxy in front of it.
 
     \b
@@ -272,8 +273,6 @@ def serve(
     bind = host or cfg.web.host
     if bind not in ("127.0.0.1", "localhost", "::1"):
         warn(f"listening on {bind}: reachable from other machines; serve it behind HTTPS")
-    if preview and not cfg.unsubscribe.secret():
-        warn(f"{cfg.unsubscribe.secret_env} is not set: unsubscribe links will be refused")
 
     def ready(url: str) -> None:
         extra = f"; preview at {url}preview" if preview else ""

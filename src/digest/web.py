@@ -538,7 +538,7 @@ class _RedactTokens(logging.Filter):
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A bound TCP socket (port 0: any free port). Raises DigestError when it can't."""
+    """A listening TCP socket (port 0: any free port). Raises DigestError when it can't."""
     try:
         family, kind, proto, _, addr = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -551,6 +551,9 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
+        # Listening now, so connections made as soon as the URL is printed wait in the
+        # backlog until uvicorn takes the socket over.
+        sock.listen(2048)
     except OSError as exc:
         sock.close()
         raise DigestError(
@@ -575,6 +578,32 @@ def server(app: ASGIApp, *, log_level: str = "info") -> Any:
     return uvicorn.Server(config)
 
 
+def serve_secret(cfg: Config, *, preview: bool = False) -> str | None:
+    """The secret the sends sign unsubscribe tokens with (``message.unsubscribe_secret``).
+
+    From ``unsubscribe.secret_env``; required when mail goes out over SMTP. With the
+    outbox transport and no such variable, the development secret the outbox sends keep
+    in the ledger, so the links in those .eml files work here too. ``preview`` alone
+    needs no secret (None: every token is refused).
+    """
+    from .message import unsubscribe_secret
+
+    real = cfg.delivery.transport != "outbox"
+    try:
+        if real or cfg.unsubscribe.secret():
+            return unsubscribe_secret(cfg, None, real=True)
+        with Ledger(cfg.ledger.path) as ledger:
+            return unsubscribe_secret(cfg, ledger, real=False)
+    except ConfigError:
+        if not preview:
+            raise
+        log.warning(
+            "%s is not set: the preview works, unsubscribe links are refused",
+            cfg.unsubscribe.secret_env,
+        )
+        return None
+
+
 def serve(
     cfg: Config,
     *,
@@ -587,19 +616,7 @@ def serve(
     log_level: str = "info",
 ) -> None:
     """Serve until interrupted (SIGINT/SIGTERM: uvicorn finishes open requests)."""
-    secret = cfg.unsubscribe.secret() or None
-    if secret is None and not preview:
-        raise ConfigError(
-            cfg.source or "config",
-            [
-                (
-                    "unsubscribe.secret_env",
-                    f"the environment variable {cfg.unsubscribe.secret_env or '(none)'} is "
-                    "not set; set it to the secret 'digest send' signs unsubscribe links "
-                    "with, or they cannot be checked",
-                )
-            ],
-        )
+    secret = serve_secret(cfg, preview=preview)
     app = create_app(cfg, secret=secret, preview=preview, selection=selection, now=now)
     sock = listen(host or cfg.web.host, cfg.web.port if port is None else port)
     bound_host, bound_port = sock.getsockname()[:2]

@@ -1,0 +1,606 @@
+"""digest serve / digest archive: a real uvicorn server on a free loopback port, a real
+SQLite ledger, real sends through the outbox transport, and (marked ``browser``) a real
+headless Chromium."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+import httpx
+import pytest
+
+from digest import web
+from digest.config import Config, load
+from digest.ledger import Ledger
+from digest.message import make_token
+
+SECRET = "web-test-secret-4f1c2a9b7d"
+SECRET_ENV = "DIGEST_WEB_TEST_SECRET"
+# Monday 2026-03-16 10:00 Berlin: the issue of week 12 (sent 09:00) is due.
+NOW = dt.datetime(2026, 3, 16, 10, 0, tzinfo=dt.UTC)
+ADA = "ada.lovelace@example.com"
+BOB = "bob@example.org"
+
+ARTICLE = """---
+title: {title}
+date: {date}
+summary: {summary}
+---
+{body}
+"""
+
+
+def _write_site(root: Path) -> Path:
+    content = root / "content"
+    content.mkdir()
+    articles = [
+        ("2026-03-10-first.md", "Readable error messages", "2026-03-10 12:00", "First."),
+        ("2026-03-12-second.md", "A very long headline " * 6, "2026-03-12 12:00", "Second."),
+        ("2026-03-03-older.md", "Last week's piece", "2026-03-03 12:00", "Older."),
+        # Published after NOW: the next week's issue.
+        ("2026-03-18-next.md", "Next week's piece", "2026-03-18 12:00", "Next."),
+    ]
+    for name, title, date, summary in articles:
+        body = (
+            f"{summary} Supercalifragilisticexpialidocious-unbreakable-words-here "
+            "and https://example.com/a/very/long/url/that/should/not/push/the/page/wider "
+            "than a phone screen.\n\nMore text follows here."
+        )
+        (content / name).write_text(
+            ARTICLE.format(title=title.strip(), date=date, summary=summary, body=body),
+            encoding="utf-8",
+        )
+    (root / "subscribers.csv").write_text(
+        f"email,name\n{ADA},Ada Lovelace\n{BOB},Bob Example\n", encoding="utf-8"
+    )
+    config = root / "config.toml"
+    config.write_text(
+        f"""
+[newsletter]
+name = "Web Test Weekly"
+base_url = "https://example.com"
+postal_address = "1 Example Street, Berlin"
+
+[schedule]
+timezone = "Europe/Berlin"
+day = "mon"
+time = "09:00"
+
+[subscribers]
+file = "subscribers.csv"
+
+[ledger]
+path = "digest.sqlite3"
+
+[delivery]
+transport = "outbox"
+outbox = "outbox"
+
+[unsubscribe]
+secret_env = "{SECRET_ENV}"
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    return load(_write_site(tmp_path))
+
+
+def send(cfg: Config, now: dt.datetime = NOW) -> list[str]:
+    """Run a real send of the due issue through the outbox; return who got a message."""
+    from digest import pipeline
+    from digest.pipeline import Selection
+
+    pipeline_send = getattr(pipeline, "send", None)
+    if pipeline_send is None:  # issue 4 lands pipeline.send; until then this is visible
+        pytest.skip("pipeline.send is not there yet (issue 4)")
+
+    before = set(_outbox(cfg))
+    pipeline_send(cfg, now, Selection(due=True))
+    return sorted(to for path, to in _outbox(cfg).items() if path not in before)
+
+
+def _outbox(cfg: Config) -> dict[Path, str]:
+    found = {}
+    for path in Path(cfg.delivery.outbox).rglob("*"):
+        if path.is_file() and not path.name.startswith("."):
+            msg = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+            if msg["To"] is not None:
+                found[path] = msg["To"].addresses[0].addr_spec
+    return found
+
+
+@contextmanager
+def running(cfg: Config, *, secret: str | None = SECRET, preview: bool = False) -> Iterator[str]:
+    """A real uvicorn server in a thread, on a free loopback port; yields its base URL."""
+    app = web.create_app(cfg, secret=secret, preview=preview, now=lambda: NOW)
+    sock = web.listen("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    server = web.server(app, log_level="warning")
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(follow_redirects=False, timeout=10) as c:
+        yield c
+
+
+def suppressed(cfg: Config, email: str) -> bool:
+    with Ledger(cfg.ledger.path) as ledger:
+        return ledger.is_suppressed(email)
+
+
+def one_click(client: httpx.Client, url: str) -> httpx.Response:
+    # What Gmail and Yahoo send (RFC 8058 section 3.2), urlencoded.
+    return client.post(
+        url,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+
+
+# --- one-click unsubscribe ---------------------------------------------------------------
+
+
+def test_one_click_post_suppresses_and_the_next_send_skips_the_address(
+    cfg: Config, client: httpx.Client
+) -> None:
+    assert send(cfg) == sorted([ADA, BOB])
+    # The URL is exactly the one in Ada's List-Unsubscribe header.
+    ada_message = next(p for p, to in _outbox(cfg).items() if to == ADA)
+    header = BytesParser(policy=policy.default).parsebytes(ada_message.read_bytes())[
+        "List-Unsubscribe"
+    ]
+    url = re.search(r"<(https://[^>]+)>", str(header)).group(1)
+    assert url.startswith(cfg.unsubscribe_url + "/")
+    path = url[len(cfg.newsletter.web_root) :]
+    with running(cfg) as base:
+        r = one_click(client, base + path)
+        assert r.status_code == 200
+        assert "unsubscribed" in r.text
+        assert r.headers["cache-control"] == "no-store"
+    assert suppressed(cfg, ADA)
+    assert not suppressed(cfg, BOB)
+    # The following week's issue goes to Bob only.
+    assert send(cfg, NOW + dt.timedelta(days=7)) == [BOB]
+
+
+def test_repeated_one_click_post_is_fine(cfg: Config, client: httpx.Client) -> None:
+    token = make_token(SECRET, ADA)
+    with running(cfg) as base:
+        answers = [one_click(client, f"{base}/unsubscribe/{token}") for _ in range(3)]
+    assert [r.status_code for r in answers] == [200, 200, 200]
+    assert suppressed(cfg, ADA)
+
+
+def test_multipart_one_click_post_works_too(cfg: Config, client: httpx.Client) -> None:
+    # RFC 8058 says the body SHOULD be multipart/form-data.
+    token = make_token(SECRET, BOB)
+    with running(cfg) as base:
+        r = client.post(
+            f"{base}/unsubscribe/{token}", files={"List-Unsubscribe": (None, "One-Click")}
+        )
+    assert r.status_code == 200
+    assert suppressed(cfg, BOB)
+
+
+def test_bad_tokens_get_one_400_page_that_reveals_nothing(
+    cfg: Config, client: httpx.Client
+) -> None:
+    good = make_token(SECRET, ADA)
+    flipped = good[:-1] + ("A" if good[-1] != "A" else "B")
+    bad = {
+        "tampered": flipped,
+        "truncated": good[: len(good) // 2],
+        "other secret": make_token("not-the-secret", ADA),
+        "garbage": "not-a-token",
+        "huge": "x" * 5000,
+        "unicode": "%C3%A9%00",
+    }
+    with running(cfg) as base:
+        bodies = set()
+        for name, token in bad.items():
+            for method in ("GET", "POST"):
+                r = client.request(method, f"{base}/unsubscribe/{token}")
+                assert r.status_code == 400, (name, method)
+                assert ADA not in r.text and "lovelace" not in r.text.lower()
+                assert token not in r.text
+                bodies.add(r.text)
+            r = client.post(f"{base}/resubscribe/{token}")
+            assert r.status_code == 400, name
+    # One page for every kind of bad token.
+    assert len(bodies) == 1
+    assert not Path(cfg.ledger.path).exists() or not suppressed(cfg, ADA)
+
+
+def test_a_get_alone_unsubscribes_nobody(cfg: Config, client: httpx.Client) -> None:
+    token = make_token(SECRET, ADA)
+    with running(cfg) as base:
+        for method in ("GET", "HEAD", "GET"):
+            r = client.request(method, f"{base}/unsubscribe/{token}")
+            assert r.status_code == 200
+        page = client.get(f"{base}/unsubscribe/{token}").text
+    assert '<form method="post">' in page
+    assert not Path(cfg.ledger.path).exists() or not suppressed(cfg, ADA)
+
+
+def test_resubscribe_takes_the_address_off_the_list(cfg: Config, client: httpx.Client) -> None:
+    token = make_token(SECRET, ADA)
+    with running(cfg) as base:
+        one_click(client, f"{base}/unsubscribe/{token}")
+        assert suppressed(cfg, ADA)
+        assert client.get(f"{base}/resubscribe/{token}").status_code == 405  # GET: no change
+        assert suppressed(cfg, ADA)
+        r = client.post(f"{base}/resubscribe/{token}")
+        assert r.status_code == 200
+    assert not suppressed(cfg, ADA)
+
+
+def test_no_secret_refuses_every_token(cfg: Config, client: httpx.Client) -> None:
+    with running(cfg, secret=None) as base:
+        r = one_click(client, f"{base}/unsubscribe/{make_token(SECRET, ADA)}")
+    assert r.status_code == 400
+
+
+def test_serve_needs_the_secret_when_mail_goes_out_over_smtp(
+    cfg: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(SECRET_ENV)
+    source = Path(cfg.source)
+    source.write_text(source.read_text().replace('"outbox"\n', '"smtp"\n', 1))
+    r = subprocess.run(
+        [sys.executable, "-m", "digest.cli", "--config", str(source), "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 2
+    assert "unsubscribe.secret_env" in r.stderr and SECRET_ENV in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+# --- security -----------------------------------------------------------------------------
+
+
+def test_security_headers_on_every_kind_of_answer(cfg: Config, client: httpx.Client) -> None:
+    token = make_token(SECRET, ADA)
+    with running(cfg) as base:
+        answers = [
+            client.get(base + "/"),
+            client.get(base + "/style.css"),
+            client.get(f"{base}/unsubscribe/{token}"),
+            client.get(base + "/unsubscribe/bad"),
+            client.get(base + "/no/such/page"),
+            client.put(base + "/unsubscribe/x"),
+        ]
+    for r in answers:
+        h = r.headers
+        assert h["x-content-type-options"] == "nosniff", r.url
+        assert h["referrer-policy"] == "no-referrer"
+        assert h["x-frame-options"] == "DENY"
+        assert "default-src 'none'" in h["content-security-policy"]
+        assert "script-src" not in h["content-security-policy"]  # so: no script at all
+        assert "server" not in h
+    assert [r.status_code for r in answers] == [200, 200, 200, 400, 404, 405]
+
+
+def test_no_open_redirects(cfg: Config, client: httpx.Client) -> None:
+    with running(cfg) as base:
+        # The one redirect is relative, to the same path plus "/".
+        r = client.get(base + "/issues/2026-W12")
+        assert (r.status_code, r.headers["location"]) == (308, "2026-W12/")
+        for path in (
+            "//evil.example/",
+            "/issues/%2F%2Fevil.example",
+            "/issues/..%2F..%2Fetc%2Fpasswd",
+            "/issues/evil.example%2F",
+            "/unsubscribe/x?next=https://evil.example/",
+            "/issues/2026-W12?next=//evil.example",
+        ):
+            r = client.get(base + path, headers={"host": "evil.example"})
+            location = r.headers.get("location", "")
+            assert "evil" not in location, path
+            assert not location.startswith(("/", "http")), path
+
+
+def test_tokens_stay_out_of_the_access_log(cfg: Config, client: httpx.Client) -> None:
+    token = make_token(SECRET, ADA)
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    access = logging.getLogger("uvicorn.access")  # uvicorn's: it does not propagate
+    with running(cfg) as base:
+        handler, level = Collect(), access.level
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        try:
+            client.get(f"{base}/unsubscribe/{token}")
+            one_click(client, f"{base}/unsubscribe/{token}")
+        finally:
+            access.removeHandler(handler)
+            access.setLevel(level)
+    assert len(lines) == 2 and all("/unsubscribe/[token]" in line for line in lines), lines
+    assert not any(token in line or token[:20] in line for line in lines)
+
+
+# --- archive --------------------------------------------------------------------------------
+
+
+def test_archive_lists_sent_issues_newest_first_with_no_personal_data(
+    cfg: Config, client: httpx.Client, tmp_path: Path
+) -> None:
+    send(cfg)
+    send(cfg, NOW + dt.timedelta(days=7))
+    with running(cfg) as base:
+        index = client.get(base + "/")
+        issues = re.findall(r'href="issues/([^/"]+)/"', index.text)
+        assert issues == ["2026-W13", "2026-W12"]
+        pages = {i: client.get(f"{base}/issues/{i}/") for i in issues}
+    for issue_id, r in pages.items():
+        assert r.status_code == 200
+        assert "script-src" not in r.headers["content-security-policy"]
+        text = r.text
+        for private in (ADA, BOB, "Lovelace", "Bob Example", "__digest_"):
+            assert private not in text, (issue_id, private)
+        # No tracking: no script, no 1x1 images, no links to the unsubscribe tokens.
+        assert "<script" not in text.lower()
+        assert not re.search(r"/unsubscribe/[A-Za-z0-9_-]{8,}", text)
+        assert 'href="../../unsubscribe/"' in text
+        assert 'href="../../"' in text
+
+    out = tmp_path / "site"
+    files = web.write_archive(cfg, out)
+    assert {p.relative_to(out).as_posix() for p in files} == {
+        "index.html",
+        "style.css",
+        "unsubscribe/index.html",
+        "issues/2026-W12/index.html",
+        "issues/2026-W13/index.html",
+    }
+    static = (out / "issues/2026-W12/index.html").read_text(encoding="utf-8")
+    assert "Content-Security-Policy" in static
+    # The static page is the served page plus the <meta> CSP (no headers on static hosts).
+    served = pages["2026-W12"].text
+    assert re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>\n', "", static) == served
+
+
+def test_unsent_issues_are_not_in_the_archive(cfg: Config, client: httpx.Client) -> None:
+    with running(cfg) as base:
+        assert "No issues have been sent yet" in client.get(base + "/").text
+        assert client.get(base + "/issues/2026-W12/").status_code == 404
+    assert not Path(cfg.ledger.path).exists()  # looking does not create a ledger
+
+
+def test_archive_command(cfg: Config, tmp_path: Path) -> None:
+    send(cfg)
+    out = tmp_path / "public"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "digest.cli",
+            "--config",
+            str(cfg.source),
+            "archive",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "wrote 1 issue(s)" in r.stdout
+    assert (out / "issues" / "2026-W12" / "index.html").is_file()
+
+
+# --- the CLI server -----------------------------------------------------------------------
+
+
+def test_serve_command_with_the_outbox_dev_secret_unsubscribes_and_stops_cleanly(
+    cfg: Config, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No secret in the environment: outbox sends sign with a development secret kept in
+    # the ledger, and `digest serve` checks links with that same secret.
+    monkeypatch.delenv(SECRET_ENV)
+    with Ledger(cfg.ledger.path) as ledger:
+        dev_secret = ledger.dev_secret()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "digest.cli", "--config", str(cfg.source), "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"Serving (http://127\.0\.0\.1:\d+/)", line)
+        assert m, line + proc.stderr.read() if proc.poll() is not None else line
+        base = m.group(1).rstrip("/")
+        assert client.get(base + "/").status_code == 200
+        assert one_click(client, f"{base}/unsubscribe/{make_token(dev_secret, ADA)}").is_success
+        assert one_click(client, f"{base}/unsubscribe/{make_token(SECRET, BOB)}").status_code == 400
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=15)
+    # uvicorn shuts down gracefully, then re-raises SIGTERM (a clean stop for systemd).
+    assert proc.returncode in (0, -signal.SIGTERM), err
+    assert "Finished server process" in err
+    assert "Traceback" not in err
+    assert "development secret" in err  # said loudly
+    assert suppressed(cfg, ADA) and not suppressed(cfg, BOB)
+
+
+def test_port_in_use_is_a_clear_error(cfg: Config) -> None:
+    taken = web.listen("127.0.0.1", 0)
+    port = taken.getsockname()[1]
+    try:
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "digest.cli",
+                "--config",
+                str(cfg.source),
+                "serve",
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        taken.close()
+    assert r.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "--port" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+# --- preview ----------------------------------------------------------------------------------
+
+
+def test_preview_renders_current_content_on_each_reload(cfg: Config, client: httpx.Client) -> None:
+    with running(cfg, preview=True) as base:
+        first = client.get(base + "/preview?week=2026-W12")
+        assert first.status_code == 200
+        assert "Readable error messages" in first.text
+        assert "srcdoc=" in first.text and "Ada Lovelace" in first.text  # sample reader
+        # Edit an article; the next reload shows it, without restarting the server.
+        path = Path(cfg.content.folder) / "2026-03-10-first.md"
+        path.write_text(path.read_text().replace("Readable error", "Friendlier error"))
+        second = client.get(base + "/preview?week=2026-W12")
+        assert "Friendlier error messages" in second.text
+        assert "Readable error messages" not in second.text
+        # A broken article is a finding on the page, not a crash.
+        (Path(cfg.content.folder) / "2026-03-11-broken.md").write_text("---\ntitle: [\n---\nx\n")
+        third = client.get(base + "/preview?week=2026-W12")
+        assert third.status_code == 200
+        assert "2026-03-11-broken.md" in third.text
+    with running(cfg, preview=False) as base:
+        assert client.get(base + "/preview").status_code == 404
+
+
+# --- browser ----------------------------------------------------------------------------------
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian's chromium is not installed")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.mark.browser
+def test_browser_confirm_then_unsubscribed_then_resubscribe(cfg: Config, browser) -> None:
+    token = make_token(SECRET, ADA)
+    with running(cfg) as base:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"{base}/unsubscribe/{token}")
+        assert page.locator("h1").inner_text().startswith("Unsubscribe from")
+        assert not suppressed_if_exists(cfg, ADA)
+        page.click("#confirm")
+        page.wait_for_selector("#done")
+        assert page.locator("#done").inner_text() == "You are unsubscribed"
+        assert suppressed(cfg, ADA)
+        # The stylesheet loaded under the CSP (no violations in the console).
+        assert (
+            page.evaluate("getComputedStyle(document.querySelector('button')).borderRadius")
+            == "6px"
+        )
+        page.click("#resubscribe")
+        page.wait_for_selector("text=You are subscribed again")
+        assert not suppressed(cfg, ADA)
+        assert errors == []
+        page.close()
+
+
+def suppressed_if_exists(cfg: Config, email: str) -> bool:
+    return Path(cfg.ledger.path).exists() and suppressed(cfg, email)
+
+
+@pytest.mark.browser
+def test_browser_archive_has_no_horizontal_overflow_at_375px(
+    cfg: Config, browser, tmp_path: Path
+) -> None:
+    send(cfg)
+    out = tmp_path / "site"
+    web.write_archive(cfg, out)
+    with running(cfg) as base:
+        page = browser.new_page(viewport={"width": 375, "height": 800})
+        for url in (
+            f"{base}/",
+            f"{base}/issues/2026-W12/",
+            (out / "issues/2026-W12/index.html").as_uri(),
+            (out / "index.html").as_uri(),
+        ):
+            page.goto(url)
+            widths = page.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
+            assert widths[0] <= widths[1] == 375, (url, widths)
+        page.close()
+
+
+@pytest.mark.browser
+def test_browser_preview_shows_the_email_at_375_and_600(cfg: Config, browser) -> None:
+    with running(cfg, preview=True) as base:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"{base}/preview?week=2026-W12")
+        frames = page.locator("iframe")
+        assert frames.count() == 2
+        assert [frames.nth(i).bounding_box()["width"] for i in range(2)] == [377, 602]  # + border
+        for i in range(2):
+            inner = page.frame_locator("iframe").nth(i)
+            assert "Readable error messages" in inner.locator("body").inner_text()
+        assert errors == []
+        page.close()
