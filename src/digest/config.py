@@ -157,6 +157,8 @@ class Delivery(_Section):
     rate_per_hour: int = Field(default=0, ge=0)  # 0 = no limit
     max_attempts: int = Field(default=5, ge=1, le=50)
     pause_after_failures: int = Field(default=20, ge=1)
+    retry_seconds: float = Field(default=2.0, gt=0)  # first retry delay; doubles each time
+    retry_max_seconds: float = Field(default=300.0, gt=0)
 
 
 class Smtp(_Section):
@@ -176,6 +178,20 @@ class Unsubscribe(_Section):
     secret_env: str = "DIGEST_SECRET"
     url: str = ""  # default: <newsletter.web_root>/unsubscribe
     mailto: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not re.fullmatch(r"https?://[^/\s<>\"]+[^\s<>\"]*", v):
+            raise ValueError(f"{v!r} is not an absolute https URL without spaces")
+        return v
+
+    @field_validator("mailto")
+    @classmethod
+    def _mailto(cls, v: str) -> str:
+        if v and not _EMAIL.match(v):
+            raise ValueError(f"{v!r} is not an email address")
+        return v
 
     def secret(self) -> str | None:
         return os.environ.get(self.secret_env) if self.secret_env else None
