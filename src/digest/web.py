@@ -41,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .config import Config
 from .errors import ConfigError, DigestError
 from .ledger import IssueRecord, Ledger
+from .message import read_token, unsubscribe_secret
 from .render import RenderedEmail
 
 log = logging.getLogger(__name__)
@@ -177,16 +178,15 @@ class ArchivedIssue:
     rendered: RenderedEmail
 
 
-# What a web version shows in place of personal fields: nothing about any reader. The
-# unsubscribe link goes to a page that explains where the personal link is.
-def web_values(issue_id: str) -> dict[str, str]:
-    return {
-        "name": "",
-        "first_name": "",
-        "email": "",
-        "unsubscribe_url": "../../unsubscribe/",
-        "web_url": "./",
-    }
+# What a web version (at issues/<id>/) shows in place of personal fields: nothing about
+# any reader. Its unsubscribe link goes to a page that says where the personal link is.
+WEB_VALUES = {
+    "name": "",
+    "first_name": "",
+    "email": "",
+    "unsubscribe_url": "../../unsubscribe/",
+    "web_url": "./",
+}
 
 
 def _archived(record: IssueRecord) -> ArchivedIssue | None:
@@ -236,7 +236,7 @@ def _inject(document: str, head: str, body: str) -> str:
 def issue_html(cfg: Config, issue: ArchivedIssue, *, static: bool = False) -> str:
     """The web version of a sent issue: the email itself with the personal fields left
     empty, plus a link back to the archive. Lives at issues/<id>/."""
-    html, _ = issue.rendered.fill(web_values(issue.id))
+    html, _ = issue.rendered.fill(WEB_VALUES)
     head = (
         '<meta name="referrer" content="no-referrer">\n<link rel="icon" href="data:,">\n'
         # A long URL or word in an article must not make a phone scroll sideways.
@@ -299,8 +299,6 @@ class Tokens:
     def email(self, token: str) -> str | None:
         if self._secret is None or not token or len(token) > self.MAX_LEN:
             return None
-        from .message import read_token
-
         return read_token(self._secret, token)
 
 
@@ -586,8 +584,6 @@ def serve_secret(cfg: Config, *, preview: bool = False) -> str | None:
     in the ledger, so the links in those .eml files work here too. ``preview`` alone
     needs no secret (None: every token is refused).
     """
-    from .message import unsubscribe_secret
-
     real = cfg.delivery.transport != "outbox"
     try:
         if real or cfg.unsubscribe.secret():
