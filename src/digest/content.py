@@ -1214,12 +1214,16 @@ _ATTRIBUTES = {
 
 def inline_text(token: Any) -> str:
     """The plain text of an inline token: markup and images dropped, entities decoded."""
+    return children_text(token.children or ())
+
+
+def children_text(children: Sequence[Any]) -> str:
     out: list[str] = []
-    for child in token.children or ():
+    for child in children:
         t = child.type
-        if t in ("text", "code_inline"):
+        if t == "text" or t == "code_inline":
             out.append(child.content)
-        elif t in ("softbreak", "hardbreak"):
+        elif t == "softbreak" or t == "hardbreak":
             out.append(" ")
     return "".join(out)
 

@@ -1,0 +1,230 @@
+"""summarize.py: plain-text summaries cut at sentence boundaries, and key points.
+
+Fixtures: tests/fixtures/content/summaries/, one file per case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from digest import config, content
+from digest.content import Article, count_words
+from digest.summarize import ELLIPSIS, KeyPoint, Summary, fit, sentences, summarize
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "content" / "summaries"
+NOW = dt.datetime(2026, 11, 26, 12, tzinfo=ZoneInfo("Europe/Berlin"))
+
+
+@pytest.fixture(scope="module")
+def articles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Article]:
+    source = tmp_path_factory.mktemp("cfg") / "config.toml"
+    cfg = config.parse({"content": {"folder": str(FIXTURES)}}, source=source)
+    col = content.load(cfg, now=NOW)
+    assert col.problems == ()
+    return {a.slug: a for a in col.articles}
+
+
+def article(body: str, summary: str | None = None) -> Article:
+    return Article(
+        path=Path("x.md"),
+        slug="x",
+        title="X",
+        date=NOW,
+        url="https://example.com/x/",
+        body=body,
+        html="",
+        summary=summary,
+    )
+
+
+def assert_plain(text: str) -> None:
+    assert not re.search(r"<[a-zA-Z/!]|&[a-zA-Z#]\w*;|\*\*|\]\(|\n", text), text
+
+
+def test_seed_like_post(articles: dict[str, Article]) -> None:
+    s = summarize(articles["seed-like"])
+    # The lede is the paragraph after the headline; the sections after it are not.
+    assert s.text == (
+        "A cloud provider is turning into a chip designer, and the most influential AI labs "
+        "are signing long compute contracts for its silicon. The move reshapes the AI supply "
+        "chain & makes custom accelerators the first credible large-scale alternative to the "
+        "incumbent."
+    )
+    assert_plain(s.text)
+    assert [k.lead for k in s.key_points] == [
+        "The End of General-Purpose Dominance",
+        "Vertical Integration as a Moat",  # "**...:**" form
+        "The Software Threshold",
+    ]
+    assert s.key_points[1].text == (
+        "Owning the chip, the data center and the SDK makes moving a model elsewhere costly."
+    )
+    assert s.key_points[0].text == (
+        "For a decade the industry bought one kind of chip because it was good at everything. "
+        "Specialised silicon now wins on efficiency per watt."
+    )
+    # Key point text is cut like a summary, to half the budget: whole sentences only.
+    short = summarize(articles["seed-like"], words=40)
+    assert short.key_points[0].text == (
+        "For a decade the industry bought one kind of chip because it was good at everything."
+    )
+
+
+def test_budget_keeps_whole_sentences(articles: dict[str, Article]) -> None:
+    s = summarize(articles["seed-like"], words=30)
+    assert s.text.endswith("for its silicon.")
+    assert count_words(s.text) <= 30
+
+
+def test_more_marker(articles: dict[str, Article]) -> None:
+    s = summarize(articles["more-marker"])  # the headline before the teaser is skipped
+    assert s.text == "This teaser is all the summary should say."
+
+
+@pytest.mark.parametrize("marker", ["<!--more-->", "<!-- more -->", "<!-- PELICAN_END_SUMMARY -->"])
+def test_more_marker_variants(marker: str) -> None:
+    body = f"Short teaser.\n\nSecond teaser paragraph.\n\n{marker}\n\nThe rest."
+    assert summarize(article(body)).text == "Short teaser. Second teaser paragraph."
+
+
+def test_front_matter_summary_is_stripped_of_markup() -> None:
+    s = summarize(
+        article("Body lede.", summary="<p>Costs <b>fall</b> &amp; *demand* [rises](/x).</p>")
+    )
+    assert s.text == "Costs fall & demand rises."
+    assert_plain(s.text)
+
+
+def test_front_matter_summary_respects_the_budget() -> None:
+    long = "First sentence is short. " + "Then a very long second sentence " * 10 + "ends."
+    s = summarize(article("Body.", summary=long), words=10)
+    assert s.text == "First sentence is short."
+
+
+def test_first_sentence_longer_than_budget_is_cut_at_a_word() -> None:
+    words = [f"word{i}" for i in range(80)]
+    body = " ".join(words) + ". A second sentence."
+    s = summarize(article(body), words=20)
+    assert s.text == " ".join(words[:20]) + ELLIPSIS
+    assert count_words(s.text) == 20
+
+
+def test_cut_never_ends_mid_word_or_on_punctuation() -> None:
+    text = "Supercalifragilistic expialidocious, state-of-the-art (and then) some — more words"
+    for budget in range(1, 8):
+        out = fit(text, budget)
+        assert out.endswith(ELLIPSIS)
+        kept = out[: -len(ELLIPSIS)]
+        assert text.startswith(kept)
+        assert text[len(kept)] in " ,(—", (budget, out)  # the next char ends a word
+        assert not kept.endswith((",", "(", "—", " "))
+        assert count_words(kept) <= budget
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            "The U.S. market grew fast, e.g. in Ohio, as Dr. Smith said. "
+            "A second sentence follows that pushes the text over the budget for sure.",
+            "The U.S. market grew fast, e.g. in Ohio, as Dr. Smith said.",
+        ),
+        (
+            "Mr. and Mrs. Jones met Prof. Li at 3 p.m. on Jan. 5 at the U.N. office today. "
+            "Then they all went home together after a very long day of meetings.",
+            "Mr. and Mrs. Jones met Prof. Li at 3 p.m. on Jan. 5 at the U.N. office today.",
+        ),
+    ],
+)
+def test_abbreviations_are_not_sentence_ends(body: str, expected: str) -> None:
+    assert summarize(article(body), words=20).text == expected
+
+
+def test_german(articles: dict[str, Article]) -> None:
+    art = articles["german"]
+    assert summarize(art, words=12).text == (
+        "Die Preise für Rechenzeit sinken, z. B. bei großen Anbietern in Frankfurt."
+    )
+    # "Am 20. November" and "Dr. Weber" do not end the second sentence.
+    assert summarize(art, words=25).text == (
+        "Die Preise für Rechenzeit sinken, z. B. bei großen Anbietern in Frankfurt. "
+        "Am 20. November stellte Dr. Weber die neuen Zahlen vor."
+    )
+
+
+def test_japanese(articles: dict[str, Article]) -> None:
+    s = summarize(articles["japanese"], words=20)
+    assert s.text == "クラウドの料金が下がっています。多くの企業が新しいチップを試しています。"
+    assert [
+        "クラウドの料金が下がっています。多くの企業が"[a:b]
+        for a, b in sentences("クラウドの料金が下がっています。多くの企業が")
+    ] == ["クラウドの料金が下がっています。", "多くの企業が"]
+
+
+def test_japanese_first_sentence_over_budget_cut_at_a_character() -> None:
+    s = summarize(article("この変化は数年続くと専門家は見ていますが誰にもわかりません。"), words=5)
+    assert s.text == "この変化は数年続くと" + ELLIPSIS  # 10 characters = 5 words
+
+
+def test_headings_code_images_tables_skipped(articles: dict[str, Article]) -> None:
+    s = summarize(articles["skipped-blocks"])
+    assert s.text == "The real lede starts here, after an image, a table, code and raw HTML."
+
+
+def test_only_a_list(articles: dict[str, Article]) -> None:
+    s = summarize(articles["only-a-list"])
+    assert s.text == "Buy more storage; Move the backups; Test a restore"
+    assert s.key_points == ()  # "Buy more **storage**" has no lead-in
+
+
+def test_only_code(articles: dict[str, Article]) -> None:
+    assert summarize(articles["only-code"]) == Summary("", ())
+
+
+def test_key_points_forms_and_limit() -> None:
+    body = (
+        "Lede.\n\n"
+        "- **Cost**: cheaper.\n"
+        "- **Speed:** faster.\n"
+        "- **Risk** — lower.\n"
+        "- A sentence with **bold** inside is not a key point.\n"
+        "- **Bold only**\n"
+        "- **Scale.** Bigger.\n"
+    )
+    s = summarize(article(body), key_points=10)
+    assert s.key_points == (
+        KeyPoint("Cost", "cheaper."),
+        KeyPoint("Speed", "faster."),
+        KeyPoint("Risk", "lower."),
+        KeyPoint("Scale", "Bigger."),
+    )
+    assert len(summarize(article(body)).key_points) == 3  # the default
+    assert summarize(article(body), key_points=0).key_points == ()
+
+
+def test_key_point_markup_is_stripped() -> None:
+    body = "- **The `x` &amp; y**: a [link](https://e.com) and *emphasis* &lt;ok&gt;.\n"
+    (point,) = summarize(article(body)).key_points
+    assert point == KeyPoint("The x & y", "a link and emphasis <ok>.")
+
+
+def test_sample_content_summaries_fit_the_budget() -> None:
+    cfg = config.load(ROOT / "config.example.toml")
+    col = content.load(cfg, now=NOW)
+    assert len(col.articles) >= 8
+    for art in col.articles:
+        for budget in (15, 30, 60):
+            s = summarize(art, words=budget)
+            assert s.text and count_words(s.text) <= budget, (art.slug, budget, s.text)
+            assert_plain(s.text)
+            assert s.text.endswith((".", "!", "?", ELLIPSIS)), s.text
+        s = summarize(art)
+        assert len(s.key_points) == 3, art.slug
+        for k in s.key_points:
+            assert_plain(k.lead + k.text)
