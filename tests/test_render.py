@@ -196,8 +196,8 @@ def test_media_queries_stay_in_a_style_block_and_rules_are_inlined(
     assert ".card" in dark and "!important" in dark  # beats the inline styles
     assert '<meta name="color-scheme" content="light dark">' in sample.html
     # Plain rules are inlined (and the classes stay for the @media rules).
-    assert re.search(r'<h2 class="title" style="[^"]*font-size:24px', sample.html)
-    assert re.search(r'<p class="meta" style="[^"]*font-size:14px', sample.html)
+    assert re.search(r'<h2 class="serif title" style="[^"]*font-size:24px', sample.html)
+    assert re.search(r'<p class="small meta" style="[^"]*font-size:14px', sample.html)
     assert ".title {" not in styles and ".title{" not in styles
 
 

@@ -14,11 +14,13 @@ byte for byte, after premailer.
 
 from __future__ import annotations
 
-import hashlib
 import html as _html
+import importlib
+import importlib.util
 import logging
 import re
 import sys
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,9 +106,10 @@ class _MergeTags:
     """Swap merge tags for inert tokens and back. Tokens are letters, digits and ``_``."""
 
     def __init__(self, source: str) -> None:
-        # A prefix derived from the source: deterministic, and not already in it.
-        digest = hashlib.sha1(source.encode("utf-8")).hexdigest()[:10]
-        self.prefix = f"__dmt{digest}_"
+        # A prefix that does not occur in the source (deterministic: same source, same one).
+        self.prefix = "__dmt_"
+        while self.prefix in source:
+            self.prefix = self.prefix[:-1] + "x_"
         self.tags: dict[str, str] = {}  # tag -> token
 
     def protect(self, source: str) -> str:
@@ -125,6 +128,39 @@ class _MergeTags:
         return re.sub(re.escape(self.prefix) + r"\d+__", lambda m: back[m.group(0)], html)
 
 
+class _Deferred(types.ModuleType):
+    """Stands in for a module that premailer or cssutils import at load time only to fetch
+    style sheets over the network, which digest never lets them do. The real module is
+    imported on first attribute use, so nothing breaks if one is ever used."""
+
+    def __getattr__(self, attr: str) -> Any:
+        real = importlib.import_module(self.__name__)
+        return getattr(real, attr)
+
+
+def _import_without(names: tuple[str, ...], module: str) -> Any:
+    """Import ``module`` while ``names`` are deferred; ~150 ms of a build's start-up is
+    premailer importing requests/urllib3 and cssutils importing urllib.request."""
+    stubs = {}
+    for name in names:
+        if name in sys.modules or importlib.util.find_spec(name) is None:
+            continue
+        stub = _Deferred(name)
+        stub.__spec__ = importlib.util.find_spec(name)
+        stubs[name] = sys.modules[name] = stub
+        parent, _, child = name.rpartition(".")
+        if parent:  # `import a.b` binds `a` and reads `a.b` later
+            setattr(importlib.import_module(parent), child, stub)
+    try:
+        return importlib.import_module(module)
+    finally:
+        # Only the importing modules (and, for a submodule, its package's attribute) keep
+        # the stand-ins, which forward to the real module; a later import gets the real one.
+        for name, stub in stubs.items():
+            if sys.modules.get(name) is stub:
+                del sys.modules[name]
+
+
 # --- CSS -----------------------------------------------------------------------------------
 
 # Mail clients ignore @import, and cssutils would fetch it (over the network, or from a
@@ -133,7 +169,10 @@ class _MergeTags:
 _IMPORT = re.compile(r"@(?:import\b|[\w-]*\\)[^;{}]*;?", re.I)
 _COMMENT = re.compile(r"/\*.*?\*/", re.S)
 _STYLESHEET_LINK = re.compile(r"<link\b[^>]*\bstylesheet\b[^>]*>", re.I)
-_MJML_RESET = re.compile(r"<style( type=\"text/css\")?>(\s*#outlook a)")
+_MJML_HEAD = re.compile(
+    r"<style( type=\"text/css\")?>(\s*(?:#outlook a|@media only screen and \([a-z-]+:\d+px\) "
+    r"\{\s*(?:\S+\.mj-|\.mj-)))"
+)
 _STYLE = re.compile(r"(<style\b[^>]*>)(.*?)(</style>)", re.S | re.I)
 
 _premailer: Any = None
@@ -149,9 +188,9 @@ def _load_premailer() -> Any:
     """Import premailer on first use (it costs 0.2-0.4 s) and make cssutils quiet and inert."""
     global _premailer
     if _premailer is None:
+        premailer = _import_without(("requests", "urllib.request"), "premailer")
         import cssutils
         import cssutils.util
-        import premailer
 
         # Every parser cssutils makes (premailer calls cssutils.parseString) falls back to
         # this fetcher for @import: a second guard behind stripping @import rules.
@@ -186,8 +225,9 @@ def _inline_css(html: str) -> str:
     # "<!doctype html>", which premailer would otherwise drop (quirks mode in clients).
     body = re.sub(r"^\s*<!doctype html>", "", html, count=1, flags=re.I)
     # MJML's own reset block (body, table, img, p) is written for the <head>, where clients
-    # read it; inlining it would repeat it on every table cell (~25% more bytes).
-    body = _MJML_RESET.sub(r'<style\1 data-premailer="ignore">\2', body)
+    # read it; inlining it would repeat it on every table cell (~25% more bytes). Its
+    # @media blocks hold nothing to inline; parsing them would only cost time.
+    body = _MJML_HEAD.sub(r'<style\1 data-premailer="ignore">\2', body)
     out = premailer.Premailer(
         base_url=None,  # never rewrite links: ours are absolute and merge tags are not URLs
         disable_link_rewrites=True,

@@ -8,6 +8,7 @@ in as data: it is never compiled as a template.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import textwrap
 from functools import lru_cache
 from pathlib import Path
@@ -71,6 +72,17 @@ def wrap(text: str, width: int = 72, indent: str = "", first: str | None = None)
     )
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    # Compiling the templates costs more than the rest of a render; the cache (in the
+    # per-user temp folder Jinja picks and checks) is keyed on each template's source.
+    if os.environ.get("DIGEST_NO_TEMPLATE_CACHE"):
+        return None
+    try:
+        return jinja2.FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        return None
+
+
 @lru_cache(maxsize=8)
 def environment(user_folder: Path | None = None) -> jinja2.Environment:
     search = [str(user_folder)] if user_folder else []
@@ -83,6 +95,7 @@ def environment(user_folder: Path | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        bytecode_cache=_bytecode_cache(),
     )
     env.filters["longdate"] = longdate
     env.filters["wrap"] = wrap
