@@ -48,7 +48,8 @@ def _write_site(root: Path) -> Path:
     content.mkdir()
     articles = [
         ("2026-03-10-first.md", "Readable error messages", "2026-03-10 12:00", "First."),
-        ("2026-03-12-second.md", "A very long headline " * 6, "2026-03-12 12:00", "Second."),
+        # An unbreakable 60-letter word in the title and summary: wider than a phone.
+        ("2026-03-12-second.md", "Long " + "x" * 60, "2026-03-12 12:00", "y" * 60),
         ("2026-03-03-older.md", "Last week's piece", "2026-03-03 12:00", "Older."),
         # Published after NOW: the next week's issue.
         ("2026-03-18-next.md", "Next week's piece", "2026-03-18 12:00", "Next."),
@@ -497,7 +498,9 @@ def test_preview_renders_current_content_on_each_reload(cfg: Config, client: htt
         first = client.get(base + "/preview?week=2026-W12")
         assert first.status_code == 200
         assert "Readable error messages" in first.text
-        assert "srcdoc=" in first.text and "Ada Lovelace" in first.text  # sample reader
+        assert first.text.count("srcdoc=") == 2
+        assert "__digest_" not in first.text  # every placeholder filled
+        assert "https://example.com/newsletter/unsubscribe/TOKEN" in first.text
         # Edit an article; the next reload shows it, without restarting the server.
         path = Path(cfg.content.folder) / "2026-03-10-first.md"
         path.write_text(path.read_text().replace("Readable error", "Friendlier error"))

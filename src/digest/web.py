@@ -486,11 +486,8 @@ def preview_html(
         notice = report.notice
         built = report.built
         if built is not None:
-            values = {
-                **PREVIEW_VALUES,
-                "unsubscribe_url": "unsubscribe",
-                "web_url": f"issues/{built.issue.id}/",
-            }
+            # web_url and postal_address: the render's real defaults.
+            values = {**PREVIEW_VALUES, "unsubscribe_url": f"{fresh.unsubscribe_url}/TOKEN"}
             html, text = built.rendered.fill(values)
             # Links open outside the little frames.
             html = _inject(html, '<base target="_blank">\n', "")
