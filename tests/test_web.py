@@ -106,12 +106,8 @@ def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
 
 def send(cfg: Config, now: dt.datetime = NOW) -> list[str]:
     """Run a real send of the due issue through the outbox; return who got a message."""
-    from digest import pipeline
     from digest.pipeline import Selection
-
-    pipeline_send = getattr(pipeline, "send", None)
-    if pipeline_send is None:  # issue 4 lands pipeline.send; until then this is visible
-        pytest.skip("pipeline.send is not there yet (issue 4)")
+    from digest.pipeline import send as pipeline_send
 
     before = set(_outbox(cfg))
     pipeline_send(cfg, now, Selection(due=True))
@@ -193,6 +189,9 @@ def test_one_click_post_suppresses_and_the_next_send_skips_the_address(
     assert not suppressed(cfg, BOB)
     # The following week's issue goes to Bob only.
     assert send(cfg, NOW + dt.timedelta(days=7)) == [BOB]
+    with Ledger(cfg.ledger.path) as ledger:
+        counts = ledger.counts("2026-W13")
+    assert (counts["sent"], counts["suppressed"]) == (1, 1)
 
 
 def test_repeated_one_click_post_is_fine(cfg: Config, client: httpx.Client) -> None:
