@@ -453,10 +453,9 @@ def test_serve_command_with_the_outbox_dev_secret_unsubscribes_and_stops_cleanly
         assert one_click(client, f"{base}/unsubscribe/{make_token(dev_secret, ADA)}").is_success
         assert one_click(client, f"{base}/unsubscribe/{make_token(SECRET, BOB)}").status_code == 400
     finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C, the documented way to stop
         _out, err = proc.communicate(timeout=15)
-    # uvicorn shuts down gracefully, then re-raises SIGTERM (a clean stop for systemd).
-    assert proc.returncode in (0, -signal.SIGTERM), err
+    assert proc.returncode == 0, err
     assert "Finished server process" in err
     assert "Traceback" not in err
     assert "development secret" in err  # said loudly

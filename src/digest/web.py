@@ -17,6 +17,7 @@ prefix (``newsletter.archive_url`` is usually ``https://example.com/newsletter``
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import re
@@ -616,4 +617,6 @@ def serve(
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     if on_ready:
         on_ready(f"http://{shown}:{bound_port}/")
-    server(app, log_level=log_level).run(sockets=[sock])
+    # uvicorn shuts down cleanly, then re-raises Ctrl-C: here the normal way to stop.
+    with contextlib.suppress(KeyboardInterrupt):
+        server(app, log_level=log_level).run(sockets=[sock])
