@@ -273,6 +273,8 @@ def serve(
     bind = host or cfg.web.host
     if bind not in ("127.0.0.1", "localhost", "::1"):
         warn(f"listening on {bind}: reachable from other machines; serve it behind HTTPS")
+        if preview:
+            warn("--preview shows unsent issues to anyone who can reach this address")
 
     def ready(url: str) -> None:
         extra = f"; preview at {url}preview" if preview else ""
