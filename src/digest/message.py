@@ -29,6 +29,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from email.header import Header
 from email.headerregistry import Address
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
@@ -165,10 +166,12 @@ _PRINTABLE = re.compile(r"[\x20-\x7e]*")
 
 def to_header(address: str, name: str) -> bytes:
     """The To header. Plain ASCII names are written directly (the common case, fast);
-    anything else goes through the email package's folding and encoding."""
+    any other name is RFC 2047-encoded, folded at 78 octets."""
     name = one_line(name)
     if not name:
         line = f"To: {address}\r\n"
+    elif "=?" in name:  # would be read as an encoded word: encode it instead
+        line = ""
     elif _ATOMS.fullmatch(name):
         line = f"To: {name} <{address}>\r\n"
     elif _PRINTABLE.fullmatch(name):
@@ -178,7 +181,12 @@ def to_header(address: str, name: str) -> bytes:
         line = ""
     if line and len(line) <= 80:
         return line.encode("ascii")
-    return fold("To", str(Address(display_name=name, addr_spec=address)))
+    # Not str(Address(...)) through the policy: its parser decodes anything that looks
+    # like an encoded word, so a name spelled "=?utf-8?q?...?=" would not survive.
+    words = Header(name, "utf-8", maxlinelen=78, header_name="To").encode(linesep="\r\n")
+    last = words.rsplit("\r\n", 1)[-1]
+    sep = " " if len(last) + len(address) + 3 <= 78 else "\r\n "
+    return f"To: {words}{sep}<{address}>\r\n".encode("ascii")
 
 
 def message_id(issue_id: str, address: str, domain: str) -> str:
@@ -286,7 +294,9 @@ class Composer:
         ]
         # "=_" cannot occur in quoted-printable text, so the boundary never clashes.
         boundary = "=_digest_" + hashlib.sha256(rendered.html.encode("utf-8")).hexdigest()[:24]
-        head.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode())
+        head.append(
+            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'.encode()
+        )
         self._head = b"".join(head)
         part = '--{b}\r\nContent-Type: text/{t}; charset="utf-8"\r\n'
         part += "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
