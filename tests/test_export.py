@@ -9,8 +9,12 @@ then review the diff before committing it.
 
 from __future__ import annotations
 
+import datetime as dt
 import html as _html
 import json
+import os
+import re
+import shutil
 import socket
 import urllib.parse
 from pathlib import Path
@@ -20,8 +24,9 @@ import pytest
 from click.testing import CliRunner
 
 from digest import export as ex
+from digest import pipeline
 from digest.cli import main
-from digest.config import Config, parse
+from digest.config import Config, Templates, load, parse
 from digest.errors import ConfigError
 from digest.render import PLACEHOLDERS, RenderedEmail, token
 
@@ -464,3 +469,184 @@ def test_every_builtin_preset_names_its_source() -> None:
         assert ex.BUILTIN[service].docs.startswith("https://")
     assert set(ex.BUILTIN) == {*SERVICES, "generic"}
     assert {s: dict(ex.BUILTIN[s].tags) for s in ex.BUILTIN} == EXPECTED
+
+
+# --- end to end: the sample issue through render, export and the CLI -------------------
+
+GOLDEN_NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)  # as tests/test_render.py
+SAMPLE_CONFIG = ROOT / "config.example.toml"
+
+
+@pytest.fixture(scope="module")
+def sample() -> tuple[Config, RenderedEmail]:
+    """The sample issue (`digest --config config.example.toml export --latest`), rendered."""
+    cfg = load(SAMPLE_CONFIG)
+    built = pipeline.prepare(cfg, GOLDEN_NOW, pipeline.Selection(latest=True))
+    return cfg, built.rendered
+
+
+@pytest.mark.parametrize("service", [*SERVICES, "generic"])
+def test_sample_issue_matches_golden_files(
+    sample: tuple[Config, RenderedEmail], service: str, tmp_path: Path
+) -> None:
+    cfg, rendered = sample
+    folder = ex.write(ex.export(rendered, cfg, service), tmp_path)
+    golden = GOLDEN / rendered.issue_id / service
+    if os.environ.get("DIGEST_REGEN_GOLDEN"):
+        if golden.exists():
+            shutil.rmtree(golden)
+        shutil.copytree(folder, golden)
+    assert golden.is_dir(), f"no golden files; run DIGEST_REGEN_GOLDEN=1 pytest {__file__}"
+    assert sorted(p.name for p in golden.iterdir()) == sorted(ex.FILES)
+    for name in ex.FILES:
+        assert (folder / name).read_bytes() == (golden / name).read_bytes(), (
+            f"{service}/{name} differs from {golden / name}; if intended, regenerate "
+            "(see the module docstring) and review the diff"
+        )
+
+
+def test_golden_folders_match_the_services(sample: tuple[Config, RenderedEmail]) -> None:
+    _, rendered = sample
+    assert [p.name for p in GOLDEN.iterdir()] == [rendered.issue_id], "stale golden folders"
+    services = sorted(p.name for p in (GOLDEN / rendered.issue_id).iterdir())
+    assert services == sorted([*SERVICES, "generic"])
+
+
+def _hrefs(html: str) -> list[str]:
+    """href values exactly as written in the document (no entity decoding)."""
+    return re.findall(r'href="([^"]*)"', html)
+
+
+@pytest.mark.parametrize("service", [*SERVICES, "generic"])
+def test_sample_issue_tags_survive_render_and_export(
+    sample: tuple[Config, RenderedEmail], service: str
+) -> None:
+    cfg, rendered = sample
+    exp = ex.export(rendered, cfg, service)
+    tags = EXPECTED[service]
+    hrefs = _hrefs(exp.html)
+    assert hrefs.count(tags["unsubscribe_url"]) == 1, hrefs
+    web = tags.get("web_url", _html.escape(rendered.defaults["web_url"]))
+    assert hrefs.count(web) == 2  # "View in your browser" at the top and in the footer
+    assert not [h for h in hrefs if "__digest_" in h or "%7C" in h or "%25" in h]
+    lines = exp.text.splitlines()
+    assert tags["unsubscribe_url"] in lines
+    assert tags.get("web_url", rendered.defaults["web_url"]) in lines
+    postal = {**tags, **TEXT_ONLY.get(service, {})}.get(
+        "postal_address", rendered.defaults["postal_address"]
+    )
+    assert postal in lines
+    assert "__digest_" not in exp.html + exp.text
+
+
+PERSONAL_FOOTER = """\
+    <mj-section>
+      <mj-column>
+        <mj-text>
+          <p>Hi {{ ph.first_name }} ({{ ph.name }}), this goes to {{ ph.email }}.</p>
+          <p><a href="{{ ph.unsubscribe_url }}">Unsubscribe</a>
+             <a href="{{ ph.web_url }}">Web</a> {{ ph.postal_address }}</p>
+          <p>{% raw %}<a href="*|UPDATE_PROFILE|*">Preferences</a>
+             <a href="<%asm_preferences_raw_url%>">Manage</a>
+             <a href="%mailing_list_unsubscribe_url%">Leave</a>
+             <a href="{{ manage_subscription_url }}">Portal</a>{% endraw %}</p>
+        </mj-text>
+      </mj-column>
+    </mj-section>
+"""
+PERSONAL_TEXT = """\
+Hi {{ ph.first_name }} ({{ ph.name }}), this goes to {{ ph.email }}.
+Unsubscribe: {{ ph.unsubscribe_url }}
+Web: {{ ph.web_url }}
+{{ ph.postal_address }}
+{% raw %}*|UPDATE_PROFILE|* <%asm_preferences_raw_url%> %mailing_list_unsubscribe_url%{% endraw %}
+"""
+LITERAL = (
+    "*|UPDATE_PROFILE|*",
+    "<%asm_preferences_raw_url%>",
+    "%mailing_list_unsubscribe_url%",
+    "{{ manage_subscription_url }}",
+)
+
+
+def test_personal_fields_and_literal_tags_in_user_templates(tmp_path: Path) -> None:
+    """A user's own templates: every placeholder, and merge tags written in literally."""
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "footer.mjml.j2").write_text(PERSONAL_FOOTER, encoding="utf-8")
+    (templates / "email.txt.j2").write_text(PERSONAL_TEXT, encoding="utf-8")
+    cfg = load(SAMPLE_CONFIG).model_copy(update={"templates": Templates(folder=templates)})
+    rendered = pipeline.prepare(cfg, GOLDEN_NOW, pipeline.Selection(latest=True)).rendered
+    for service in [*SERVICES, "generic"]:
+        exp = ex.export(rendered, cfg, service)
+        tags = EXPECTED[service]
+        text_tags = {**tags, **TEXT_ONLY.get(service, {})}
+        hrefs = _hrefs(exp.html)
+        for literal in LITERAL:
+            assert literal in hrefs, (service, literal)
+        for literal in LITERAL[:3]:
+            assert literal in exp.text, (service, literal)
+        assert tags["unsubscribe_url"] in hrefs
+        for name in ("name", "first_name", "email"):
+            assert tags[name] in exp.html and tags[name] in exp.text, (service, name)
+            for bad in mangled(tags[name]):
+                assert bad not in exp.html, (service, name, bad)
+        assert (
+            f"Hi {text_tags['first_name']} ({text_tags['name']}), "
+            f"this goes to {text_tags['email']}." in exp.text
+        )
+
+
+def _cli(*args: str) -> Any:
+    return CliRunner().invoke(
+        main, ["--config", str(SAMPLE_CONFIG), "--now", GOLDEN_NOW.isoformat(), *args]
+    )
+
+
+def test_cli_export_writes_the_golden_files(
+    sample: tuple[Config, RenderedEmail], tmp_path: Path
+) -> None:
+    _, rendered = sample
+    golden = GOLDEN / rendered.issue_id / "mailchimp"
+    result = _cli("export", "--for", "mailchimp", "--latest", "--out", str(tmp_path / "mc"))
+    assert result.exit_code == 0, result.output
+    assert f"Exported {rendered.issue_id} for mailchimp" in result.output
+    assert "note: " in result.output
+    assert _snapshot(tmp_path / "mc") == _snapshot(golden)
+    # --issue picks the same issue; a second run writes the same bytes.
+    again = _cli(
+        "export", "--for", "mailchimp", "--issue", rendered.issue_id, "--out", str(tmp_path / "mc")
+    )
+    assert again.exit_code == 0, again.output
+    assert _snapshot(tmp_path / "mc") == _snapshot(golden)
+
+
+def test_cli_export_stdout_prints_the_html_alone(
+    sample: tuple[Config, RenderedEmail], tmp_path: Path
+) -> None:
+    _, rendered = sample
+    golden = GOLDEN / rendered.issue_id / "buttondown" / "email.html"
+    result = _cli("export", "--for", "buttondown", "--week", rendered.issue_id, "--stdout")
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes == golden.read_bytes()
+
+
+def test_cli_export_default_folder_and_nothing_to_send(tmp_path: Path) -> None:
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(
+        SAMPLE_CONFIG.read_text(encoding="utf-8")
+        .replace('folder = "content"', f'folder = "{ROOT / "content"}"')
+        .replace('folder = "out"', f'folder = "{tmp_path / "out"}"'),
+        encoding="utf-8",
+    )
+    base = ["--config", str(config_file), "--now", GOLDEN_NOW.isoformat(), "export"]
+    result = CliRunner().invoke(main, [*base, "--for", "ses", "--latest"])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "out" / "2026-W48" / "ses"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(ex.FILES)
+    empty = CliRunner().invoke(main, [*base, "--for", "ses", "--week", "2026-W30"])
+    assert empty.exit_code == 10 and "nothing to send" in empty.output
+    clash = CliRunner().invoke(
+        main, [*base, "--for", "ses", "--week", "2026-W47", "--issue", "2026-W48"]
+    )
+    assert clash.exit_code == 2

@@ -365,7 +365,7 @@ def export_(
     built = prepare(obj.cfg, obj.now(), _selection(issue_id or week, latest))
     exp = export(built.rendered, obj.cfg, service)
     if to_stdout:
-        click.get_binary_stream("stdout").write(exp.html.encode("utf-8"))
+        click.echo(exp.html.encode("utf-8"), nl=False)  # bytes: no re-encoding by locale
         return
     folder = write(exp, folder_for(obj.cfg, exp, out))
     click.echo(f"Exported {exp.issue_id} for {exp.service} -> {_rel(folder)}/")
