@@ -445,6 +445,7 @@ def test_import_in_a_user_template_fetches_nothing(
     dropped = [w for w in r.warnings if "@import" in w]
     assert len(dropped) == 5 and all("email.mjml.j2" in w for w in dropped)
     assert any("<link" in w and "e.css" in w for w in r.warnings)
+    assert "e.css" not in r.html  # readers' mail apps would fetch it
     # The second guard: cssutils itself (as premailer calls it) has no way to fetch.
     import cssutils
 

@@ -86,7 +86,10 @@ def prepare(cfg: Config, now: dt.datetime, sel: Selection = Selection()) -> Buil
     window, col = gather(cfg, now, sel)
     issue = digest.build_issue(cfg, window, col.articles, first=first_window(cfg, col, window))
     rendered = render.render(issue, cfg)
-    return Built(issue, rendered, col, time.perf_counter() - started)
+    # Render warnings (size near Gmail's clip limit, a dropped @import) for `build` to print.
+    where = Path(f"{cfg.output.folder.name}/{issue.id}/email.html")
+    findings = tuple(Problem(where, None, w, "warning") for w in rendered.warnings)
+    return Built(issue, rendered, col, time.perf_counter() - started, findings)
 
 
 def issue_json(built: Built) -> dict[str, object]:

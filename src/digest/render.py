@@ -332,10 +332,11 @@ def render(issue: Issue, cfg: Config) -> RenderedEmail:
         for rule in dropped
     ]
     warnings += [
-        f"{template_file}: {link}: mail clients ignore linked style sheets; put the CSS in "
-        "the template"
+        f"{template_file}: dropped {link}: mail clients ignore linked style sheets and "
+        "digest fetches nothing; put the CSS in the template"
         for link in _STYLESHEET_LINK.findall(compiled)
     ]
+    compiled = _STYLESHEET_LINK.sub("", compiled)
     html = tags.restore(_inline_css(compiled))
     text = _render_template(env, TEXT_TEMPLATE, context)
 
