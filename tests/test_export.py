@@ -650,3 +650,14 @@ def test_cli_export_default_folder_and_nothing_to_send(tmp_path: Path) -> None:
         main, [*base, "--for", "ses", "--week", "2026-W47", "--issue", "2026-W48"]
     )
     assert clash.exit_code == 2
+
+
+def test_generic_export_is_what_build_writes(
+    sample: tuple[Config, RenderedEmail], tmp_path: Path
+) -> None:
+    cfg, rendered = sample
+    built = pipeline.prepare(cfg, GOLDEN_NOW, pipeline.Selection(latest=True))
+    folder = pipeline.write_build(cfg, built, tmp_path)
+    exp = ex.export(rendered, cfg, "generic")
+    assert (folder / "email.html").read_text(encoding="utf-8") == exp.html
+    assert (folder / "email.txt").read_text(encoding="utf-8") == exp.text
