@@ -179,6 +179,8 @@ FLAT_VALUES = [
     "[yes, no, 2026-11-20, null, true]", "[a, [b]]", "[a,b,]", "{a: 1}", "Über — 日本語 😀",
     "  spaced   value   ", "'unterminated", '"a \\"b\\""', "&a x", "!!str 2026", ">", "|",
     "- x", "a - b", "[ ]", "\"\"", "a'b", "[x:y]", "[-1, 2]", "%x", "x\\y", "=", "<<",
+    "2026-11-20T14:02:03", "2026-11-20T14:02:03+01:00", "2026-11-20t14:02:03", "2026-02-30",
+    "2026-11-20 14:02:03.123456789 +01:00", "2026-11-20T14:02:03.5-05", "2026-11-20T25:00:00",
 ]  # fmt: skip
 
 
@@ -189,6 +191,33 @@ def test_flat_yaml_fast_path_agrees_with_pyyaml(value: str) -> None:
     if fast is None:
         return  # not trivially flat: PyYAML decides
     assert fast == yaml.load(text, Loader=content._yaml_loader())
+
+
+BLOCKS = [
+    "tags:\n  - a\n  - b\n",
+    "tags:\n- a\n- b\ntitle: x\n",
+    "tags:\n  - a\n   - b\n",
+    "tags:\n  - a: b\n",
+    "tags:\n  - [x]\n",
+    "tags:\n  - 'q'\n  - \"d\"\n  - yes\n  - 2026-11-20\n  - No\n",
+    "tags:\n  -\n",
+    "a:\n  b: c\n",
+    "tags:\n  - a\n\n  - b\n",
+    "tags:\n  - a\n# c\n  - b\n",
+    "title: x\n  - a\n",
+    "tags:\n  - a\ntitle:\n  - b\n",
+    "tags:\n    - deep\n    - er\nx: 1\n",
+    "tags:\n  - a # c\n",
+    "tags:\n  - - a\n",
+    'k: ["a: b"]\n',
+]
+
+
+@pytest.mark.parametrize("text", BLOCKS)
+def test_flat_yaml_block_lists_agree_with_pyyaml(text: str) -> None:
+    fast = content.flat_yaml(text)
+    if fast is not None:
+        assert fast == yaml.load(text, Loader=content._yaml_loader())
 
 
 def test_flat_yaml_takes_the_common_front_matter() -> None:
@@ -204,7 +233,8 @@ def test_flat_yaml_takes_the_common_front_matter() -> None:
         "draft": False,
         "summary": "It's fine.",
     }
-    assert content.flat_yaml("tags:\n  - a\n") is None  # block list: PyYAML
+    assert content.flat_yaml("tags:\n  - a\n  - 'b'\n") == {"tags": ["a", "b"]}
+    assert content.flat_yaml("extra:\n  author: x\n") is None  # nesting: PyYAML
 
 
 def test_bom_and_crlf(tmp_path: Path) -> None:
