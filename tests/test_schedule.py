@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+import time_machine
+from apscheduler.events import EVENT_JOB_EXECUTED
 
 from digest import config, digest, schedule
+from digest.ledger import Ledger
+from smtp_server import Faults, SmtpServer
 
 UTC = dt.UTC
 BERLIN = "Europe/Berlin"
@@ -197,3 +206,268 @@ def test_zero_grace_still_allows_a_late_fire_by_seconds() -> None:
     send = utc(2026, 11, 23, 8)
     assert schedule.check_due(c, send + 30 * SECOND).in_grace
     assert not schedule.check_due(c, send + dt.timedelta(minutes=2)).in_grace
+
+
+# --- real sends: the scheduler, a real SMTP server on 127.0.0.1, a real ledger ----------
+#
+# The clock is moved with time-machine (tick=True: it keeps running from the new time),
+# which APScheduler, the ledger and digest all read; waits stay real.
+
+SECRET_ENV = "DIGEST_TEST_SCHEDULE_SECRET"
+
+
+def write_site(
+    folder: Path,
+    port: int,
+    articles: list[str],
+    *,
+    recipients: int = 5,
+    day: str = "mon",
+    time: str = "09:00",
+    grace_hours: float = 6,
+    concurrency: int = 2,
+) -> Path:
+    """A newsletter folder: config.toml, articles dated ``articles`` (ISO), subscribers."""
+    (folder / "content").mkdir(parents=True)
+    for n, when in enumerate(articles):
+        (folder / "content" / f"post-{n}.md").write_text(
+            f'---\ntitle: "Post number {n}"\ndate: {when}\n---\n\n'
+            f"Post {n} is about the grid. It has a second sentence for the summary.\n",
+            encoding="utf-8",
+        )
+    rows = "".join(f"reader{i}@example.com,Reader {i}\n" for i in range(recipients))
+    (folder / "subscribers.csv").write_text("email,name\n" + rows, encoding="utf-8")
+    path = folder / "config.toml"
+    path.write_text(
+        f"""
+[schedule]
+timezone = "{BERLIN}"
+day = "{day}"
+time = "{time}"
+grace_hours = {grace_hours}
+
+[content]
+folder = "content"
+
+[subscribers]
+file = "subscribers.csv"
+
+[ledger]
+path = "digest.sqlite3"
+
+[delivery]
+transport = "smtp"
+concurrency = {concurrency}
+
+[smtp]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+timeout = 10
+
+[unsubscribe]
+secret_env = "{SECRET_ENV}"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
+    monkeypatch.setenv(SECRET_ENV, "a-test-secret-that-is-long-enough")
+    with SmtpServer() as server:
+        yield server
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def sent_once(server: SmtpServer, recipients: int) -> bool:
+    got = server.by_recipient()
+    return len(got) == recipients and all(len(ids) == 1 for ids in got.values())
+
+
+class Running:
+    """A schedule.Runner in a thread (the same object ``digest schedule`` runs)."""
+
+    def __init__(self, cfg: config.Config) -> None:
+        self.runner = schedule.Runner(cfg)
+        self.code: int | None = None
+        self.outcomes: list[schedule.Outcome] = []
+        self.runner.scheduler.add_listener(
+            lambda event: self.outcomes.append(event.retval), EVENT_JOB_EXECUTED
+        )
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.code = self.runner.run()
+
+    def stop(self) -> int | None:
+        self.runner.request_stop()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+        return self.code
+
+    def next_run(self) -> dt.datetime:
+        job = self.runner.scheduler.get_job(schedule.JOB_ID)
+        return job.next_run_time
+
+
+@pytest.mark.parametrize(
+    ("day", "at", "issue", "send_at", "article", "next_send"),
+    [
+        # winter and summer time: Monday 09:00 local is 08:00 / 07:00 UTC
+        (
+            "mon",
+            "09:00",
+            "2026-W48",
+            utc(2026, 11, 23, 8),
+            "2026-11-18T10:00:00+01:00",
+            utc(2026, 11, 30, 8),
+        ),
+        (
+            "mon",
+            "09:00",
+            "2026-W29",
+            utc(2026, 7, 13, 7),
+            "2026-07-08T10:00:00+02:00",
+            utc(2026, 7, 20, 7),
+        ),
+        # the switch days, Sunday 02:30: skipped (sent at 03:30 CEST) and repeated hour
+        (
+            "sun",
+            "02:30",
+            "2026-W13",
+            SPRING_SEND,
+            "2026-03-25T10:00:00+01:00",
+            utc(2026, 4, 5, 0, 30),
+        ),
+        (
+            "sun",
+            "02:30",
+            "2026-W43",
+            AUTUMN_SEND,
+            "2026-10-21T10:00:00+02:00",
+            utc(2026, 11, 1, 1, 30),
+        ),
+    ],
+    ids=["winter", "summer", "spring-switch", "autumn-switch"],
+)
+def test_scheduler_sends_at_the_local_send_time_once(
+    tmp_path: Path,
+    smtp: SmtpServer,
+    day: str,
+    at: str,
+    issue: str,
+    send_at: dt.datetime,
+    article: str,
+    next_send: dt.datetime,
+) -> None:
+    c = config.load(write_site(tmp_path, smtp.port, [article], day=day, time=at))
+    with time_machine.travel(send_at - 1.5 * SECOND, tick=True):
+        running = Running(c)
+        assert wait_for(lambda: running.runner.scheduler.running)
+        time.sleep(0.5)
+        assert smtp.messages == []  # nothing before the send time
+        assert wait_for(lambda: sent_once(smtp, 5))
+        arrived = dt.datetime.now(UTC)
+        assert send_at <= arrived < send_at + dt.timedelta(seconds=15)
+        assert wait_for(lambda: bool(running.outcomes))
+        assert [(o.issue, o.action) for o in running.outcomes] == [(issue, "sent")]
+        # After the fire, the next one is next week's: no second fire that day.
+        assert running.next_run() == next_send
+        assert running.stop() == 0
+    assert sent_once(smtp, 5)
+    with Ledger(c.ledger.path) as ledger:
+        rec = ledger.issue(issue)
+        assert rec is not None and rec.finished
+
+
+def test_a_missed_send_inside_the_grace_is_sent_once_and_a_restart_sends_nothing_again(
+    tmp_path: Path, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="digest")
+    c = config.load(write_site(tmp_path, smtp.port, ["2026-11-18T10:00:00+01:00"]))
+    send_at = utc(2026, 11, 23, 8)
+    with time_machine.travel(send_at + dt.timedelta(hours=5, minutes=50), tick=True):
+        first = Running(c)  # the machine was off at 09:00; it comes up at 14:50
+        assert wait_for(lambda: sent_once(smtp, 5))
+        assert first.stop() == 0
+        second = Running(c)  # restarted an hour later: the ledger says it is sent
+        time.sleep(1.5)
+        assert second.stop() == 0
+        # Two schedulers at once on the same ledger, and a double fire: nothing more.
+        a, b = Running(c), Running(c)
+        outcomes = [schedule.fire(c), schedule.fire(c)]
+        time.sleep(1.0)
+        assert a.stop() == b.stop() == 0
+    assert sent_once(smtp, 5)
+    assert len(smtp.messages) == 5
+    assert [o.action for o in outcomes] == ["already", "already"]
+    assert "within the grace of 6 h: sending it now" in caplog.text
+    assert "2026-W48 was already sent (5 recipients)" in caplog.text
+
+
+def test_a_missed_send_past_the_grace_is_logged_and_skipped(
+    tmp_path: Path, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="digest")
+    c = config.load(write_site(tmp_path, smtp.port, ["2026-11-18T10:00:00+01:00"]))
+    late = utc(2026, 11, 23, 8) + dt.timedelta(hours=6, minutes=1)
+    with time_machine.travel(late, tick=True):
+        running = Running(c)
+        time.sleep(1.5)
+        assert running.stop() == 0
+        outcome = schedule.fire(c)  # a fire this late (after a long sleep) skips too
+    assert smtp.messages == []
+    assert outcome.action == "skipped"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings and all("2026-W48 was due at Mon 2026-11-23 09:00 CET" in w for w in warnings)
+    assert "and was not sent; past the grace of 6 h" in warnings[0]
+    assert "digest send --week 2026-W48" in warnings[0]
+    assert "next send: 2026-W49 at Mon 2026-11-30 09:00 CET (08:00 UTC)" in caplog.text
+
+
+def test_an_empty_week_logs_nothing_to_send_and_sends_nothing(
+    tmp_path: Path, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="digest")
+    # The only article is in the week before: 2026-W49 (sent 11-30) has none.
+    c = config.load(write_site(tmp_path, smtp.port, ["2026-11-18T10:00:00+01:00"]))
+    with time_machine.travel(utc(2026, 11, 30, 8, 5), tick=False):
+        outcome = schedule.fire(c)
+    assert (outcome.issue, outcome.action) == ("2026-W49", "nothing")
+    assert "nothing to send for 2026-W49" in caplog.text
+    assert smtp.messages == []
+
+
+def test_a_double_fire_and_a_second_scheduler_on_the_same_ledger_send_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, "a-test-secret-that-is-long-enough")
+    monkeypatch.setattr(schedule, "BUSY_RETRY", 0.2)  # seconds between tries when busy
+    with SmtpServer(faults=Faults(slow=0.05, slow_share=1.0)) as server:
+        path = write_site(tmp_path, server.port, ["2026-11-18T10:00:00+01:00"], recipients=20)
+        c = config.load(path)
+        with time_machine.travel(utc(2026, 11, 23, 9), tick=True):
+            # Two schedulers come up at once, both within the grace, plus a stray fire.
+            a, b = Running(c), Running(c)
+            extra: list[schedule.Outcome] = []
+            fire = threading.Thread(target=lambda: extra.append(schedule.fire(c)))
+            fire.start()
+            assert wait_for(lambda: len(a.outcomes) == len(b.outcomes) == 1, timeout=30)
+            fire.join(30)
+            assert a.stop() == b.stop() == 0
+        assert sent_once(server, 20)
+        assert len(server.messages) == 20
+    # The ones that found the ledger busy waited for the send and then found it done.
+    actions = sorted(o.action for o in a.outcomes + b.outcomes + extra)
+    assert actions == ["already", "already", "sent"]

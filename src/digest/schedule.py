@@ -25,6 +25,7 @@ import contextlib
 import datetime as dt
 import logging
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ JOB_ID = "weekly-send"
 # Even with grace_hours = 0, a fire that a busy or just-woken machine runs a little late
 # is not a "missed" send.
 SLACK = dt.timedelta(minutes=1)
+BUSY_RETRY = 10  # seconds between tries while another send holds the ledger
 
 
 def utcnow() -> dt.datetime:
@@ -123,6 +125,7 @@ class Due:
     window: Window
     now: dt.datetime
     grace: dt.timedelta
+    state: str | None = None  # in the ledger: None (never started), "sending" or "sent"
 
     @property
     def late(self) -> dt.timedelta:
@@ -132,20 +135,49 @@ class Due:
     def in_grace(self) -> bool:
         return self.late <= self.grace
 
+    @property
+    def missed(self) -> bool:
+        """Past the grace and not (completely) sent: worth a warning."""
+        return not self.in_grace and self.state != "sent"
+
     def explain(self, cfg: Config) -> str:
         w = self.window
         when = f"{w.id} was due at {describe(cfg, w.send_at, note=False)}, {_span(self.late)} ago"
         if self.in_grace:
             return f"{when}: within the grace of {_span(self.grace)}"
+        if self.state == "sent":
+            return f"{when}, and was sent: nothing to do"
+        past = f"past the grace of {_span(self.grace)} (schedule.grace_hours)"
+        if self.state == "sending":
+            return (
+                f"{when}, and its send did not finish; {past}, it is not resumed "
+                f"automatically. Resume it by hand: digest send --week {w.id}"
+            )
         return (
-            f"{when}: past the grace of {_span(self.grace)} (schedule.grace_hours), so it "
-            f"is not sent automatically. If it has not been sent, send it by hand: "
-            f"digest send --week {w.id}"
+            f"{when}, and was not sent; {past}, it is not sent automatically. "
+            f"To send it anyway: digest send --week {w.id}"
         )
 
 
 def check_due(cfg: Config, now: dt.datetime) -> Due:
-    return Due(digest.due_window(cfg, now), now, grace(cfg))
+    """The issue due at ``now``, how late it is, and whether the ledger has it as sent."""
+    window = digest.due_window(cfg, now)
+    return Due(window, now, grace(cfg), _ledger_state(cfg, window.id))
+
+
+def _ledger_state(cfg: Config, issue_id: str) -> str | None:
+    # Only to explain a skipped send; the send itself asks the ledger again under its lock.
+    if not cfg.ledger.path.exists():
+        return None
+    from .ledger import Ledger
+
+    try:
+        with Ledger(cfg.ledger.path, readonly=True) as ledger:
+            rec = ledger.issue(issue_id)
+    except (DigestError, sqlite3.Error) as exc:
+        log.debug("cannot read the ledger %s: %s", cfg.ledger.path, exc)
+        return None
+    return rec.state if rec else None
 
 
 def _span(d: dt.timedelta) -> str:
@@ -162,7 +194,11 @@ def _span(d: dt.timedelta) -> str:
 @dataclass(frozen=True)
 class Outcome:
     issue: str
-    action: Literal["sent", "nothing", "skipped", "failed"]
+    # sent: every recipient has an outcome; already: sent before (a no-op); stopped:
+    # paused, interrupted or deferred recipients left (a later run resumes); nothing: an
+    # empty week; skipped: past the grace; failed: an error before or during the send.
+    # busy: another send held the ledger's lock (fire() waits and tries again).
+    action: Literal["sent", "already", "stopped", "nothing", "skipped", "failed", "busy"]
     detail: str = ""
     report: Any = None
 
@@ -172,12 +208,15 @@ def send_window(
 ) -> Outcome:
     """Send one issue through the same pipeline as ``digest send --week``."""
     from . import pipeline
+    from .ledger import SendBusy
 
     try:
         report = pipeline.send(cfg, now, pipeline.Selection(week=window.id), yes=True, stop=stop)
     except NothingToSend as exc:
         log.info("nothing to send for %s (%s)", window.id, str(exc).partition(": ")[2])
         return Outcome(window.id, "nothing", str(exc))
+    except SendBusy as exc:
+        return Outcome(window.id, "busy", str(exc))
     except DigestError as exc:
         log.error(
             "sending %s failed: %s\nRetry by hand with: digest send --week %s",
@@ -186,7 +225,20 @@ def send_window(
             window.id,
         )
         return Outcome(window.id, "failed", str(exc))
-    log.info("%s: %s", window.id, report)
+    if report.noop:
+        log.info("%s", report)
+        return Outcome(window.id, "already", str(report), report)
+    if not report.complete:
+        why = (
+            f"paused: {report.paused}"
+            if report.paused
+            else "stopped"
+            if report.interrupted
+            else "recipients deferred"
+        )
+        log.warning("%s\n%s; the rest is sent by: digest send --week %s", report, why, window.id)
+        return Outcome(window.id, "stopped", str(report), report)
+    log.info("%s", report)
     return Outcome(window.id, "sent", str(report), report)
 
 
@@ -196,17 +248,33 @@ def fire(cfg: Config, clock: Clock = utcnow, stop: threading.Event | None = None
     Module-level (importable) so it could serve a persistent job store too. It never
     raises: a failed week is logged and the scheduler keeps running for the next one.
     """
-    if stop is not None and stop.is_set():
+    stop = stop or threading.Event()
+    if stop.is_set():
         return Outcome("", "skipped", "stopping")
     now = clock()
     due = check_due(cfg, now)
     if due.in_grace:
-        log.info("sending %s (send time %s)", due.window.id, describe(cfg, due.window.send_at))
+        log.info("sending %s, due %s", due.window.id, describe(cfg, due.window.send_at))
         outcome = send_window(cfg, now, due.window, stop)
+        # Another send holds the ledger (a second scheduler, or someone's `digest send`,
+        # maybe of another issue): wait for it rather than drop this week.
+        while outcome.action == "busy" and due.in_grace:
+            log.info("%s\nTrying again in %d s.", outcome.detail, BUSY_RETRY)
+            if stop.wait(BUSY_RETRY):
+                break
+            now = clock()
+            due = Due(due.window, now, due.grace)
+            outcome = send_window(cfg, now, due.window, stop)
+        if outcome.action == "busy":
+            log.warning(
+                "%s\nNot sent; send it by hand: digest send --week %s",
+                outcome.detail,
+                due.window.id,
+            )
     else:
-        log.warning("%s", due.explain(cfg))
+        log.log(logging.WARNING if due.missed else logging.INFO, "%s", due.explain(cfg))
         outcome = Outcome(due.window.id, "skipped", due.explain(cfg))
-    if not (stop and stop.is_set()):
+    if not stop.is_set():
         _log_next(cfg, clock())
     return outcome
 
@@ -235,7 +303,7 @@ def build_scheduler(
         log.info("%s: sending it now", due.explain(cfg))
         first["next_run_time"] = dt.datetime.now(cfg.schedule.tz)
     else:
-        log.info("%s", due.explain(cfg))
+        log.log(logging.WARNING if due.missed else logging.INFO, "%s", due.explain(cfg))
     sched.add_job(
         fire,
         SendTimes(cfg),
@@ -254,40 +322,51 @@ def build_scheduler(
     return sched
 
 
-def run(cfg: Config, clock: Clock = utcnow, *, handle_signals: bool = True) -> int:
-    """Run until SIGTERM/SIGINT; a send in progress finishes its in-flight messages first.
+class Runner:
+    """The long-running scheduler: ``run()`` blocks until ``request_stop()``."""
 
-    Returns the exit code (0).
-    """
-    stop = threading.Event()
-    started = threading.Event()
-    sched = build_scheduler(cfg, clock, stop)
-    sched.add_listener(lambda _event: started.set(), EVENT_SCHEDULER_STARTED)
-    stopper: list[threading.Thread] = []
+    def __init__(self, cfg: Config, clock: Clock = utcnow) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.stop = threading.Event()  # seen by a send in progress
+        self.scheduler = build_scheduler(cfg, clock, self.stop)
+        self._started = threading.Event()
+        self.scheduler.add_listener(lambda _event: self._started.set(), EVENT_SCHEDULER_STARTED)
+        self._stopper: threading.Thread | None = None
 
-    def shutdown() -> None:
-        started.wait()
+    def request_stop(self, why: str = "stop requested") -> None:
+        """Safe from a signal handler: sets ``stop`` and shuts down in another thread,
+        because shutting down waits for a running send to finish its messages in flight."""
+        if self.stop.is_set():
+            return
+        log.info("%s: stopping; a send in progress finishes the messages in flight first", why)
+        self.stop.set()
+        self._stopper = threading.Thread(target=self._shutdown, name="digest-shutdown")
+        self._stopper.start()
+
+    def _shutdown(self) -> None:
+        self._started.wait()  # a signal can come before start(); shutdown() needs it running
         with contextlib.suppress(SchedulerNotRunningError):
-            sched.shutdown(wait=True)  # waits for the running job, which sees `stop`
+            self.scheduler.shutdown(wait=True)
+
+    def run(self) -> int:
+        """Returns the exit code: 0 (a failed send is logged; the next week still runs)."""
+        _log_next(self.cfg, self.clock())
+        self.scheduler.start()  # blocks until shut down
+        if self._stopper is not None:
+            self._stopper.join()  # the running send, if any, has returned
+        log.info("scheduler stopped")
+        return 0
+
+
+def run(cfg: Config, clock: Clock = utcnow) -> int:
+    """``digest schedule``: run until SIGTERM or SIGINT, then exit 0 after a send in
+    progress has finished its messages in flight and recorded them."""
+    runner = Runner(cfg, clock)
 
     def on_signal(signum: int, _frame: object) -> None:
-        if stop.is_set():
-            return
-        log.info(
-            "%s: stopping; a send in progress finishes the messages in flight first",
-            signal.Signals(signum).name,
-        )
-        stop.set()
-        # Not in the handler itself: shutdown(wait=True) blocks until the job returns.
-        stopper.append(threading.Thread(target=shutdown, name="digest-shutdown"))
-        stopper[0].start()
+        runner.request_stop(signal.Signals(signum).name)
 
-    if handle_signals:
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-    _log_next(cfg, clock())
-    sched.start()  # blocks until shutdown
-    for t in stopper:
-        t.join()
-    log.info("scheduler stopped")
-    return 0
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return runner.run()
