@@ -447,7 +447,7 @@ def test_serve_command_with_the_outbox_dev_secret_unsubscribes_and_stops_cleanly
     try:
         line = proc.stdout.readline()
         m = re.search(r"Serving (http://127\.0\.0\.1:\d+/)", line)
-        assert m, line + proc.stderr.read() if proc.poll() is not None else line
+        assert m, (line, proc.poll())
         base = m.group(1).rstrip("/")
         assert client.get(base + "/").status_code == 200
         assert one_click(client, f"{base}/unsubscribe/{make_token(dev_secret, ADA)}").is_success
