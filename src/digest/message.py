@@ -149,6 +149,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 
 def one_line(value: str) -> str:
     """A header-safe value: control characters (CR, LF, ...) become single spaces."""
+    if value.isprintable() and value == value.strip() and "  " not in value:
+        return value  # the common case, fast (no Cc, Zl, Zp characters)
     return " ".join(_CONTROL.sub(" ", value).split())
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -76,8 +77,7 @@ def normalize(address: str) -> str:
     return _validate(address)
 
 
-@dataclass(frozen=True)
-class Subscriber:
+class Subscriber(NamedTuple):  # a tuple: cheap to make a million of
     email: str  # normalised
     key: str  # case-folded: what duplicates and suppressions are compared by
     name: str = ""
@@ -105,9 +105,12 @@ def _column(header: list[str], names: Iterable[str]) -> int | None:
     return None
 
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
 def _has_bad_bytes(text: str) -> bool:
     # The file is decoded with surrogateescape: undecodable bytes become lone surrogates.
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return not text.isascii() and _SURROGATE.search(text) is not None
 
 
 def read(path: Path) -> Iterator[Subscriber | BadRow]:
@@ -155,7 +158,7 @@ def read(path: Path) -> Iterator[Subscriber | BadRow]:
                 prev = reader.line_num
                 continue
             line, prev = prev + 1, reader.line_num
-            if not row or not any(cell.strip() for cell in row):
+            if not row or not "".join(row).strip():
                 continue
             if email_i >= len(row) or not row[email_i].strip():
                 yield BadRow(path, line, "no email address in this row")
