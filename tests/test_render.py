@@ -228,6 +228,18 @@ def test_placeholders_are_tokens_and_defaults_fill_them(sample: render.RenderedE
     assert "1 Example Street" in visible_text(html) and "1 Example Street" in text
 
 
+def test_defaults_are_text_even_when_values_are_raw() -> None:
+    cfg = make_config(newsletter={"postal_address": "Smith & Co, 1 Main St <HQ>"})
+    r = render.render(make_issue(), cfg)
+    html, text = r.fill({"unsubscribe_url": "*|UNSUB|*"}, raw=True)
+    assert "Smith &amp; Co, 1 Main St &lt;HQ&gt;" in html and "<HQ>" not in html
+    assert 'href="*|UNSUB|*"' in html
+    assert "Smith & Co, 1 Main St <HQ>" in text
+    # A value given explicitly is raw, even for a field that has a default.
+    html, _ = r.fill({"postal_address": "*|HTML:LIST_ADDRESS_HTML|*"}, raw=True)
+    assert "*|HTML:LIST_ADDRESS_HTML|*" in html
+
+
 def test_article_parts(sample: render.RenderedEmail) -> None:
     text = visible_text(sample.html)
     for part in (

@@ -73,14 +73,17 @@ class RenderedEmail:
     def fill(self, values: Mapping[str, str], *, raw: bool = False) -> tuple[str, str]:
         """Return (html, text) with every token replaced.
 
-        Values are HTML-escaped in the HTML part unless ``raw`` (for merge tags, which
-        must reach the mail service byte for byte).
+        ``values`` are HTML-escaped in the HTML part unless ``raw`` (for merge tags, which
+        must reach the mail service byte for byte). ``defaults`` are plain text (a postal
+        address with ``&`` or ``<``), so they are always escaped there.
         """
         merged = {**self.defaults, **values}
 
         def html_sub(m: re.Match[str]) -> str:
-            v = merged.get(m.group(1), "")
-            return v if raw else _html.escape(v, quote=True)
+            name = m.group(1)
+            if raw and name in values:
+                return values[name]
+            return _html.escape(merged.get(name, ""), quote=True)
 
         def text_sub(m: re.Match[str]) -> str:
             return merged.get(m.group(1), "")
@@ -185,7 +188,8 @@ def _no_fetch(url: str) -> None:
 
 
 def _load_premailer() -> Any:
-    """Import premailer on first use (it costs 0.2-0.4 s) and make cssutils quiet and inert."""
+    """Import premailer on first use (~0.1 s, twice that without the deferred imports) and
+    make cssutils quiet and inert."""
     global _premailer
     if _premailer is None:
         premailer = _import_without(("requests", "urllib.request"), "premailer")
