@@ -6,6 +6,7 @@ Fixtures: tests/fixtures/content/<case>/..., one file per edge case, named after
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -465,6 +466,19 @@ def test_drafts_and_future_are_skipped_and_counted(tmp_path: Path) -> None:
     assert sorted(a.slug for a in col.articles) == ["live", "now"]
     assert (col.files, col.drafts, col.future) == (6, 2, 2)
     assert col.newest == NOW and col.oldest == dt.datetime(2026, 11, 20, tzinfo=BERLIN)
+
+
+def test_walk_skips_what_is_not_an_article(tmp_path: Path) -> None:
+    c = tmp_path / "c"
+    write(c, "posts/2026-11-20-real.md", "---\ntitle: Real\n---\nx\n")
+    write(c, ".git/2026-11-20-hidden.md", "---\ntitle: Hidden\n---\nx\n")
+    write(c, ".2026-11-20-dotfile.md", "---\ntitle: Dot\n---\nx\n")
+    write(c, "posts/_index.md", "---\ntitle: Section\n---\n")
+    write(c, "posts/notes.txt", "not markdown")
+    (c / "posts" / "loop").symlink_to(c, target_is_directory=True)  # a cycle of links
+    os.mkfifo(c / "posts" / "2026-11-20-pipe.md")  # reading it would block forever
+    col = load(c, tmp_path)
+    assert [a.slug for a in col.articles] == ["real"] and col.files == 1
 
 
 def test_missing_folder_is_a_content_error(tmp_path: Path) -> None:

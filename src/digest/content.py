@@ -202,12 +202,21 @@ class _Shown:
 
 
 def _walk(folder: str) -> list[tuple[str, str]]:
-    """(path, posix path relative to ``folder``) of every content file, sorted."""
+    """(path, posix path relative to ``folder``) of every content file, sorted.
+
+    Hidden files and folders are skipped; symlinked folders are followed once (a loop
+    of links is not followed around); only regular files are read.
+    """
     found: list[tuple[str, str]] = []
     stack = [(folder, "")]
+    seen: set[tuple[int, int]] = set()
     while stack:
         here, rel = stack.pop()
         try:
+            st = os.stat(here)
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
             entries = list(os.scandir(here))
         except OSError:
             continue
@@ -215,10 +224,17 @@ def _walk(folder: str) -> list[tuple[str, str]]:
             name = e.name
             if name.startswith("."):
                 continue
-            if e.is_dir():
-                stack.append((e.path, f"{rel}{name}/"))
-            elif name.lower().endswith(SUFFIXES) and not name.startswith("_index."):
-                found.append((e.path, rel + name))
+            try:
+                if e.is_dir():
+                    stack.append((e.path, f"{rel}{name}/"))
+                elif (
+                    name.lower().endswith(SUFFIXES)
+                    and not name.startswith("_index.")
+                    and e.is_file()
+                ):
+                    found.append((e.path, rel + name))
+            except OSError:
+                continue
     found.sort(key=lambda f: f[1])
     return found
 
