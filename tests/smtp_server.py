@@ -18,7 +18,8 @@ accepted message. Faults are drawn from a seeded RNG so a failing run can be rep
   unless ``drop_after_accept`` (it was queued, the reply got lost).
 * ``slow``/``slow_share``: delay that share of replies to RCPT and DATA by ``slow``
   seconds.
-* ``reject``: addresses answered ``550`` at RCPT.
+* ``reject``: addresses answered ``550`` at RCPT; ``defer``: ``452`` at RCPT;
+  ``reject_sender``: ``553`` to MAIL.
 * ``pipelining``: advertise PIPELINING (aiosmtpd handles pipelined commands but does not
   say so).
 * TLS: ``tls="starttls"`` or ``"tls"`` (implicit) with ``cert=(cert.pem, key.pem)`` from
@@ -54,6 +55,8 @@ class Faults:
     slow: float = 0.0
     slow_share: float = 0.0
     reject: Callable[[str], bool] | None = None
+    reject_sender: bool = False
+    defer: Callable[[str], bool] | None = None
     seed: int = 0
 
 
@@ -116,6 +119,15 @@ class _Handler:
             responses.insert(1, "250-PIPELINING")
         return responses
 
+    async def handle_MAIL(
+        self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if self.s.faults.reject_sender:
+            return f"553 5.7.1 <{address}>: sender address rejected"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 OK"
+
     async def handle_RCPT(
         self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
@@ -124,6 +136,8 @@ class _Handler:
         if f.reject is not None and f.reject(address):
             self.s.count("rcpt_rejected")
             return f"550 5.1.1 <{address}>: mailbox unavailable"
+        if f.defer is not None and f.defer(address):
+            return "452 4.2.2 Mailbox full, try later"
         if f.transient_rcpt and self.s.rng_draw() < f.transient_rcpt:
             self.s.count("rcpt_transient")
             if self.s.rng_draw() < 0.5:

@@ -164,10 +164,9 @@ def test_issue_state(tmp_path):
 def test_send_lock_excludes_a_second_holder(tmp_path):
     path = tmp_path / "l.sqlite3"
     with Ledger(path) as one, Ledger(path) as two:
-        with one.lock("2026-W48"):
-            with pytest.raises(SendBusy, match=r"another 'digest send' is running.*2026-W48"):
-                with two.lock("2026-W48"):
-                    pass
+        busy = pytest.raises(SendBusy, match=r"another 'digest send' is running.*2026-W48")
+        with one.lock("2026-W48"), busy, two.lock("2026-W48"):
+            pass
         with two.lock("2026-W48"):  # released on exit
             pass
 
