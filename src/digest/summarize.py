@@ -28,13 +28,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .content import _CJK, _MONTHS, Article, children_text, count_words, inline_text, markdown
+from .content import CJK, MONTHS, Article, children_text, count_words, inline_text, markdown
 
 ELLIPSIS = "…"
 _MORE = re.compile(r"<!--\s*(?:more|PELICAN_END_SUMMARY)\s*-->", re.I)
 _TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.S)
 _CJK_END = re.compile(r"[。！？]+[」』”’）)]*")
-_UNIT = re.compile(rf"{_CJK.pattern}|[^\s{_CJK.pattern[1:-1]}]+")
+_UNIT = re.compile(rf"{CJK.pattern}|[^\s{CJK.pattern[1:-1]}]+")
 _ORDINAL_END = re.compile(r"(?:^|\s)\d{1,2}\.$")
 _TRAILING = " \t,;:—–-([{\"'“‘«"
 _LEAD_SEPARATORS = (":", "：", "—", "–", "-", ".")
@@ -180,7 +180,7 @@ def _cut_words(text: str, budget: int) -> str:
     total, end = 0.0, 0
     for m in _UNIT.finditer(text):
         unit = m.group()
-        cost = 0.5 if _CJK.match(unit) else count_words(unit)
+        cost = 0.5 if CJK.match(unit) else count_words(unit)
         if total + cost > budget:
             break
         total, end = total + cost, m.end()
@@ -227,7 +227,7 @@ def _merge_ordinals(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, 
             prev_start, prev_end = merged[-1]
             nxt = text[start:end]
             first_word = nxt.split(maxsplit=1)[0].rstrip(".,").lower() if nxt.split() else ""
-            if (_ORDINAL_END.search(text[prev_start:prev_end]) and first_word in _MONTHS) or nxt[
+            if (_ORDINAL_END.search(text[prev_start:prev_end]) and first_word in MONTHS) or nxt[
                 :1
             ].islower():
                 merged[-1] = (prev_start, end)
