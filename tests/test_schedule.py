@@ -10,6 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -471,3 +475,74 @@ def test_a_double_fire_and_a_second_scheduler_on_the_same_ledger_send_once(
     # The ones that found the ledger busy waited for the send and then found it done.
     actions = sorted(o.action for o in a.outcomes + b.outcomes + extra)
     assert actions == ["already", "already", "sent"]
+
+
+# --- SIGTERM during a send: a real `digest schedule` process --------------------------------
+
+
+def digest_cli(path: Path, *args: str, now: str) -> list[str]:
+    return [sys.executable, "-m", "digest.cli", "--config", str(path), "--now", now, *args]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_a_scheduled_send_loses_and_duplicates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: signal.Signals
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, "a-test-secret-that-is-long-enough")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    total = 60
+    now = "2026-11-23T09:00:00+00:00"  # an hour after the 09:00 CET send: within the grace
+    with SmtpServer(faults=Faults(slow=0.05, slow_share=1.0)) as server:
+        path = write_site(tmp_path, server.port, ["2026-11-18T10:00:00+01:00"], recipients=total)
+        proc = subprocess.Popen(
+            digest_cli(path, "schedule", now=now),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            assert wait_for(lambda: len(server.messages) >= 5, timeout=30)
+            proc.send_signal(signum)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, out
+        stopped_at = len(server.messages)
+        time.sleep(0.3)
+        assert len(server.messages) == stopped_at  # nothing goes out after the exit
+        assert 5 <= stopped_at < total, out
+        assert f"{signum.name}: stopping" in out
+        assert "stopped as asked" in out and "scheduler stopped" in out, out
+        got = server.by_recipient()
+        assert all(len(ids) == 1 for ids in got.values())  # no duplicate
+        c = config.load(path)
+        with Ledger(c.ledger.path) as ledger:
+            counts = ledger.counts("2026-W48")
+        # Nothing lost: every message the server accepted is recorded as sent, and only
+        # those; the rest are still pending.
+        assert counts["sent"] == len(got) == stopped_at
+        assert counts["pending"] == total - stopped_at
+
+        # Cron mode picks it up and finishes it; a second run does nothing.
+        done = subprocess.run(
+            digest_cli(path, "send", "--due", "--yes", now="2026-11-23T10:00:00+00:00"),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert sent_once(server, total)
+        assert len(server.messages) == total
+        again = subprocess.run(
+            digest_cli(path, "send", "--due", "--yes", now="2026-11-23T11:00:00+00:00"),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "already sent" in again.stdout
+        assert len(server.messages) == total

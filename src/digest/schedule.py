@@ -229,14 +229,15 @@ def send_window(
         log.info("%s", report)
         return Outcome(window.id, "already", str(report), report)
     if not report.complete:
-        why = (
-            f"paused: {report.paused}"
-            if report.paused
-            else "stopped"
-            if report.interrupted
-            else "recipients deferred"
+        if stop is not None and stop.is_set():
+            why = "stopped as asked; the rest goes out at the next start within the grace"
+        elif report.paused:
+            why = report.paused
+        else:
+            why = "some recipients were deferred after their retries"
+        log.warning(
+            "%s\n%s. Or send the rest by hand: digest send --week %s", report, why, window.id
         )
-        log.warning("%s\n%s; the rest is sent by: digest send --week %s", report, why, window.id)
         return Outcome(window.id, "stopped", str(report), report)
     log.info("%s", report)
     return Outcome(window.id, "sent", str(report), report)
