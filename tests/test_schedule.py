@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 import time_machine
 from apscheduler.events import EVENT_JOB_EXECUTED
+from click.testing import CliRunner
 
-from digest import config, digest, schedule
+from digest import cli, config, digest, schedule
 from digest.ledger import Ledger
 from smtp_server import Faults, SmtpServer
 
@@ -546,3 +547,56 @@ def test_a_signal_during_a_scheduled_send_loses_and_duplicates_nothing(
         assert again.returncode == 0, again.stdout + again.stderr
         assert "already sent" in again.stdout
         assert len(server.messages) == total
+
+
+# --- the commands -------------------------------------------------------------------------
+
+
+def test_schedule_next_prints_local_and_utc_times_and_exits(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[schedule]\ntimezone = "Europe/Berlin"\nday = "sun"\ntime = "02:30"\n', encoding="utf-8"
+    )
+    result = CliRunner().invoke(
+        cli.main, ["--config", str(path), "--now", "2026-03-20T12:00", "schedule", "--next", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "Next 5 sends (sun 02:30 Europe/Berlin):",
+        "  2026-W12  Sun 2026-03-22 02:30 CET (01:30 UTC)",
+        "  2026-W13  Sun 2026-03-29 03:30 CEST (01:30 UTC); 02:30 does not exist that day"
+        " (clocks go forward)",
+        "  2026-W14  Sun 2026-04-05 02:30 CEST (00:30 UTC)",
+        "  2026-W15  Sun 2026-04-12 02:30 CEST (00:30 UTC)",
+        "  2026-W16  Sun 2026-04-19 02:30 CEST (00:30 UTC)",
+    ]
+
+
+def test_send_due_outside_the_grace_does_nothing_and_says_why(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    path = write_site(tmp_path, smtp.port, ["2026-11-18T10:00:00+01:00"])
+    runner = CliRunner()
+    # Tuesday: Monday's send is a day old, past the 6-hour grace.
+    late = runner.invoke(
+        cli.main, ["--config", str(path), "--now", "2026-11-24T09:00", "send", "--due", "--yes"]
+    )
+    assert late.exit_code == 0, late.output
+    assert "2026-W48 was due at Mon 2026-11-23 09:00 CET (08:00 UTC), 1 d ago" in late.output
+    assert "was not sent; past the grace of 6 h" in late.output
+    assert "digest send --week 2026-W48" in late.output
+    assert smtp.messages == []
+    assert not (tmp_path / "digest.sqlite3").exists()
+    # Within the grace it sends; a later hourly run says it was sent.
+    due = runner.invoke(
+        cli.main, ["--config", str(path), "--now", "2026-11-23T09:05", "send", "--due", "--yes"]
+    )
+    assert due.exit_code == 0, due.output
+    assert sent_once(smtp, 5)
+    after = runner.invoke(
+        cli.main, ["--config", str(path), "--now", "2026-11-23T18:00", "send", "--due", "--yes"]
+    )
+    assert after.exit_code == 0, after.output
+    assert "2026-W48 was due at Mon 2026-11-23 09:00 CET (08:00 UTC), 9 h ago" in after.output
+    assert "and was sent: nothing to do" in after.output
+    assert len(smtp.messages) == 5
