@@ -571,6 +571,7 @@ class Engine:
     def _worker(self) -> None:
         conn: Connection | None = None
         connect_failures = 0
+        gave_up = False
         try:
             while True:
                 job = self._next_job()
@@ -588,7 +589,8 @@ class Engine:
                             self._done(job, 0.0)  # not attempted: back in line at once
                             job = None
                             if connect_failures >= self.s.max_attempts:
-                                return  # this worker gives up; see the finally below
+                                gave_up = True  # see the finally below
+                                return
                             delay = backoff(connect_failures, self.s.retry_base, self.s.retry_max)
                             self.stop.wait(delay)
                             continue
@@ -614,7 +616,8 @@ class Engine:
             with self._cond:
                 self._workers_left -= 1
                 work_left = bool(self._retry) or not self._source_done
-                if self._workers_left == 0 and work_left and not self._halt:
+                last = self._workers_left == 0
+                if gave_up and last and work_left and not self._halt and not self.stop.is_set():
                     # Every worker gave up connecting while recipients still wait.
                     self._halt = (
                         f"paused: cannot reach the server ({self._last_failure}). Nothing "

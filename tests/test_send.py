@@ -1,0 +1,360 @@
+"""`digest send / preview / status` end to end: real processes, real SMTP, real ledger.
+
+The crash tests kill a `digest send` process with SIGKILL (or SIGTERM) at random points of
+a 2,000-recipient send and resume it, several times.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import hashlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from digest import pipeline
+from digest.config import load
+from digest.ledger import Ledger
+from digest.message import message_id
+from digest.render import RenderedEmail
+from smtp_server import Faults, SmtpServer
+
+SECRET = "send-test-secret-0123456789abcdef"
+WEEK = "2026-W48"
+REPO = Path(__file__).resolve().parents[1]
+NOW = "2026-11-27T12:00:00+00:00"  # the sample content's latest issue is 2026-W48
+
+
+def issue() -> RenderedEmail:
+    return RenderedEmail(
+        WEEK,
+        "The Weekly Digest #48",
+        "pre",
+        "<p>Hi __digest_first_name__</p><p>News.</p>"
+        '<a href="__digest_unsubscribe_url__">Unsubscribe</a>',
+        "Hi __digest_name__\nNews.\n__digest_unsubscribe_url__\n",
+    )
+
+
+def write_config(tmp_path: Path, port: int | None = None, extra: str = "") -> Path:
+    transport = (
+        f'transport = "smtp"\n\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+        "timeout = 10\n"
+        if port
+        else 'transport = "outbox"\n'
+    )
+    text = f"""
+[newsletter]
+name = "The Weekly Digest"
+
+[sender]
+email = "news@example.com"
+name = "The Weekly Digest"
+
+[content]
+folder = "content"
+
+[subscribers]
+file = "subscribers.csv"
+
+[ledger]
+path = "ledger.sqlite3"
+
+[unsubscribe]
+secret_env = "DIGEST_TEST_SECRET"
+url = "https://example.com/u"
+
+[delivery]
+concurrency = 4
+retry_seconds = 0.01
+retry_max_seconds = 0.05
+max_attempts = 10
+{transport}
+{extra}
+"""
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    (tmp_path / "content").mkdir(exist_ok=True)
+    return path
+
+
+def write_subscribers(tmp_path: Path, n: int, prefix: str = "reader") -> list[str]:
+    addresses = [f"{prefix}{i}@example.com" for i in range(n)]
+    with (tmp_path / "subscribers.csv").open("w") as f:
+        f.write("email,name\n")
+        for i, a in enumerate(addresses):
+            f.write(f"{a},Reader {i}\n")
+    return addresses
+
+
+def freeze(config: Path) -> None:
+    with Ledger(load(config).ledger.path) as ledger:
+        ledger.freeze(issue())
+
+
+def env(**extra: str) -> dict[str, str]:
+    out = {**os.environ, "DIGEST_TEST_SECRET": SECRET, "DIGEST_NOW": NOW, "PYTHONUTF8": "1"}
+    out.update(extra)
+    return out
+
+
+def digest(config: Path, *args: str, **kw) -> list[str]:
+    return [sys.executable, "-m", "digest.cli", "--config", str(config), *args]
+
+
+def run(config: Path, *args: str, environ=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        digest(config, *args), capture_output=True, text=True, env=environ or env(), timeout=120
+    )
+
+
+def sent_in_ledger(config: Path) -> dict[str, int]:
+    return Ledger(load(config).ledger.path, readonly=True).counts(WEEK)
+
+
+# -- crash safety ----------------------------------------------------------------------------
+
+
+def crash_and_resume(tmp_path: Path, sig: signal.Signals, seed: int, rounds: int = 5):
+    """Start `digest send`, kill it with ``sig`` once the server has taken a random number
+    of messages, and start it again; ``rounds`` times, then let it finish."""
+    addresses = write_subscribers(tmp_path, 2000)
+    server = SmtpServer(pipelining=True, keep_data=False).start()
+    try:
+        config = write_config(tmp_path, server.port)
+        freeze(config)
+        rng = random.Random(seed)
+        kills, codes = 0, []
+        for _ in range(rounds):
+            before = len(server.messages)
+            target = before + rng.randint(30, 350)
+            proc = subprocess.Popen(
+                digest(config, "send", "--issue", WEEK, "--yes"),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env(),
+            )
+            deadline = time.monotonic() + 60
+            while (
+                len(server.messages) < target
+                and proc.poll() is None
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.001)
+            if proc.poll() is None:
+                proc.send_signal(sig)
+                kills += 1
+            _, err = proc.communicate(timeout=60)
+            codes.append(proc.returncode)
+            if sig == signal.SIGTERM and proc.returncode == 5:
+                assert "stopped before the end" in err, err
+        final = run(config, "send", "--issue", WEEK, "--yes")
+        assert final.returncode == 0, final.stderr
+    finally:
+        server.stop()
+    got = server.by_recipient()
+    return addresses, got, kills, codes, config, final
+
+
+def test_sigkill_at_random_points_then_resume(tmp_path):
+    addresses, got, kills, codes, config, _ = crash_and_resume(tmp_path, signal.SIGKILL, seed=5)
+    assert kills >= 3 and codes.count(-signal.SIGKILL) == kills
+    assert set(got) == set(addresses)  # everyone received it
+    duplicates = 0
+    for address, ids in got.items():
+        # Anyone who got it twice got the same message: the same Message-ID.
+        assert set(ids) == {message_id(WEEK, address, "example.com")}, address
+        duplicates += len(ids) - 1
+    assert duplicates <= 4 * kills  # at most one per connection in flight per kill
+    counts = sent_in_ledger(config)
+    assert counts["sent"] == 2000 and counts["pending"] == 0
+
+
+def test_sigterm_finishes_in_flight_zero_duplicates(tmp_path):
+    addresses, got, kills, codes, config, final = crash_and_resume(tmp_path, signal.SIGTERM, seed=9)
+    assert kills >= 3 and all(code in (0, 5) for code in codes), codes
+    assert set(got) == set(addresses)
+    assert all(len(ids) == 1 for ids in got.values())  # not one duplicate
+    assert sent_in_ledger(config)["sent"] == 2000
+    assert "already sent" in final.stdout
+
+
+def test_two_sends_at_once_one_refuses(tmp_path):
+    write_subscribers(tmp_path, 60)
+    with SmtpServer(faults=Faults(slow=0.03, slow_share=1.0)) as server:
+        config = write_config(tmp_path, server.port)
+        freeze(config)
+        first = subprocess.Popen(
+            digest(config, "send", "--issue", WEEK, "--yes"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(),
+        )
+        deadline = time.monotonic() + 30
+        while not server.messages and time.monotonic() < deadline:
+            time.sleep(0.01)
+        second = run(config, "send", "--issue", WEEK, "--yes")
+        _, err = first.communicate(timeout=60)
+    assert second.returncode == 5, second.stderr
+    assert "another 'digest send' is running" in second.stderr
+    assert f"pid {first.pid}" in second.stderr and "Traceback" not in second.stderr
+    assert first.returncode == 0, err
+    got = server.by_recipient()
+    assert len(got) == 60 and all(len(ids) == 1 for ids in got.values())
+
+
+# -- the commands ---------------------------------------------------------------------------
+
+
+def test_send_summary_status_and_second_send(tmp_path):
+    write_subscribers(tmp_path, 12)
+    with (tmp_path / "subscribers.csv").open("a") as f:
+        f.write("not-an-address,Broken\nREADER3@example.com,Duplicate\nbounce@example.com,B\n")
+    faults = Faults(reject=lambda a: a.startswith("bounce"))
+    with SmtpServer(faults=faults) as server:
+        config = write_config(tmp_path, server.port)
+        freeze(config)
+        first = run(config, "send", "--issue", WEEK, "--yes")
+        second = run(config, "send", "--issue", WEEK, "--yes")
+        status = run(config, "status", WEEK)
+        overview = run(config, "status")
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout
+    assert "sent                              12" in lines
+    assert "invalid (skipped)                  1" in lines
+    assert "duplicates (folded)                1" in lines
+    assert "failed (refused)                   1" in lines
+    assert "bounce@example.com: RCPT: 550 5.1.1" in lines
+    assert "subscribers.csv:14: 'not-an-address' is not a valid address" in first.stderr
+    assert second.returncode == 0 and "was already sent to 12" in second.stdout
+    assert "No one has joined since" in second.stdout
+    assert len(server.messages) == 12
+    assert status.returncode == 0 and "sent 12  failed 1" in status.stdout
+    assert "bounce@example.com (failed, 1 attempt(s)): RCPT: 550" in status.stdout
+    assert WEEK in overview.stdout and "“The Weekly Digest #48”" in overview.stdout
+    assert SECRET not in first.stdout + first.stderr + status.stdout
+
+
+def test_not_interactive_needs_yes(tmp_path):
+    write_subscribers(tmp_path, 3)
+    config = write_config(tmp_path)
+    freeze(config)
+    result = run(config, "send", "--issue", WEEK)
+    assert result.returncode == 2 and "pass --yes" in result.stderr
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_outbox_default_works_with_nothing_to_start(tmp_path):
+    write_subscribers(tmp_path, 5)
+    config = write_config(tmp_path)
+    freeze(config)
+    environ = env()
+    del environ["DIGEST_TEST_SECRET"]  # the outbox works without a secret, loudly
+    result = run(config, "send", "--issue", WEEK, "--yes", environ=environ)
+    assert result.returncode == 0, result.stderr
+    assert "development secret" in result.stderr
+    files = list((tmp_path / "outbox" / "new").glob("*.eml"))
+    assert len(files) == 5
+    with Ledger(tmp_path / "ledger.sqlite3") as ledger:
+        dev = ledger.dev_secret()
+    assert dev not in result.stdout + result.stderr
+
+
+def test_dry_run_touches_no_ledger_and_no_server(tmp_path):
+    write_subscribers(tmp_path, 25)
+    with SmtpServer() as server:
+        config = write_config(tmp_path, server.port)
+        freeze(config)
+        with Ledger(tmp_path / "ledger.sqlite3") as ledger:
+            ledger.suppress("reader4@example.com")
+        before = hashlib.sha256((tmp_path / "ledger.sqlite3").read_bytes()).hexdigest()
+        result = run(config, "send", "--issue", WEEK, "--dry-run")
+        assert result.returncode == 0, result.stderr
+        assert server.messages == []
+    after = hashlib.sha256((tmp_path / "ledger.sqlite3").read_bytes()).hexdigest()
+    assert before == after
+    files = list((tmp_path / "out" / WEEK / "dry-run" / "new").glob("*.eml"))
+    assert len(files) == 24  # the suppressed address is left out
+    assert "Dry run of 2026-W48" in result.stdout
+    counts = sent_in_ledger(config)
+    assert counts["sent"] == 0 and counts["pending"] == 0
+
+
+def test_empty_week_sends_nothing(tmp_path):
+    write_subscribers(tmp_path, 3)
+    config = write_config(tmp_path)
+    result = run(config, "send", "--week", "2020-W01", "--yes")
+    assert result.returncode == 10 and "nothing to send" in result.stdout
+    assert not (tmp_path / "outbox").exists()
+    assert pipeline.status(load(config)) == []
+
+
+# -- with the real render -------------------------------------------------------------------
+
+
+def sample_site(tmp_path: Path, port: int | None = None) -> Path:
+    shutil.copytree(REPO / "content", tmp_path / "content")
+    return write_config(tmp_path, port)
+
+
+def test_preview_is_the_issue_marked_and_not_recorded(tmp_path):
+    write_subscribers(tmp_path, 3)
+    config = sample_site(tmp_path)
+    result = run(config, "preview", "--latest", "--to", "me@example.com,ed@example.org")
+    assert result.returncode == 0, result.stderr
+    assert "sent to me@example.com" in result.stdout
+    files = list((tmp_path / "outbox" / "new").glob("*.eml"))
+    assert len(files) == 2
+    for f in files:
+        msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+        assert msg["Subject"].startswith("[Preview] ")
+        rcpt = msg["To"].addresses[0].addr_spec
+        assert msg["Message-ID"] != message_id(WEEK, rcpt, "example.com")
+        assert "__digest_" not in msg.get_body(("html",)).get_content()
+    assert pipeline.status(load(config)) == []  # nothing recorded
+
+
+def test_resume_sends_the_frozen_content_not_a_new_render(tmp_path):
+    write_subscribers(tmp_path, 4)
+    config = sample_site(tmp_path)
+    cfg = load(config)
+    now = dt.datetime.fromisoformat(NOW)
+    sel = pipeline.Selection(latest=True)
+    os.environ.setdefault("DIGEST_TEST_SECRET", SECRET)
+    stop = threading.Event()
+    stop.set()  # stopped right after the issue was frozen, before anyone was mailed
+    first = pipeline.send(cfg, now, sel, stop=stop)
+    assert first.interrupted and first.exit_code == 5 and first.sent == 0
+    (frozen,) = Ledger(cfg.ledger.path, readonly=True).issues()
+    # Articles change after the first send started.
+    for path in (tmp_path / "content").rglob("*.md"):
+        text = path.read_text()
+        path.write_text(text.replace("passkeys", "PASSWORDLESS-EDIT"))
+    assert "PASSWORDLESS-EDIT" in pipeline.prepare(cfg, now, sel).rendered.html
+    second = pipeline.send(cfg, now, sel)
+    assert second.sent == 4 and second.complete
+    for f in (tmp_path / "outbox" / "new").glob("*.eml"):
+        msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+        html = msg.get_body(("html",)).get_content()
+        assert "PASSWORDLESS-EDIT" not in html and "PASSWORDLESS-EDIT" not in msg["Subject"]
+        assert msg["Subject"] == frozen.subject
+
+
+@pytest.mark.parametrize("command", ["preview", "send", "status"])
+def test_commands_have_help_with_an_example(command):
+    result = subprocess.run(
+        [sys.executable, "-m", "digest.cli", command, "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "Example" in result.stdout
