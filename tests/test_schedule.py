@@ -599,4 +599,11 @@ def test_send_due_outside_the_grace_does_nothing_and_says_why(
     assert after.exit_code == 0, after.output
     assert "2026-W48 was due at Mon 2026-11-23 09:00 CET (08:00 UTC), 9 h ago" in after.output
     assert "and was sent: nothing to do" in after.output
+    # The week after has no articles: past its grace that is no "missed" send either.
+    empty = runner.invoke(
+        cli.main, ["--config", str(path), "--now", "2026-12-01T09:00", "send", "--due", "--yes"]
+    )
+    assert empty.exit_code == 0, empty.output
+    assert "2026-W49 was due at Mon 2026-11-30 09:00 CET (08:00 UTC), 1 d ago" in empty.output
+    assert "that week had no articles: nothing to send" in empty.output
     assert len(smtp.messages) == 5

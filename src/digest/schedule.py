@@ -125,7 +125,8 @@ class Due:
     window: Window
     now: dt.datetime
     grace: dt.timedelta
-    state: str | None = None  # in the ledger: None (never started), "sending" or "sent"
+    # None: never started; "sending", "sent": as in the ledger; "empty": no articles
+    state: str | None = None
 
     @property
     def late(self) -> dt.timedelta:
@@ -138,7 +139,7 @@ class Due:
     @property
     def missed(self) -> bool:
         """Past the grace and not (completely) sent: worth a warning."""
-        return not self.in_grace and self.state != "sent"
+        return not self.in_grace and self.state not in ("sent", "empty")
 
     def explain(self, cfg: Config) -> str:
         w = self.window
@@ -147,6 +148,8 @@ class Due:
             return f"{when}: within the grace of {_span(self.grace)}"
         if self.state == "sent":
             return f"{when}, and was sent: nothing to do"
+        if self.state == "empty":
+            return f"{when}; that week had no articles: nothing to send"
         past = f"past the grace of {_span(self.grace)} (schedule.grace_hours)"
         if self.state == "sending":
             return (
@@ -162,7 +165,10 @@ class Due:
 def check_due(cfg: Config, now: dt.datetime) -> Due:
     """The issue due at ``now``, how late it is, and whether the ledger has it as sent."""
     window = digest.due_window(cfg, now)
-    return Due(window, now, grace(cfg), _ledger_state(cfg, window.id))
+    due = Due(window, now, grace(cfg), _ledger_state(cfg, window.id))
+    if due.state is None and not due.in_grace and _empty(cfg, now, window):
+        due = Due(window, now, due.grace, "empty")  # no false "missed" warning
+    return due
 
 
 def _ledger_state(cfg: Config, issue_id: str) -> str | None:
@@ -178,6 +184,16 @@ def _ledger_state(cfg: Config, issue_id: str) -> str | None:
         log.debug("cannot read the ledger %s: %s", cfg.ledger.path, exc)
         return None
     return rec.state if rec else None
+
+
+def _empty(cfg: Config, now: dt.datetime, window: Window) -> bool:
+    from .pipeline import Selection, gather
+
+    try:
+        _, col = gather(cfg, now, Selection(week=window.id))
+    except DigestError:
+        return False
+    return not col.articles
 
 
 def _span(d: dt.timedelta) -> str:
@@ -225,6 +241,9 @@ def send_window(
             window.id,
         )
         return Outcome(window.id, "failed", str(exc))
+    except Exception as exc:  # a bug: log it with its traceback, keep the schedule going
+        log.exception("sending %s failed unexpectedly", window.id)
+        return Outcome(window.id, "failed", repr(exc))
     if report.noop:
         log.info("%s", report)
         return Outcome(window.id, "already", str(report), report)
@@ -246,8 +265,8 @@ def send_window(
 def fire(cfg: Config, clock: Clock = utcnow, stop: threading.Event | None = None) -> Outcome:
     """The scheduled job: send the issue due now if it is within the grace period.
 
-    Module-level (importable) so it could serve a persistent job store too. It never
-    raises: a failed week is logged and the scheduler keeps running for the next one.
+    Module-level (importable) so it could serve a persistent job store too. It does not
+    raise: a failed week is logged and the scheduler keeps running for the next one.
     """
     stop = stop or threading.Event()
     if stop.is_set():
