@@ -28,13 +28,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .content import CJK, MONTHS, Article, children_text, count_words, inline_text, markdown
+from .content import (
+    CJK,
+    CJK_CLASS,
+    MONTHS,
+    Article,
+    LazyRegex,
+    children_text,
+    count_words,
+    inline_text,
+    markdown,
+)
 
 ELLIPSIS = "…"
 _MORE = re.compile(r"<!--\s*(?:more|PELICAN_END_SUMMARY)\s*-->", re.I)
 _TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.S)
 _CJK_END = re.compile(r"[。！？]+[」』”’）)]*")
-_UNIT = re.compile(rf"{CJK.pattern}|[^\s{CJK.pattern[1:-1]}]+")
+_UNIT = LazyRegex(rf"[{CJK_CLASS}]|[^\s{CJK_CLASS}]+")  # a CJK character or a word
 _ORDINAL_END = re.compile(r"(?:^|\s)\d{1,2}\.$")
 _TRAILING = " \t,;:—–-([{\"'“‘«"
 _LEAD_SEPARATORS = (":", "：", "—", "–", "-", ".")
