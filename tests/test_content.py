@@ -586,3 +586,26 @@ def test_window_chooser_gets_no_dates_for_an_empty_folder(tmp_path: Path) -> Non
 
     col = load(tmp_path / "c", tmp_path, window=choose)
     assert seen == [[]] and col.articles == () and col.oldest is None
+
+
+# --- the bundled sample -----------------------------------------------------------------
+
+
+def test_sample_content_builds_real_issues() -> None:
+    from digest import digest
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = config.load(root / "config.example.toml")
+    col = content.load(cfg, now=NOW)
+    assert col.problems == ()
+    assert len(col.articles) >= 8 and col.drafts == 1 and col.future == 1
+    w48, w47 = digest.window_for_week(cfg, "2026-W48"), digest.window_for_week(cfg, "2026-W47")
+    assert sum(w48.contains(a.date) for a in col.articles) >= 5
+    assert sum(w47.contains(a.date) for a in col.articles) >= 3
+    assert any(a.featured for a in col.articles)
+    assert any(a.image and a.image_alt for a in col.articles)
+    for art in col.articles:
+        assert 380 <= art.words <= 620, (art.slug, art.words)
+        for section in ("## Everyday User Impact", "## ROI for Business", "## Strategic Analysis"):
+            assert section in art.body, (art.slug, section)
+        assert art.body.count("\n- **") == 3, art.slug
