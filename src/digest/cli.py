@@ -166,7 +166,7 @@ def build(obj: Ctx, week: str | None, latest: bool, out: Path | None, strict: bo
     col, r = built.collection, built.rendered
     size_kb = len(r.html.encode()) / 1024
     click.echo(
-        f"Issue {built.issue.id} (#{built.issue.number}): {len(built.issue.items)} articles"
+        f"Issue {built.issue.id} (#{built.issue.number}): {_n(len(built.issue.items), 'article')}"
         f"{f' (+{built.issue.more} more in the archive)' if built.issue.more else ''}, "
         f"HTML {size_kb:.1f} KB -> {_rel(folder)}/"
     )
@@ -182,6 +182,10 @@ def build(obj: Ctx, week: str | None, latest: bool, out: Path | None, strict: bo
     )
     if strict and (errors or warnings):
         raise click.exceptions.Exit(3)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _rel(path: Path) -> str:
