@@ -339,8 +339,7 @@ def run_engine(transport, jobs, stop=None, **settings):
     lock = threading.Lock()
 
     def compose(job):
-        m = c.compose(Recipient(job.email))
-        return m.message_id, m.data
+        return c.compose(Recipient(job.email))
 
     def record(job, kind, detail, mid):
         with lock:
@@ -404,6 +403,16 @@ def test_rate_limits():
     started = time.monotonic()
     assert not limiter.acquire(stop)  # would wait ~58 minutes; the stop ends the wait
     assert time.monotonic() - started < 2
+
+
+def test_rate_limited_send(tmp_path):
+    subscribers(tmp_path, [f"r{i}@example.com" for i in range(10)])
+    with SmtpServer() as server:
+        cfg = config(tmp_path, server.port, delivery={"rate_per_second": 20})
+        freeze(cfg)
+        started = time.monotonic()
+        assert send(cfg).sent == 10
+    assert time.monotonic() - started >= 0.45  # 10 messages, 50 ms apart
 
 
 def test_backoff_grows_with_jitter():

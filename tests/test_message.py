@@ -280,8 +280,11 @@ def test_random_bodies_survive_encoding():
         r = rendered(html=body, text=body)
         c = composer(r)
         rcpt = Recipient("ann@example.com", "".join(rng.choice(alphabet) for _ in range(20)))
-        data = c.compose(rcpt).data
+        composed = c.compose(rcpt)
+        data = composed.data
         assert max(len(line) for line in data.split(b"\r\n")) <= 998
+        # No line starts with a dot, so SMTP needs no dot-stuffing pass.
+        assert composed.dot_safe and b"\r\n." not in data
         text, html = bodies(parsed(data))
         want_html, want_text = r.fill(c.values(rcpt))
         norm = lambda s: s.replace("\r\n", "\n").replace("\r", "\n")  # noqa: E731

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from .errors import ConfigError, DeliveryError
+from .message import Composed
 
 if TYPE_CHECKING:
     from .config import Config
@@ -69,7 +70,9 @@ class Outcome:
 class Connection(Protocol):
     alive: bool
 
-    def send(self, sender: str, recipient: str, data: bytes, message_id: str) -> Outcome: ...
+    def send(
+        self, sender: str, recipient: str, data: bytes, message_id: str, *, dot_safe: bool = False
+    ) -> Outcome: ...
 
     def close(self) -> None: ...
 
@@ -133,14 +136,16 @@ class SmtpConnection:
         if code != 250:
             self.alive = False
 
-    def send(self, sender: str, recipient: str, data: bytes, message_id: str) -> Outcome:
+    def send(
+        self, sender: str, recipient: str, data: bytes, message_id: str, *, dot_safe: bool = False
+    ) -> Outcome:
         try:
-            return self._send(sender.encode("ascii"), recipient.encode("ascii"), data)
+            return self._send(sender.encode("ascii"), recipient.encode("ascii"), data, dot_safe)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self.alive = False
             return Outcome("transient", f"connection lost: {exc or type(exc).__name__}")
 
-    def _send(self, sender: bytes, recipient: bytes, data: bytes) -> Outcome:
+    def _send(self, sender: bytes, recipient: bytes, data: bytes, dot_safe: bool) -> Outcome:
         mail = b"MAIL FROM:<%s>\r\n" % sender
         rcpt = b"RCPT TO:<%s>\r\n" % recipient
         if self.pipelining:
@@ -174,10 +179,11 @@ class SmtpConnection:
             self._abandon_data(d[0])
             self._reset()
             return failure
-        # Dot-stuffing (RFC 5321 4.5.2): bytes.replace is a fast C scan, no regex.
-        body = data.replace(b"\r\n.", b"\r\n..")
-        if body.startswith(b"."):
-            body = b"." + body
+        body = data
+        if not dot_safe:  # dot-stuffing (RFC 5321 4.5.2); composed messages need none
+            body = body.replace(b"\r\n.", b"\r\n..")
+            if body.startswith(b"."):
+                body = b"." + body
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         self.smtp.send(body + b".\r\n")
@@ -337,7 +343,9 @@ class OutboxConnection:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def send(self, sender: str, recipient: str, data: bytes, message_id: str) -> Outcome:
+    def send(
+        self, sender: str, recipient: str, data: bytes, message_id: str, *, dot_safe: bool = False
+    ) -> Outcome:
         # Named after the Message-ID: a message written again after a crash replaces
         # the first copy, so the outbox never holds a duplicate.
         name = hashlib.sha256(message_id.encode()).hexdigest()[:32] + ".eml"
@@ -379,6 +387,9 @@ class OutboxTransport:
 def backoff(attempt: int, base: float, cap: float) -> float:
     """Exponential backoff with jitter: about base, 2*base, 4*base... up to cap."""
     return min(cap, base * 2 ** max(0, attempt - 1)) * random.uniform(0.5, 1.5)
+
+
+IDLE_RECONNECT = 10.0  # seconds a connection may sit idle (rate limits) before reconnecting
 
 
 class RateLimiter:
@@ -438,7 +449,7 @@ class Job:
 # "retry" means a transient failure that will be tried again in this run; "deferred" a
 # transient failure after the last attempt of this run.
 Record = Callable[[Job, str, str, str], None]
-Compose = Callable[[Job], tuple[str, bytes]]
+Compose = Callable[[Job], Composed]
 
 
 @dataclass
@@ -579,6 +590,15 @@ class Engine:
                     return
                 retry_in: float | None = None
                 try:
+                    if self.transport.throttled:
+                        waiting = time.monotonic()
+                        if not self.limiter.acquire(self.stop):
+                            self._done(job)  # stopped while waiting: not attempted
+                            job = None
+                            return
+                        if conn is not None and time.monotonic() - waiting > IDLE_RECONNECT:
+                            conn.close()  # servers drop idle sessions: start a fresh one
+                            conn = None
                     if conn is None:
                         try:
                             conn = self.transport.connect()
@@ -594,12 +614,11 @@ class Engine:
                             delay = backoff(connect_failures, self.s.retry_base, self.s.retry_max)
                             self.stop.wait(delay)
                             continue
-                    if self.transport.throttled and not self.limiter.acquire(self.stop):
-                        self._done(job)  # stopped while waiting: not attempted
-                        job = None
-                        return
-                    message_id, data = self.compose(job)
-                    outcome = conn.send(self.s.sender, job.email, data, message_id)
+                    m = self.compose(job)
+                    message_id = m.message_id
+                    outcome = conn.send(
+                        self.s.sender, job.email, m.data, message_id, dot_safe=m.dot_safe
+                    )
                     if not conn.alive:
                         conn.close()
                         conn = None

@@ -85,7 +85,6 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_at  REAL,
     UNIQUE (issue, key)
 );
-CREATE INDEX IF NOT EXISTS deliveries_sent_at ON deliveries (updated_at) WHERE state = 'sent';
 CREATE TABLE IF NOT EXISTS suppressions (
     key        TEXT PRIMARY KEY,
     email      TEXT NOT NULL,

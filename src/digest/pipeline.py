@@ -336,7 +336,7 @@ def _deliver(cfg, ledger, issue_id, transport, composer, progress, stop):  # typ
     """Run the delivery engine over the issue's pending rows, recording each outcome."""
     from . import delivery
     from .ledger import DEFERRED, FAILED, PENDING, SENT, SUPPRESSED
-    from .message import Recipient
+    from .message import Composed, Recipient
 
     def jobs() -> Iterator[delivery.Job]:
         for row in ledger.to_send(issue_id):
@@ -345,9 +345,8 @@ def _deliver(cfg, ledger, issue_id, transport, composer, progress, stop):  # typ
                 continue
             yield delivery.Job(row.id, row.email, row.name, row.first_name)
 
-    def compose(job: delivery.Job) -> tuple[str, bytes]:
-        m = composer.compose(Recipient(job.email, job.name, job.first_name))
-        return m.message_id, m.data
+    def compose(job: delivery.Job) -> Composed:
+        return composer.compose(Recipient(job.email, job.name, job.first_name))
 
     states = {"sent": SENT, "failed": FAILED, "deferred": DEFERRED, "retry": PENDING}
 
@@ -490,7 +489,7 @@ def preview(cfg: Config, now: dt.datetime, sel: Selection, to: Sequence[str]) ->
     Message-ID (never the one the real send will use), nothing recorded."""
     from . import delivery
     from .ledger import Ledger
-    from .message import Composer, Recipient, unsubscribe_secret
+    from .message import Composed, Composer, Recipient, unsubscribe_secret
     from .subscribers import parse_addresses
 
     recipients = parse_addresses(to)
@@ -508,9 +507,8 @@ def preview(cfg: Config, now: dt.datetime, sel: Selection, to: Sequence[str]) ->
     if isinstance(transport, delivery.OutboxTransport):
         report.folder = transport.folder / "new"
 
-    def compose(job: delivery.Job) -> tuple[str, bytes]:
-        m = composer.compose(Recipient(job.email))
-        return m.message_id, m.data
+    def compose(job: delivery.Job) -> Composed:
+        return composer.compose(Recipient(job.email))
 
     def record(job: delivery.Job, kind: str, detail: str, message_id: str) -> None:
         if kind == "sent":

@@ -1,0 +1,378 @@
+"""Benchmark: `digest send` against Postfix's own load generator, on Postfix's sink.
+
+In one run, on one local discarding SMTP server (Postfix ``smtp-sink`` on 127.0.0.1, a
+free port), interleaved so both see the same machine load:
+
+* ``digest send`` of a 60 KB issue to 10,000 subscribers (a fresh process each time:
+  start-up, reading and queueing the list, composing, SMTP with PIPELINING over 4 reused
+  connections, one ledger commit per message);
+* ``smtp-source`` sending the same number of 60 KB messages at the same concurrency over
+  reused connections (``-s 4 -d``).
+
+Reports medians and the ratio of digest's rate to smtp-source's (target >= 0.5), then the
+peak RSS of ``digest send`` at 1,000 and 100,000 subscribers (target: at most 1.5x), and
+rewrites the "## Send" section of BENCHMARKS.md (other sections are left alone).
+
+    .venv/bin/python bench/send.py                   # full run (about 4 minutes)
+    .venv/bin/python bench/send.py --reps 1 --memory 1000,10000 --no-write
+    .venv/bin/python bench/send.py --profile         # + cProfile of one send, in-process
+
+Needs Postfix's test tools (Debian: ``apt-get install postfix``; nothing has to run as a
+mail server): /usr/sbin/smtp-sink and /usr/sbin/smtp-source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "bench" / "_work" / "send"
+SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+SIZE = 61_440  # bytes per message, as smtp-source -l 61440
+CONCURRENCY = 4
+WEEK = "2026-W48"
+SECRET = "bench-secret-not-for-real-use-0123456789"
+COMMAND = ".venv/bin/python bench/send.py"
+
+sys.path.insert(0, str(ROOT / "src"))
+
+from digest.ledger import Ledger  # noqa: E402
+from digest.message import Composer, Recipient  # noqa: E402
+from digest.render import RenderedEmail  # noqa: E402
+
+# -- the issue -----------------------------------------------------------------------------
+
+_BLOCK = (
+    '<tr><td style="padding:16px 24px;font-family:Helvetica,Arial,sans-serif;font-size:16px;'
+    'line-height:1.5;color:#222222"><h2 style="margin:0 0 8px;font-size:20px"><a href="'
+    'https://example.com/articles/{i}/" style="color:#1a56db;text-decoration:none">Article '
+    'number {i}, with a title about this long</a></h2><p style="margin:0 0 12px">A summary '
+    "of the article in two or three sentences, written from the content. It tells the reader "
+    "what the piece is about and why it matters this week.</p></td></tr>\n"
+)
+_TEXT = (
+    "Article number {i}, with a title about this long\nA summary of the article in two or "
+    "three sentences, written from the content.\nIt tells the reader what the piece is about "
+    "and why it matters this week.\nhttps://example.com/articles/{i}/\n\n"
+)
+
+
+def issue(blocks: int) -> RenderedEmail:
+    html = (
+        "<html><body><p>Hi __digest_first_name__,</p><table>"
+        + "".join(_BLOCK.format(i=i) for i in range(blocks))
+        + '</table><p><a href="__digest_web_url__">View in your browser</a> | '
+        '<a href="__digest_unsubscribe_url__">Unsubscribe</a></p></body></html>'
+    )
+    text = (
+        "Hi __digest_first_name__,\n\n"
+        + "".join(_TEXT.format(i=i) for i in range(blocks // 2))
+        + "Unsubscribe: __digest_unsubscribe_url__\n"
+    )
+    return RenderedEmail(
+        WEEK,
+        "The Weekly Digest #48: what happened this week",
+        "Ten articles this week",
+        html,
+        text,
+        defaults={"web_url": f"https://example.com/newsletter/issues/{WEEK}/"},
+    )
+
+
+def sized_issue(target: int = SIZE) -> tuple[RenderedEmail, int]:
+    """The issue whose composed message is closest to ``target`` bytes."""
+
+    def size(blocks: int) -> int:
+        c = Composer(
+            issue(blocks),
+            secret=SECRET,
+            from_email="news@example.com",
+            from_name="The Weekly Digest",
+            unsubscribe_url="https://example.com/u",
+        )
+        return len(c.compose(Recipient("reader12345@example.com", "Reader 12345")).data)
+
+    best = min(range(20, 200), key=lambda b: abs(size(b) - target))
+    return issue(best), size(best)
+
+
+# -- processes -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.port = free_port()
+        args = [SINK]
+        if os.geteuid() == 0:
+            args += ["-u", "nobody"]  # smtp-sink refuses to run as root without it
+        self.proc = subprocess.Popen([*args, f"127.0.0.1:{self.port}", "256"])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("smtp-sink did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+@dataclass
+class Run:
+    seconds: float
+    cpu: float  # user + system CPU seconds of the process
+    maxrss_kb: int
+    code: int
+    out: str = ""
+
+
+def timed(args: list[str], env: dict[str, str] | None = None) -> Run:
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=WORK
+    )
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Run(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, proc.returncode, out)
+
+
+def subscribers(n: int) -> Path:
+    path = WORK / f"subscribers-{n}.csv"
+    if not path.exists():
+        with path.open("w") as f:
+            f.write("email,name\n")
+            for i in range(n):
+                f.write(f"reader{i}@example{i % 97}.com,Reader {i}\n")
+    return path
+
+
+def prepare_send(port: int, n: int, rendered: RenderedEmail) -> Path:
+    """A config sending to the sink, a fresh ledger with the issue frozen in it."""
+    config = WORK / f"config-{n}.toml"
+    ledger = WORK / f"ledger-{n}.sqlite3"
+    for p in WORK.glob(f"ledger-{n}.sqlite3*"):
+        p.unlink()
+    config.write_text(
+        f"""
+[sender]
+email = "news@example.com"
+name = "The Weekly Digest"
+
+[subscribers]
+file = "{subscribers(n).name}"
+
+[ledger]
+path = "{ledger.name}"
+
+[delivery]
+transport = "smtp"
+concurrency = {CONCURRENCY}
+
+[smtp]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+
+[unsubscribe]
+secret_env = "DIGEST_BENCH_SECRET"
+url = "https://example.com/newsletter/unsubscribe"
+"""
+    )
+    with Ledger(ledger) as led:
+        led.freeze(rendered)
+    return config
+
+
+def digest_send(port: int, n: int, rendered: RenderedEmail) -> Run:
+    config = prepare_send(port, n, rendered)
+    env = {**os.environ, "DIGEST_BENCH_SECRET": SECRET}
+    run = timed(
+        [sys.executable, "-m", "digest.cli", "--config", str(config), "send", "--issue", WEEK,
+         "--yes"],
+        env,
+    )  # fmt: skip
+    m = re.search(r"^  sent\s+([\d,]+)$", run.out, re.M)
+    sent = int(m.group(1).replace(",", "")) if m else -1
+    if run.code != 0 or sent != n:
+        raise SystemExit(f"digest send failed (exit {run.code}, sent {sent}):\n{run.out}")
+    return run
+
+
+def smtp_source(port: int, n: int) -> Run:
+    run = timed(
+        [SOURCE, "-s", str(CONCURRENCY), "-d", "-m", str(n), "-l", str(SIZE),
+         "-f", "news@example.com", "-t", "reader@example.com", f"127.0.0.1:{port}"]
+    )  # fmt: skip
+    if run.code != 0:
+        raise SystemExit(f"smtp-source failed (exit {run.code}):\n{run.out}")
+    return run
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def section(
+    n: int,
+    size: int,
+    digest_runs: list[Run],
+    source_runs: list[Run],
+    memory: dict[int, Run],
+) -> str:
+    d = statistics.median(r.seconds for r in digest_runs)
+    s = statistics.median(r.seconds for r in source_runs)
+    ratio = s / d  # digest's rate / smtp-source's rate
+    d_cpu = statistics.median(r.cpu for r in digest_runs)
+    sizes = sorted(memory)
+    small, big = memory[sizes[0]], memory[sizes[-1]]
+    mem_ratio = big.maxrss_kb / small.maxrss_kb
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    ok = lambda good: "met" if good else "NOT met"  # noqa: E731
+    lines = [
+        "## Send",
+        "",
+        f"`{COMMAND}` on {platform.node() or 'this machine'} ({os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {dt.date.today().isoformat()}, load "
+        f"{load:.2f} at the end). One `digest send` process per run (start-up, reading and "
+        f"queueing the list, composing, SMTP, a ledger commit per message) against Postfix "
+        f"`smtp-source` on the same `smtp-sink`, interleaved; medians of "
+        f"{len(digest_runs)} runs.",
+        "",
+        f"| {n:,} messages of {size / 1024:.0f} KB, concurrency {CONCURRENCY} | wall | "
+        "messages/s | CPU |",
+        "| --- | ---: | ---: | ---: |",
+        f"| `digest send` | {d:.2f} s | {n / d:,.0f} | {d_cpu:.2f} s |",
+        f"| `smtp-source -s {CONCURRENCY} -d` | {s:.2f} s | {n / s:,.0f} | "
+        f"{statistics.median(r.cpu for r in source_runs):.2f} s |",
+        "",
+        f"**Rate ratio digest / smtp-source: {ratio:.2f}** (target >= 0.5: {ok(ratio >= 0.5)}).",
+        "",
+        "| subscribers | peak RSS of `digest send` | wall |",
+        "| ---: | ---: | ---: |",
+        *(
+            f"| {k:,} | {memory[k].maxrss_kb / 1024:.1f} MB | {memory[k].seconds:.1f} s |"
+            for k in sizes
+        ),
+        "",
+        f"**Peak memory {sizes[-1]:,} / {sizes[0]:,} subscribers: {mem_ratio:.2f}x** (target "
+        f"<= 1.5x: {ok(mem_ratio <= 1.5)}).",
+        "",
+        "How: the issue is rendered once and frozen in the ledger; per recipient only the "
+        "personal fields are quoted-printable-encoded and spliced between pre-encoded bytes "
+        "(about 70 us for 60 KB); SMTP PIPELINING sends MAIL, RCPT and DATA in one write "
+        "(smtp-source does not pipeline); TCP_NODELAY; four threads, one reused connection "
+        "each. The subscriber list is streamed into the ledger (duplicates folded by its "
+        "unique index) and read back in batches, so memory does not grow with the list. "
+        "On 2 cores the sink takes one core and digest the other (the GIL), so wall times "
+        "move with the machine's load.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace (or add) the ``## Send`` section, leaving every other section alone."""
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
+    pattern = re.compile(r"^## Send\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(old):
+        new = pattern.sub(lambda _: text + "\n", old, count=1)
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def profile(port: int, n: int, rendered: RenderedEmail) -> None:
+    import cProfile
+    import pstats
+
+    from digest import delivery, pipeline
+    from digest.config import load
+
+    config = prepare_send(port, n, rendered)
+    os.environ["DIGEST_BENCH_SECRET"] = SECRET
+    cfg = load(config)
+    profiles = [cProfile.Profile()]
+    worker = delivery.Engine._worker
+
+    def profiled(self):  # type: ignore[no-untyped-def]
+        prof = cProfile.Profile()
+        profiles.append(prof)
+        prof.runcall(worker, self)
+
+    delivery.Engine._worker = profiled  # type: ignore[method-assign]
+    started = time.perf_counter()
+    report = profiles[0].runcall(
+        pipeline.send, cfg, dt.datetime.now(dt.UTC), pipeline.Selection(week=WEEK)
+    )
+    print(report, f"in {time.perf_counter() - started:.2f} s")
+    print("worker threads, by own time:")
+    pstats.Stats(*profiles[1:]).sort_stats("tottime").print_stats(25)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--messages", type=int, default=10_000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--memory", default="1000,100000", help="subscriber counts for peak RSS")
+    ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    for tool in (SINK, SOURCE):
+        if not Path(tool).exists():
+            raise SystemExit(f"{tool} not found: install Postfix (apt-get install postfix)")
+    WORK.mkdir(parents=True, exist_ok=True)
+    rendered, size = sized_issue()
+    print(f"issue: {size:,} bytes per message")
+    sink = Sink()
+    try:
+        if args.profile:
+            profile(sink.port, args.messages, rendered)
+            return
+        digest_runs, source_runs = [], []
+        for rep in range(args.reps):
+            source_runs.append(smtp_source(sink.port, args.messages))
+            digest_runs.append(digest_send(sink.port, args.messages, rendered))
+            print(
+                f"rep {rep + 1}: smtp-source {source_runs[-1].seconds:.2f} s, "
+                f"digest {digest_runs[-1].seconds:.2f} s "
+                f"(cpu {digest_runs[-1].cpu:.2f} s, rss {digest_runs[-1].maxrss_kb / 1024:.0f} MB)"
+            )
+        memory: dict[int, Run] = {}
+        for n in (int(x) for x in args.memory.split(",")):
+            memory[n] = digest_send(sink.port, n, rendered)
+            print(f"memory: {n:,} subscribers: peak RSS {memory[n].maxrss_kb / 1024:.1f} MB, "
+                  f"{memory[n].seconds:.1f} s")  # fmt: skip
+    finally:
+        sink.stop()
+    text = section(args.messages, size, digest_runs, source_runs, memory)
+    print()
+    print(text)
+    if not args.no_write:
+        write_section(ROOT / "BENCHMARKS.md", text)
+        print("wrote the Send section of BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    main()
