@@ -7,8 +7,10 @@ warnings too); 4 render error; 5 delivery stopped or paused; 10 nothing to send.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import functools
+import gc
 import logging
 import os
 import sys
@@ -24,6 +26,11 @@ from .errors import ConfigError, DigestError, NothingToSend
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_NOTHING = NothingToSend.exit_code
+
+# At exit the interpreter tears down ~400 modules and the cyclic GC walks every object
+# again: ~150 ms of a 0.9 s `digest build` (bench/build.py). Freezing them first skips
+# that walk; atexit handlers and reference counting still run as usual.
+atexit.register(gc.freeze)
 
 
 class Ctx:
