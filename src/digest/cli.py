@@ -481,7 +481,7 @@ def send(
     (run again to resume); 10 nothing to send; 2 config or usage error.
 
     \b
-    Examples:
+    Example:
         digest send --latest --dry-run
         digest send --latest --yes
         digest send --issue 2026-W48 --include-new
@@ -630,7 +630,7 @@ def status(obj: Ctx, issue: str | None) -> None:
     """Delivery counts per state for every issue in the ledger, or ISSUE with its failures.
 
     \b
-    Examples:
+    Example:
         digest status
         digest status 2026-W48
     """
