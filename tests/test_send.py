@@ -326,13 +326,33 @@ def test_preview_is_the_issue_marked_and_not_recorded(tmp_path):
     assert pipeline.status(load(config)) == []  # nothing recorded
 
 
-def test_resume_sends_the_frozen_content_not_a_new_render(tmp_path):
+def test_declining_the_confirmation_sends_and_freezes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGEST_TEST_SECRET", SECRET)
+    write_subscribers(tmp_path, 7)
+    cfg = load(sample_site(tmp_path))
+    plans: list[pipeline.SendPlan] = []
+
+    def decline(plan: pipeline.SendPlan) -> bool:
+        plans.append(plan)
+        return False
+
+    now = dt.datetime.fromisoformat(NOW)
+    report = pipeline.send(cfg, now, pipeline.Selection(latest=True), yes=False, confirm=decline)
+    assert report.cancelled and report.exit_code == 0 and report.sent == 0
+    (plan,) = plans
+    assert (plan.issue_id, plan.recipients, plan.resume) == (WEEK, 7, False)
+    assert plan.subject.startswith("The Weekly Digest #") and plan.transport.startswith("outbox")
+    assert pipeline.status(cfg) == []  # not frozen: a later send renders afresh
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_resume_sends_the_frozen_content_not_a_new_render(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGEST_TEST_SECRET", SECRET)
     write_subscribers(tmp_path, 4)
     config = sample_site(tmp_path)
     cfg = load(config)
     now = dt.datetime.fromisoformat(NOW)
     sel = pipeline.Selection(latest=True)
-    os.environ.setdefault("DIGEST_TEST_SECRET", SECRET)
     stop = threading.Event()
     stop.set()  # stopped right after the issue was frozen, before anyone was mailed
     first = pipeline.send(cfg, now, sel, stop=stop)
