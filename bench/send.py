@@ -282,7 +282,8 @@ def section(
         "",
         "How: the issue is rendered once and frozen in the ledger; per recipient only the "
         "personal fields are quoted-printable-encoded and spliced between pre-encoded bytes "
-        "(about 70 us for 60 KB); SMTP PIPELINING sends MAIL, RCPT and DATA in one write "
+        "(about 50 us for 60 KB; a line-leading dot is encoded, so there is no dot-stuffing "
+        "pass); SMTP PIPELINING sends MAIL, RCPT and DATA in one write "
         "(smtp-source does not pipeline); TCP_NODELAY; four threads, one reused connection "
         "each. The subscriber list is streamed into the ledger (duplicates folded by its "
         "unique index) and read back in batches, so memory does not grow with the list. "
