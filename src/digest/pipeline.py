@@ -298,8 +298,22 @@ def send(
         if isinstance(transport, delivery.OutboxTransport):
             report.folder = transport.folder / "new"
         if result.fatal is not None:
-            raise result.fatal
+            raise _stopped(result.fatal)
         return report
+
+
+def _stopped(exc: BaseException) -> BaseException:
+    """A DigestError as it is; anything else (a full disk...) as a DeliveryError."""
+    from .errors import DigestError
+
+    if isinstance(exc, DigestError | KeyboardInterrupt):
+        return exc
+    error = DeliveryError(
+        f"sending stopped by an unexpected error: {type(exc).__name__}: {exc}. What was sent "
+        "is recorded; fix the cause and run the same command again to resume."
+    )
+    error.__cause__ = exc
+    return error
 
 
 def _queue(
@@ -469,7 +483,7 @@ def _dry_run(
             result = _deliver(cfg, scratch, issue_id, transport, composer, progress, stop)
             _finish(scratch, report, result, started)
             if result.fatal is not None:
-                raise result.fatal
+                raise _stopped(result.fatal)
         report.folder = folder / "new"
         return report
 
@@ -523,7 +537,7 @@ def preview(cfg: Config, now: dt.datetime, sel: Selection, to: Sequence[str]) ->
         transport, jobs, compose=compose, record=record, settings=settings
     ).run()
     if result.fatal is not None:
-        raise result.fatal
+        raise _stopped(result.fatal)
     if result.paused:
         raise DeliveryError(result.paused)
     return report
