@@ -665,6 +665,8 @@ class Engine:
             threading.Thread(target=self._worker, name=f"digest-send-{i}", daemon=True)
             for i in range(n)
         ]
+        if tick is not None:
+            tick(self.result)  # at the start, so a progress bar's clock starts with the send
         for t in threads:
             t.start()
         while alive := [t for t in threads if t.is_alive()]:
