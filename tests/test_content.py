@@ -283,11 +283,11 @@ def test_links_and_images_made_absolute(tmp_path: Path) -> None:
     path = "tests/fixtures/content/formats/links-and-images.md"
     assert any(
         w.endswith("relative link '{{ site.url }}/x' could not be made absolute; it was removed")
-        and w.startswith(f"{path}:12:")
+        and f"{path}:12:" in w
         for w in warnings(col)
     ), warnings(col)
     assert any(
-        w.startswith(f"{path}:10:") and "'chart.png' has no alt text" in w for w in warnings(col)
+        f"{path}:10:" in w and "'chart.png' has no alt text" in w for w in warnings(col)
     )
 
 
@@ -423,7 +423,10 @@ def test_words_and_reading_time(tmp_path: Path) -> None:
 # --- bad files, drafts, future ----------------------------------------------------------
 
 
-def test_bad_files_are_reported_with_path_and_line_and_the_rest_loads(tmp_path: Path) -> None:
+def test_bad_files_are_reported_with_path_and_line_and_the_rest_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(FIXTURES.parents[2])  # paths are shown relative to the working directory
     col = load(FIXTURES / "bad", tmp_path)
     assert [a.slug for a in col.articles] == ["good"]
     assert col.files == 13
