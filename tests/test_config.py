@@ -82,3 +82,14 @@ def test_secrets_come_from_the_named_environment_variable(monkeypatch: pytest.Mo
     assert cfg.smtp.password() == "s3cret"
     assert "s3cret" not in repr(cfg)
     assert os.environ["MY_RELAY_PW"] == "s3cret"
+
+
+def test_a_single_problem_reads_as_one_line(tmp_path: Path) -> None:
+    f = tmp_path / "config.toml"
+    f.write_text('[schedule]\nday = "someday"\n')
+    with pytest.raises(ConfigError) as exc:
+        config.load(f)
+    assert str(exc.value) == (
+        f"{f}: schedule.day: 'someday' is not a weekday; use one of mon, tue, wed, thu, fri, "
+        "sat, sun"
+    )

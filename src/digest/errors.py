@@ -22,8 +22,14 @@ class ConfigError(DigestError):
     def __init__(self, path: Path | str, problems: list[tuple[str, str]]) -> None:
         self.path = Path(path)
         self.problems = problems
-        lines = [f"{self.path}: {len(problems)} problem(s) in the config:"]
-        lines += [f"  {key}: {msg}" if key else f"  {msg}" for key, msg in problems]
+        if str(path).startswith("-"):  # a command-line option, not a file
+            lines = [f"{key}: {msg}" for key, msg in problems]
+        elif len(problems) == 1:
+            key, msg = problems[0]
+            lines = [f"{self.path}: {key}: {msg}" if key else f"{self.path}: {msg}"]
+        else:
+            lines = [f"{self.path}: {len(problems)} problems in the config:"]
+            lines += [f"  {key}: {msg}" if key else f"  {msg}" for key, msg in problems]
         super().__init__("\n".join(lines))
 
 
