@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from digest import render
+from digest import render, templating
 from digest.config import Config, parse
 from digest.content import Article
 from digest.digest import Group, Issue, Item, Window
@@ -327,6 +327,155 @@ def test_template_syntax_in_content_stays_literal(literal: str) -> None:
     assert f"Title {literal}" in shown and f"Summary {literal} end" in shown
     assert f"Title {literal}" in r.text and f"Summary {literal} end" in r.text
     assert "49" not in shown and "Title yes" not in shown
+
+
+# --- content is never a template at the mail service either -----------------------------
+
+# What the mail services' template engines act on (Handlebars/Mustache/Go/Django, Mailchimp,
+# Mailgun, SendGrid's substitution tags, FreeMarker, Constant Contact).
+TEMPLATE_SYNTAX = (
+    "{{ 7*7 }}",
+    "*|FNAME|*",
+    "%recipient.first_name%",
+    "{{{ x }}}",
+    "<%asm_group_unsubscribe_raw_url%>",
+    "{% if true %}yes{% endif %}",
+    "${7*7}",
+    "[[FIRSTNAME]]",
+)
+# Openings of a tag in any of those engines; none may come from content.
+OPENERS = ("{{", "{%", "*|", "|*", "%recipient", "%asm", "${", "[[")
+HOSTILE_URL = "https://example.com/a%20b/%C3%BC?q={{x}}|y&z=$1[0]&p=100%"
+
+
+def hostile_issue(syntax: str) -> Issue:
+    article = make_article(
+        1, f"Why {syntax} is 49", image=True, image_alt=f"Alt {syntax}", author=f"Ann {syntax}",
+        url=HOSTILE_URL,
+    )  # fmt: skip
+    summary = Summary(f"Summary {syntax} end", (KeyPoint(f"Lead {syntax}", f"Point {syntax}"),))
+    return make_issue(
+        groups={f"Group {syntax}": [(article, summary), (make_article(2), make_summary(2))]},
+        subject=f"Subject {syntax}",
+        preheader=f"Pre {syntax}",
+    )
+
+
+def body_of(html: str) -> str:
+    """The HTML without its style blocks and conditional comments (CSS braces, `mso | IE`)."""
+    html = re.sub(r"<style\b.*?</style>", "", html, flags=re.S)
+    return re.sub(r"<!--\[if.*?<!\[endif\]-->|<!--\[if [^\]]*\]><!-->", "", html, flags=re.S)
+
+
+@pytest.mark.parametrize("syntax", TEMPLATE_SYNTAX)
+def test_template_syntax_in_content_never_reaches_the_html(syntax: str) -> None:
+    r = render.render(hostile_issue(syntax), make_config())
+    html, _ = r.fill({"unsubscribe_url": "https://example.com/u/x"})
+    for form in (syntax, _html.escape(syntax)):
+        assert form not in html
+    body = body_of(html)
+    assert not [o for o in OPENERS if o in body], [o for o in OPENERS if o in body]
+    # Readers see every field as written (character references are decoded).
+    shown = visible_text(html)
+    for field in ("Why {} is 49", "Summary {} end", "Lead {}:", "Point {}", "Ann {}", "Group {}"):
+        assert field.format(syntax) in shown, field
+    assert _html.unescape(re.search(r"<title>(.*?)</title>", html).group(1)) == f"Subject {syntax}"
+    assert ("img", f"Alt {syntax}") in [(t, a.get("alt")) for t, a in elements(html) if t == "img"]
+    # The text part is plain text: as written. Its marked copy has data tokens.
+    for field in ("Why {} is 49", "Summary {} end", "Pre {}"):
+        assert field.format(syntax) in r.text
+    assert r.marked_text and syntax not in r.marked_text
+    assert not re.search(r"__d(chr|lit)", html + r.text, re.I)
+
+
+def test_links_keep_percent_escapes_and_decode_to_the_article_url() -> None:
+    r = render.render(hostile_issue("{{ x }}"), make_config())
+    hrefs = [a["href"] for t, a in elements(r.html) if t == "a" and "a%20b" in (a["href"] or "")]
+    assert hrefs and all(h == HOSTILE_URL for h in hrefs)  # as a browser's tokenizer reads it
+    written = re.findall(r'href="(https://example\.com/a%20b[^"]*)"', r.html)
+    assert written and all(
+        w.startswith("https://example.com/a%20b/%C3%BC?q=&#123;") for w in written
+    )
+    assert all("p=100&#37;" in w and "&#124;y" in w for w in written)
+
+
+# A user's footer: merge tags written in template text (in a macro, in a block set), and
+# content printed through every way Jinja makes Markup from a string.
+MARKUP_FOOTER = """\
+{% macro unsub(label) %}<a href="{% raw %}*|UNSUB|*{% endraw %}">{{ label }}</a>{% endmacro %}
+{% set hello %}{% raw %}{{ first_name }}{% endraw %}, 100% {x}{% endset %}
+    <mj-section><mj-column><mj-text>
+      <p>{{ unsub(issue.subject) }} Hi {{ hello }}</p>
+      <p>{{ issue.preheader|safe }} / {{ issue.preheader|e }} / {{ issue.preheader|urlize }}</p>
+      <p>{{ unsub("x") ~ issue.preheader }} / {{ "<b>%s</b>"|safe|format(issue.preheader) }}</p>
+      <p>{% filter upper %}{{ issue.preheader }}{% endfilter %}</p>
+      {% autoescape false %}<p>{{ issue.preheader }}</p>{% endautoescape %}
+      <p>{{ "{{ a_string }}" }} {{ ph.postal_address }}</p>
+    </mj-text></mj-column></mj-section>
+"""
+
+
+def test_merge_tags_in_macros_stay_and_content_made_markup_does_not(tmp_path: Path) -> None:
+    folder = templates(tmp_path, footer__mjml__j2=MARKUP_FOOTER)
+    pre = "Pre {{ 7*7 }} *|FNAME|* %recipient.first_name% [[X]]"
+    r = render.render(make_issue(subject="S {{{ x }}}", preheader=pre), make_config(folder))
+    body = body_of(r.html)
+    assert body.count('href="*|UNSUB|*"') == 2  # the template's own tag, byte for byte
+    assert "Hi {{ first_name }}, 100% {x}" in body
+    for opener in OPENERS:
+        assert body.count(opener) == {"*|": 2, "|*": 2, "{{": 1}.get(opener, 0), opener
+    assert "{{ a_string }}" not in body  # an expression's value is data, even a literal
+    shown = visible_text(r.html)
+    assert shown.count(pre) >= 6 and pre.upper() in shown and "S {{{ x }}}" in shown
+    assert "{{ a_string }}" in shown
+
+
+def test_content_cannot_forge_a_token() -> None:
+    forged = "__dchr123____dchr123__ x __dchr125____dchr125__ __dlit0123456789abcdefx123__"
+    r = render.render(make_issue([(make_article(1, forged), make_summary(1))]), make_config())
+    assert "{{" not in body_of(r.html)
+    assert "{{" not in r.fill({}, guard="{")[1]  # the text part as a service gets it
+    assert "__dlit0123456789abcdefx123__" in visible_text(r.html)  # a wrong key: just text
+
+
+def test_text_part_and_fill_guard() -> None:
+    r = render.render(hostile_issue("{{ 7*7 }} *|FNAME|*"), make_config())
+    assert "Why {{ 7*7 }} *|FNAME|* is 49" in r.text
+    assert "Why __dchr123____dchr123__ 7*7" in r.marked_text
+    _, plain = r.fill({})
+    _, guarded = r.fill({}, guard="{|")
+    assert "Why {{ 7*7 }} *|FNAME|* is 49" in plain
+    assert "Why {\u2060{\u2060 7*7 }} *|\u2060FNAME|\u2060* is 49" in guarded
+    assert guarded.replace("\u2060", "") == plain
+    assert guarded.count(token("unsubscribe_url")) == 0  # placeholders are still filled
+
+
+def test_plain_content_has_no_marked_text(sample: render.RenderedEmail) -> None:
+    assert sample.marked_text == ""
+    assert sample.fill({}, guard="{|%")[1] == sample.fill({})[1]
+
+
+def test_defaults_are_data_in_the_html() -> None:
+    cfg = make_config(newsletter={"postal_address": "ACME {{ x }} | 50% & Co"})
+    r = render.render(make_issue(), cfg)
+    html, text = r.fill({"unsubscribe_url": "*|UNSUB|*"}, raw=True)
+    assert "ACME &#123;&#123; x &#125;&#125; &#124; 50&#37; &amp; Co" in html
+    assert "ACME {{ x }} | 50% & Co" in text and 'href="*|UNSUB|*"' in html
+
+
+def test_outside_a_render_templates_print_values_as_is(tmp_path: Path) -> None:
+    assert templating.render_string("{{ t }} 50% {x}", t="{{ 7*7 }} |") == "{{ 7*7 }} | 50% {x}"
+    folder = templates(tmp_path, page__html="<p>{{ v }} {x} *|A|*</p>")
+    page = templating.environment(folder).get_template("page.html").render(v="{{ y }} <b>")
+    assert page == "<p>{{ y }} &lt;b&gt; {x} *|A|*</p>"
+
+
+def test_template_cache_is_keyed_on_the_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Compiled templates call finalize and the literal filter; a cache written by another
+    # version of templating.py must not be used.
+    monkeypatch.delenv("DIGEST_NO_TEMPLATE_CACHE", raising=False)
+    cache = templating._bytecode_cache()
+    assert cache is not None and templating._code_version() in cache.pattern  # type: ignore[attr-defined]
 
 
 def test_emoji_rtl_and_long_words() -> None:

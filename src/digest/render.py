@@ -10,11 +10,16 @@ Merge tags a user writes into a template (``*|UNSUB|*``, ``{{{ pm:unsubscribe }}
 MJML's parser or lxml's serializer (which escapes ``<`` and URL-encodes ``|``, ``{`` and
 spaces in ``href``), so they are swapped for inert tokens before MJML and put back,
 byte for byte, after premailer.
+
+Content never becomes such a tag: what the templates print (titles, summaries, URLs,
+subject, preheader) carries data tokens for ``{ } [ ] | % $`` (see ``templating``),
+which end up as character references (``&#123;``) in the HTML: readers see ``{{ 7*7 }}``,
+no mail service's template engine sees a tag. The text part has the characters; its
+marked copy (``marked_text``) lets ``export`` guard them for each service.
 """
 
 from __future__ import annotations
 
-import html as _html
 import importlib
 import importlib.util
 import logging
@@ -30,7 +35,14 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from .errors import RenderError
-from .templating import environment
+from .templating import (
+    data_scope,
+    environment,
+    html_data,
+    restore_html,
+    restore_literals,
+    restore_text,
+)
 
 if TYPE_CHECKING:
     from .config import Config
@@ -69,13 +81,20 @@ class RenderedEmail:
     # Things a sender should know but that do not stop the build (size near the clip
     # limit, an @import that was dropped); `digest check` and `build` print them.
     warnings: tuple[str, ...] = ()
+    # ``text`` with the template-syntax characters of content as data tokens (see
+    # templating.DATA_TOKEN), for fill(guard=...); "" when content has none.
+    marked_text: str = ""
 
-    def fill(self, values: Mapping[str, str], *, raw: bool = False) -> tuple[str, str]:
+    def fill(
+        self, values: Mapping[str, str], *, raw: bool = False, guard: str = ""
+    ) -> tuple[str, str]:
         """Return (html, text) with every token replaced.
 
         ``values`` are HTML-escaped in the HTML part unless ``raw`` (for merge tags, which
         must reach the mail service byte for byte). ``defaults`` are plain text (a postal
-        address with ``&`` or ``<``), so they are always escaped there.
+        address with ``&`` or ``<``), so they are always escaped there, template syntax as
+        character references. ``guard``: characters of content in the text part that get
+        an invisible WORD JOINER after them (see export).
         """
         merged = {**self.defaults, **values}
 
@@ -83,12 +102,15 @@ class RenderedEmail:
             name = m.group(1)
             if raw and name in values:
                 return values[name]
-            return _html.escape(merged.get(name, ""), quote=True)
+            return html_data(merged.get(name, ""))
 
         def text_sub(m: re.Match[str]) -> str:
             return merged.get(m.group(1), "")
 
-        return _TOKEN.sub(html_sub, self.html), _TOKEN.sub(text_sub, self.text)
+        text = self.text
+        if guard and self.marked_text:
+            text = restore_text(self.marked_text, guard)
+        return _TOKEN.sub(html_sub, self.html), _TOKEN.sub(text_sub, text)
 
 
 # --- merge tags --------------------------------------------------------------------------
@@ -103,6 +125,11 @@ _MERGE_TAG = re.compile(
     r"|<%[A-Za-z0-9_\-\s.]+%>"  # SendGrid legacy  <%asm_group_unsubscribe_raw_url%>
     r"|%[A-Za-z_][A-Za-z0-9_.\-]*%"  # Mailgun  %unsubscribe_url%  %recipient.first_name%
 )
+
+
+# What some mail service's engine reads as a tag, Django/Jinja statements and comments
+# included (for notes about content that has such syntax).
+TAG_LIKE = re.compile(_MERGE_TAG.pattern + r"|\{%[^{}<>]*%\}|\{#[^{}<>]*#\}")
 
 
 class _MergeTags:
@@ -319,7 +346,9 @@ def render(issue: Issue, cfg: Config) -> RenderedEmail:
         "newsletter": cfg.newsletter,
         "ph": placeholders(),
     }
-    source = _render_template(env, HTML_TEMPLATE, context)
+    with data_scope() as key:
+        source = restore_literals(_render_template(env, HTML_TEMPLATE, context), key)
+        marked_text = restore_literals(_render_template(env, TEXT_TEMPLATE, context), key)
     tags = _MergeTags(source)
     protected = tags.protect(source)
     template_file = env.get_template(HTML_TEMPLATE).filename or HTML_TEMPLATE
@@ -341,8 +370,8 @@ def render(issue: Issue, cfg: Config) -> RenderedEmail:
         for link in _STYLESHEET_LINK.findall(compiled)
     ]
     compiled = _STYLESHEET_LINK.sub("", compiled)
-    html = tags.restore(_inline_css(compiled))
-    text = _render_template(env, TEXT_TEMPLATE, context)
+    html = restore_html(tags.restore(_inline_css(compiled)))
+    text = restore_text(marked_text)
 
     size = len(html.encode("utf-8"))
     kb = size / 1024
@@ -369,4 +398,5 @@ def render(issue: Issue, cfg: Config) -> RenderedEmail:
             "postal_address": cfg.newsletter.postal_address,
         },
         warnings=tuple(warnings),
+        marked_text=marked_text if marked_text != text else "",
     )

@@ -3,17 +3,39 @@
 A user's templates folder (``templates.folder``) is searched before the defaults, so a
 file of the same name overrides the default one. Article content is only ever passed
 in as data: it is never compiled as a template.
+
+Nor may a mail service's template engine evaluate it after ``digest export``. While an
+email is rendered (inside ``data_scope()``), every value a ``{{ ... }}`` prints, escaped
+or Markup, has the characters those engines read as syntax (``SYNTAX``) swapped for
+data tokens, ``__dchr123__``: letters, digits and ``_``, which MJML, lxml and premailer
+leave alone. ``render`` turns them into character references (``&#123;``) in the HTML,
+back into the characters in the plain text, and ``export`` guards them per service.
+Template text, merge tags in ``{% raw %}`` included, is not data: the lexer hands it to
+the ``_literal`` filter, which swaps the same characters for tokens carrying a random
+per-render key (so content cannot forge one), restored before MJML sees the markup.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import html as _html
 import os
+import re
+import secrets
 import textwrap
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jinja2
+import jinja2.ext
+import jinja2.runtime
+from jinja2.lexer import Token, TokenStream
+from markupsafe import Markup
 
 # Default templates live in the repository's templates/email/, shipped inside the package
 # as digest/templates/email when installed as a wheel (see pyproject package-data).
@@ -72,15 +94,149 @@ def wrap(text: str, width: int = 72, indent: str = "", first: str | None = None)
     )
 
 
+# --- content is data, also at the mail service -------------------------------------------
+
+# What mail services' template engines read as syntax: {{ }} and {% %} (Handlebars,
+# Mustache, Go, Django, Liquid), *| |* (Mailchimp), %name% (Mailgun), <% %> (SendGrid),
+# [[ ]] and [name] (Constant Contact, Campaign Monitor), ${ } and $name$ (FreeMarker,
+# Responsys). "<" is escaped anyway. A "%" that starts a percent-escape ("%20" in a URL)
+# opens no tag in any of them and stays, so links keep their usual spelling.
+SYNTAX = re.compile(r"[{}\[\]|$]|%(?![0-9A-Fa-f]{2})")
+_ANY = re.compile(r"[{}\[\]|$%]")  # a quick "nothing to do" (most values) for SYNTAX
+_CHARS = "{}[]|%$"
+_DATA_TOKENS = {c: f"__dchr{ord(c)}__" for c in _CHARS}
+# Case-blind: a `{% filter upper %}` block around data upper-cases its tokens.
+DATA_TOKEN = re.compile(r"__dchr(" + "|".join(str(ord(c)) for c in _CHARS) + r")__", re.I)
+
+# The key of the render in progress (see data_scope), or None: then nothing is swapped.
+_KEY: ContextVar[str | None] = ContextVar("digest_template_key", default=None)
+
+
+def _data_token(m: re.Match[str]) -> str:
+    return _DATA_TOKENS[m.group()]
+
+
+def neutralise(value: str) -> str:
+    """``value`` with every ``SYNTAX`` character as a data token."""
+    return SYNTAX.sub(_data_token, value) if _ANY.search(value) else value
+
+
+@lru_cache(maxsize=4)
+def _literal_tokens(key: str) -> tuple[tuple[str, str], ...]:
+    return tuple((c, f"__dlit{key}x{ord(c)}__") for c in _CHARS)
+
+
+@contextmanager
+def data_scope() -> Iterator[str]:
+    """Render inside this to mark data; yields the key ``restore_literals`` needs."""
+    key = secrets.token_hex(8)
+    reset = _KEY.set(key)
+    try:
+        yield key
+    finally:
+        _KEY.reset(reset)
+
+
+def restore_literals(rendered: str, key: str) -> str:
+    """Template text back as written; data tokens stay."""
+    if "__dlit" not in rendered:
+        return rendered
+    for char, tok in _literal_tokens(key):
+        rendered = rendered.replace(tok, char)
+    return rendered
+
+
+@jinja2.pass_context  # (not pass_eval_context: Jinja would run it once, at compile time)
+def _literal(context: jinja2.runtime.Context, text: str) -> str:
+    """Template text (never data): inside data_scope its syntax characters become keyed
+    tokens, so ``_finalize`` finds nothing to swap in it, even inside a macro's result."""
+    key = _KEY.get()
+    if key is not None:
+        for char, tok in _literal_tokens(key):  # (str.translate is 50x slower here)
+            if char in text:
+                text = text.replace(char, tok)
+    return Markup(text) if context.eval_ctx.autoescape else text
+
+
+class _LiteralText(jinja2.ext.Extension):
+    """Template text with a SYNTAX character is printed through ``_literal``:
+    ``a {x}`` compiles as ``{{ "a {x}" | _digest_literal }}``."""
+
+    def filter_stream(self, stream: TokenStream) -> Iterable[Token]:
+        for tok in stream:
+            if tok.type != "data" or not any(c in tok.value for c in _CHARS):
+                yield tok
+                continue
+            n = tok.lineno
+            yield Token(n, "variable_begin", "{{")
+            yield Token(n, "string", tok.value)
+            yield Token(n, "pipe", "|")
+            yield Token(n, "name", "_digest_literal")
+            yield Token(n, "variable_end", "}}")
+
+
+@jinja2.pass_eval_context  # never folded at compile time: what it does depends on data_scope
+def _finalize(eval_ctx: jinja2.nodes.EvalContext, value: Any) -> Any:
+    """Every value a ``{{ ... }}`` prints is data: inside data_scope, swap its syntax.
+
+    Markup too: ``|safe``, ``|e``, ``|urlize`` or ``~`` with a macro's result all make
+    Markup from content; the template text in a macro's result is already keyed tokens.
+    """
+    if _KEY.get() is None or value is None or isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return neutralise(value)
+    if hasattr(value, "__html__"):
+        return Markup(neutralise(value.__html__()))
+    return neutralise(str(value))  # an object: escape() would print str(value)
+
+
+def restore_html(html: str) -> str:
+    """Data tokens as numeric character references: shown as the characters, read as
+    text (not as a tag) by every template engine, decoded in attributes (href) too."""
+    return DATA_TOKEN.sub(lambda m: f"&#{m.group(1)};", html)
+
+
+def restore_text(text: str, guard: str = "") -> str:
+    """Data tokens as the characters; each one in ``guard`` followed by an invisible
+    WORD JOINER (U+2060), which breaks the tags a template engine looks for."""
+
+    def back(m: re.Match[str]) -> str:
+        char = chr(int(m.group(1)))
+        return char + "\u2060" if char in guard else char
+
+    return DATA_TOKEN.sub(back, text)
+
+
+def guard_text(value: str, guard: str) -> str:
+    """Plain data (a subject line) with a WORD JOINER after each ``guard`` character."""
+    if not guard:
+        return value
+    return restore_text(neutralise(value), guard)
+
+
+def html_data(value: str) -> str:
+    """A plain-text value for the HTML part: escaped, syntax as character references."""
+    return restore_html(neutralise(_html.escape(value, quote=True)))
+
+
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     # Compiling the templates costs more than the rest of a render; the cache (in the
     # per-user temp folder Jinja picks and checks) is keyed on each template's source.
+    # The compiled code also depends on this module (finalize, the _literal rewrite),
+    # which Jinja's cache does not know: the file name carries a hash of it.
     if os.environ.get("DIGEST_NO_TEMPLATE_CACHE"):
         return None
     try:
-        return jinja2.FileSystemBytecodeCache()
+        return jinja2.FileSystemBytecodeCache(pattern=f"__digest_{_code_version()}_%s.cache")
     except (OSError, RuntimeError):
         return None
+
+
+def _code_version() -> str:
+    h = hashlib.sha1(jinja2.__version__.encode())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()[:12]
 
 
 @lru_cache(maxsize=8)
@@ -96,9 +252,12 @@ def environment(user_folder: Path | None = None) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         bytecode_cache=_bytecode_cache(),
+        finalize=_finalize,
+        extensions=[_LiteralText],
     )
     env.filters["longdate"] = longdate
     env.filters["wrap"] = wrap
+    env.filters["_digest_literal"] = _literal
     return env
 
 
