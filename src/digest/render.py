@@ -93,8 +93,8 @@ class RenderedEmail:
         ``values`` are HTML-escaped in the HTML part unless ``raw`` (for merge tags, which
         must reach the mail service byte for byte). ``defaults`` are plain text (a postal
         address with ``&`` or ``<``), so they are always escaped there, template syntax as
-        character references. ``guard``: characters of content in the text part that get
-        an invisible WORD JOINER after them (see export).
+        character references. ``guard``: characters of content in the text part to put
+        between invisible WORD JOINERs (see export).
         """
         merged = {**self.defaults, **values}
 

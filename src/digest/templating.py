@@ -108,6 +108,7 @@ _DATA_TOKENS = {c: f"__dchr{ord(c)}__" for c in _CHARS}
 # Case-blind: a `{% filter upper %}` block around data upper-cases its tokens.
 DATA_TOKEN = re.compile(r"__dchr(" + "|".join(str(ord(c)) for c in _CHARS) + r")__", re.I)
 
+_JOINER = "\u2060"  # WORD JOINER: zero width, allows no line break; readers do not see it
 # The key of the render in progress (see data_scope), or None: then nothing is swapped.
 _KEY: ContextVar[str | None] = ContextVar("digest_template_key", default=None)
 
@@ -198,18 +199,31 @@ def restore_html(html: str) -> str:
 
 
 def restore_text(text: str, guard: str = "") -> str:
-    """Data tokens as the characters; each one in ``guard`` followed by an invisible
-    WORD JOINER (U+2060), which breaks the tags a template engine looks for."""
-
-    def back(m: re.Match[str]) -> str:
+    """Data tokens as the characters; each one in ``guard`` between invisible WORD
+    JOINERs (U+2060), so it forms no delimiter with a neighbour (``{{``, ``<%``, ``*|``,
+    ``%name``) and readers see the same text."""
+    if not guard:
+        return DATA_TOKEN.sub(lambda m: chr(int(m.group(1))), text)
+    out: list[str] = []
+    pos, joined = 0, False  # joined: out ends with a joiner we wrote
+    for m in DATA_TOKEN.finditer(text):
         char = chr(int(m.group(1)))
-        return char + "\u2060" if char in guard else char
-
-    return DATA_TOKEN.sub(back, text)
+        if m.start() > pos:
+            out.append(text[pos : m.start()])
+            joined = False
+        if char in guard:
+            out.append(char + _JOINER if joined else _JOINER + char + _JOINER)
+            joined = True
+        else:
+            out.append(char)
+            joined = False
+        pos = m.end()
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def guard_text(value: str, guard: str) -> str:
-    """Plain data (a subject line) with a WORD JOINER after each ``guard`` character."""
+    """Plain data (a subject line) with ``guard`` characters between WORD JOINERs."""
     if not guard:
         return value
     return restore_text(neutralise(value), guard)
