@@ -9,6 +9,7 @@ then review the diff before committing it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html as _html
 import json
@@ -17,6 +18,7 @@ import re
 import shutil
 import socket
 import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from digest.cli import main
 from digest.config import Config, Templates, load, parse
 from digest.errors import ConfigError
 from digest.render import PLACEHOLDERS, RenderedEmail, token
+from test_browser import CHROMIUM, browser  # noqa: F401  (the module-scoped Chromium)
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "export"
@@ -595,6 +598,174 @@ def test_personal_fields_and_literal_tags_in_user_templates(tmp_path: Path) -> N
             f"Hi {text_tags['first_name']} ({text_tags['name']}), "
             f"this goes to {text_tags['email']}." in exp.text
         )
+
+
+# --- content is never a tag at the mail service ---------------------------------------
+
+# Every engine's syntax at once, in every field of an article, the group, subject and
+# preheader (test_render.hostile_issue), with the personal footer's literal tags around.
+SYNTAXES = (
+    "{{ 7*7 }}",
+    "*|FNAME|*",
+    "%recipient.first_name%",
+    "{{{ x }}}",
+    "{% if x %}",
+    "<%asm_group_unsubscribe_raw_url%>",
+    "[[FIRSTNAME]]",
+    "${x}",
+    "$5$",
+)
+CONTENT_SYNTAX = " ".join(SYNTAXES)
+# What each service's template engine acts on: written from the vendors' docs, not from
+# export.py's guard table.
+HANDLEBARS = r"\{\{"
+ENGINES = {
+    "mailchimp": r"\*\|[^|*]*\|\*",
+    "sendgrid": HANDLEBARS + r"|<%",
+    "postmark": HANDLEBARS,
+    # %recipient.x%, %unsubscribe_url%, ...; a percent-escape (%C3%BC) names no variable.
+    "mailgun": HANDLEBARS + r"|%(?![0-9A-Fa-f]{2})[A-Za-z_][\w.]*%",
+    "ses": HANDLEBARS,
+    "listmonk": HANDLEBARS,
+    "buttondown": HANDLEBARS + r"|\{%|\{#",
+}
+ACME = {"unsubscribe_url": "[[UNSUB]]", "first_name": "[[FIRSTNAME|there]]"}
+ENGINES["acme"] = "|".join([*ENGINES.values(), r"\[\[", r"\$\{", r"\$\w+\$"])
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, RenderedEmail]:
+    from digest.render import render
+    from test_render import hostile_issue
+
+    templates = tmp_path_factory.mktemp("templates")
+    (templates / "footer.mjml.j2").write_text(PERSONAL_FOOTER, encoding="utf-8")
+    cfg = config(
+        tmp_path_factory.mktemp("out"),
+        templates={"folder": str(templates)},
+        export={"presets": {"acme": ACME}},
+    )
+    return cfg, render(hostile_issue(CONTENT_SYNTAX), cfg)
+
+
+def _without(text: str, tags: Any) -> str:
+    for tag in sorted(tags, key=len, reverse=True):
+        text = text.replace(tag, "")
+    return text
+
+
+def _placed(part: str, tags: Mapping[str, str], literal: Any, seq: str) -> int:
+    """How often ``seq`` is in a part only because of the tags export put in for the
+    placeholder tokens and the template's literal tags."""
+    by_tags = sum(part.count(token(name)) * tag.count(seq) for name, tag in tags.items())
+    return by_tags + sum(lit.count(seq) for lit in literal)
+
+
+@pytest.mark.parametrize("service", [*SERVICES, "acme", "generic"])
+def test_content_syntax_is_never_a_tag_at_the_service(
+    hostile: tuple[Config, RenderedEmail], service: str
+) -> None:
+    cfg, rendered = hostile
+    exp = ex.export(rendered, cfg, service)
+    tags = ACME if service == "acme" else EXPECTED[service]
+    text_tags = {**tags, **TEXT_ONLY.get(service, {})}
+    # HTML, every service: the content's syntax is nowhere (a sequence is there exactly as
+    # often as the service's own tags and the template's literal ones put it there); those
+    # tags are byte for byte.
+    for seq in SYNTAXES:
+        for form in {seq, _html.escape(seq)}:
+            assert exp.html.count(form) == _placed(rendered.html, tags, LITERAL, form), form
+    hrefs = _hrefs(exp.html)
+    assert tags["unsubscribe_url"] in hrefs and all(t in hrefs for t in LITERAL)
+    assert all(tag in exp.html for tag in tags.values())
+    body = re.sub(
+        r"<style\b.*?</style>|<!--\[if.*?(<!\[endif\]-->|<!-->)", "", exp.html, flags=re.S
+    )
+    engines = ENGINES.values() if service == "generic" else [ENGINES[service]]
+    for engine in engines:
+        assert not re.findall(engine, _without(body, [*tags.values(), *LITERAL])), engine
+    # Text part, subject, preheader: no tag for this service's engine; readers see the same
+    # text (U+2060 is invisible). Generic keeps them as written (and says so).
+    if service != "generic":
+        for seq in [seq for seq in SYNTAXES if re.search(ENGINES[service], seq)]:
+            assert exp.text.count(seq) == _placed(rendered.text, text_tags, (), seq), seq
+        for part in (_without(exp.text, text_tags.values()), exp.subject, exp.preheader):
+            assert not re.findall(ENGINES[service], part), (service, part)
+    assert exp.text.replace("\u2060", "") == rendered.fill(text_tags, raw=True)[1]
+    assert exp.subject.replace("\u2060", "") == rendered.subject == f"Subject {CONTENT_SYNTAX}"
+    assert exp.preheader.replace("\u2060", "") == rendered.preheader
+    assert f"Why {CONTENT_SYNTAX} is 49" in " ".join(exp.text.replace("\u2060", "").split())
+    # The service receives exactly these parts (Mailgun and Buttondown take no text part).
+    body_json = json.dumps(exp.payload, ensure_ascii=False)
+    no_text = ("mailgun", "buttondown", "acme")
+    parts = [exp.html, exp.subject] if service in no_text else [exp.html, exp.text, exp.subject]
+    for part in parts:
+        assert json.dumps(part, ensure_ascii=False)[1:-1] in body_json, service
+
+
+def test_generic_export_notes_content_syntax_and_keeps_it(
+    hostile: tuple[Config, RenderedEmail],
+) -> None:
+    cfg, rendered = hostile
+    exp = ex.export(rendered, cfg, "generic")
+    assert exp.text == rendered.fill(EXPECTED["generic"], raw=True)[1]
+    assert f"Why {CONTENT_SYNTAX} is 49" in " ".join(exp.text.split())
+    assert exp.subject == rendered.subject
+    (note,) = [n for n in exp.payload["notes"] if "template syntax" in n]
+    assert "'{{ 7*7 }}'" in note and "export --for" in note
+    assert "notes" not in ex.export(rendered_email(), cfg, "generic").payload
+
+
+def test_config_text_in_the_html_and_text_is_data(tmp_path: Path) -> None:
+    postal = "ACME {{ x }} | *|FNAME|*"
+    cfg = config(tmp_path, newsletter={"postal_address": postal})
+    r = dataclasses.replace(
+        rendered_email(), defaults={"web_url": ARCHIVE, "postal_address": postal}
+    )
+    for service in ("sendgrid", "postmark", "mailgun", "ses", "listmonk", "buttondown"):
+        exp = ex.export(r, cfg, service)
+        assert "ACME &#123;&#123; x &#125;&#125; &#124; *&#124;FNAME&#124;*" in exp.html
+        assert "ACME \u2060{\u2060{\u2060 x }} | *|FNAME|*" in exp.text
+    assert f"\n{postal}\n" in ex.export(r, cfg, "generic").text
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_chromium_shows_content_as_written_and_links_work(
+    hostile: tuple[Config, RenderedEmail],
+    browser: Any,  # noqa: F811  (the fixture imported from test_browser)
+    tmp_path: Path,
+) -> None:
+    """What a reader's mail app shows: the characters, and links to the article's URL."""
+    from test_render import HOSTILE_URL
+
+    cfg, rendered = hostile
+    read = """(url) => ({
+      title: document.title,
+      text: document.body.innerText,
+      hidden: document.body.firstElementChild.textContent,
+      links: [...document.querySelectorAll('h2.title a, p.cta a')].map(a => a.href),
+      expected: new URL(url).href,
+    })"""
+    for service in [*SERVICES, "generic"]:
+        path = tmp_path / f"{service}.html"
+        ex.write(ex.export(rendered, cfg, service), tmp_path / service)
+        path.write_bytes((tmp_path / service / "email.html").read_bytes())
+        page = browser.new_page()
+        page.route(
+            "**/*", lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort()
+        )
+        try:
+            page.goto(path.as_uri())
+            got = page.evaluate(read, HOSTILE_URL)
+        finally:
+            page.close()
+        assert got["title"] == f"Subject {CONTENT_SYNTAX}", service
+        assert got["hidden"].startswith(f"Pre {CONTENT_SYNTAX}"), service
+        for shown in ("Why {} is 49", "Summary {} end", "Lead {0}: Point {0}", "Ann {}"):
+            assert shown.format(CONTENT_SYNTAX) in got["text"], (service, shown)
+        assert "%20" in got["expected"] and "&#" not in got["expected"]
+        assert got["links"][:2] == [got["expected"]] * 2, service
 
 
 def _cli(*args: str) -> Any:

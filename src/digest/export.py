@@ -8,6 +8,12 @@ in after MJML and premailer have run, nothing can HTML-escape, URL-encode or rew
 A placeholder a service cannot fill keeps the rendered default: the web version links to
 our own archive, and the postal address is written literally.
 
+Content is never a tag there either. In the HTML, render already wrote its template
+syntax as character references. The text part, subject and preheader have no such
+escape, and not every engine has one (Mailchimp, Mailgun's %name%): there each character
+of content in the preset's ``guard`` stands between invisible WORD JOINERs (U+2060), so
+``{{ 7*7 }}`` reads the same and no engine finds ``{{`` (see NOTES.md).
+
 Export never sends anything and touches no network: ``payload.json`` describes the
 request(s) that would create a campaign or template with this content, never one that
 sends on creation.
@@ -15,10 +21,10 @@ sends on creation.
 
 from __future__ import annotations
 
-import html as _html
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +33,8 @@ from typing import Any
 
 from .config import Config
 from .errors import DigestError
-from .render import PLACEHOLDERS, RenderedEmail
+from .render import PLACEHOLDERS, TAG_LIKE, RenderedEmail
+from .templating import guard_text, html_data
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +66,9 @@ class Preset:
 
     ``tags`` maps placeholder names to merge tags, used in the HTML and in the text part;
     ``text_tags`` overrides some of them in the text part only. A placeholder without a
-    tag (or with an empty one) keeps the rendered default value.
+    tag (or with an empty one) keeps the rendered default value. ``guard``: the
+    characters that open a tag in this service's template engine; in content in the
+    text part, subject and preheader each stands between WORD JOINERs (U+2060).
     """
 
     name: str
@@ -68,6 +77,7 @@ class Preset:
     docs: str
     text_tags: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    guard: str = "{[|%$"  # an engine we do not know: every opener of templating.SYNTAX
 
 
 @dataclass(frozen=True)
@@ -281,6 +291,7 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
                 "postal_address": "*|HTML:LIST_ADDRESS_HTML|*",
             },
             text_tags={"postal_address": "*|LIST:ADDRESS|*"},
+            guard="|",  # merge language: *|NAME|*, *|IF:...|*
             requests=_mailchimp,
             docs="https://mailchimp.com/developer/marketing/api/campaigns/",
             notes=(
@@ -300,6 +311,7 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
                 "first_name": "{{first_name}}",
                 "email": "{{email}}",
             },
+            guard="{%",  # Handlebars {{ }}, substitution tags <%...%>
             requests=_sendgrid,
             docs="https://www.twilio.com/docs/sendgrid/api-reference/transactional-templates",
             notes=(
@@ -321,6 +333,7 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
                 "first_name": "{{ first_name }}",
                 "email": "{{ email }}",
             },
+            guard="{",  # Mustachio {{ }}
             requests=_postmark,
             docs="https://postmarkapp.com/developer/api/templates-api",
             notes=(
@@ -340,6 +353,7 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
                 "first_name": "%recipient.first_name%",
                 "email": "%recipient_email%",
             },
+            guard="{%",  # Handlebars templates, %recipient.x% variables
             requests=_mailgun,
             docs="https://documentation.mailgun.com/docs/mailgun/user-manual/sending-messages/",
             notes=(
@@ -359,6 +373,7 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
                 "first_name": "{{first_name}}",
                 "email": "{{email}}",
             },
+            guard="{",  # Handlebars
             requests=_ses,
             docs="https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_CreateEmailTemplate.html",
             notes=(
@@ -380,6 +395,7 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
                 "first_name": "{{ .Subscriber.FirstName }}",
                 "email": "{{ .Subscriber.Email }}",
             },
+            guard="{",  # Go templates
             requests=_listmonk,
             docs="https://listmonk.app/docs/apis/campaigns/",
             notes=(
@@ -400,6 +416,7 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
                 "first_name": "{{ subscriber.metadata.first_name }}",
                 "email": "{{ subscriber.email }}",
             },
+            guard="{",  # Django/Jinja {{ }}, {% %}, {# #}
             requests=_buttondown,
             docs="https://docs.buttondown.com/api-emails-create",
             notes=(
@@ -420,6 +437,7 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
             },
             requests=_generic,
             docs="",
+            guard="",  # what `digest build` writes: content as written (see the note)
         ),
     }
 )
@@ -444,6 +462,7 @@ def presets(cfg: Config) -> dict[str, Preset]:
                 requests=base.requests,
                 docs=base.docs,
                 notes=base.notes,
+                guard=base.guard,
             )
     return found
 
@@ -470,14 +489,18 @@ def export(rendered: RenderedEmail, cfg: Config, service: str) -> Export:
     text_tags = {**html_tags, **_tags(preset.text_tags)}
     # fill(raw=True) would insert the defaults raw too: escape those for the HTML part
     # ("Smith & Co" in a postal address, "&" in an archive URL), never the merge tags.
-    escaped = {k: _html.escape(v, quote=True) for k, v in rendered.defaults.items()}
+    # They are config text, so data like content: guarded the same way.
+    escaped = {k: html_data(v) for k, v in rendered.defaults.items()}
+    guarded = {k: guard_text(v, preset.guard) for k, v in rendered.defaults.items()}
     html, _ = rendered.fill({**escaped, **html_tags}, raw=True)
-    _, text = rendered.fill(text_tags, raw=True)
+    _, text = rendered.fill({**guarded, **text_tags}, raw=True, guard=preset.guard)
+    subject = guard_text(rendered.subject, preset.guard)
+    preheader = guard_text(rendered.preheader, preset.guard)
     content = _Content(
         issue_id=rendered.issue_id,
         newsletter=cfg.newsletter.name,
-        subject=rendered.subject,
-        preheader=rendered.preheader,
+        subject=subject,
+        preheader=preheader,
         html=html,
         text=text,
         from_name=cfg.sender.name,
@@ -497,17 +520,39 @@ def export(rendered: RenderedEmail, cfg: Config, service: str) -> Export:
         }
     else:
         payload |= {"docs": preset.docs, "requests": preset.requests(content)}
-    if preset.notes:
-        payload["notes"] = list(preset.notes)
+    notes = list(preset.notes)
+    if not preset.guard:
+        notes += _unguarded_note(rendered)
+    if notes:
+        payload["notes"] = notes
     return Export(
         service=preset.name,
         issue_id=rendered.issue_id,
-        subject=rendered.subject,
-        preheader=rendered.preheader,
+        subject=subject,
+        preheader=preheader,
         html=html,
         text=text,
         payload=payload,
     )
+
+
+def _unguarded_note(rendered: RenderedEmail) -> list[str]:
+    """A note when content in the text part, subject or preheader reads as a tag."""
+    found = [*TAG_LIKE.findall(rendered.subject), *TAG_LIKE.findall(rendered.preheader)]
+    if rendered.marked_text:
+        # What the marked text still shows is the templates' own; the rest is content.
+        extra = Counter(TAG_LIKE.findall(rendered.text))
+        extra.subtract(TAG_LIKE.findall(rendered.marked_text))
+        found += [tag for tag, n in extra.items() if n > 0]
+    if not found:
+        return []
+    unique = list(dict.fromkeys(found))
+    shown = ", ".join(map(repr, unique[:3])) + (", ..." if len(unique) > 3 else "")
+    return [
+        f"Content has template syntax ({shown}): email.txt, subject.txt and preheader.txt "
+        "keep it as written (the HTML shows it as text). A mail service that reads them "
+        "as templates would evaluate it: export --for that service instead."
+    ]
 
 
 def _tags(tags: Mapping[str, str]) -> dict[str, str]:
