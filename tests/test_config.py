@@ -93,3 +93,15 @@ def test_a_single_problem_reads_as_one_line(tmp_path: Path) -> None:
         f"{f}: schedule.day: 'someday' is not a weekday; use one of mon, tue, wed, thu, fri, "
         "sat, sun"
     )
+
+
+def test_a_missing_templates_folder_and_crossed_sizes_are_errors(tmp_path: Path) -> None:
+    f = tmp_path / "config.toml"
+    f.write_text('[templates]\nfolder = "nope"\n[output]\nwarn_kb = 120\n')
+    with pytest.raises(ConfigError) as exc:
+        config.load(f)
+    assert [k for k, _ in exc.value.problems] == ["templates.folder", "output.warn_kb"]
+    assert "nope' is not a folder" in str(exc.value)
+    (tmp_path / "nope").mkdir()
+    f.write_text('[templates]\nfolder = "nope"\n')
+    assert config.load(f).templates.folder == tmp_path / "nope"

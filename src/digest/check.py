@@ -7,15 +7,21 @@ the result. Returns findings; printing and exit codes are the CLI's business.
 from __future__ import annotations
 
 import datetime as dt
+import html
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import content, render
 from .config import Config
 from .content import Problem
 from .errors import NothingToSend
-from .pipeline import Built, Selection, prepare
+
+if TYPE_CHECKING:
+    from .digest import Issue
+    from .pipeline import Built, Selection
+    from .render import RenderedEmail
 
 # Links that are fine although they are not http(s): fragment, mail, phone, and the
 # placeholder tokens and merge tags that a sender or mail service fills in later.
@@ -55,11 +61,14 @@ class _Links(HTMLParser):
                 self.relative.append(url)
 
 
-def inspect(cfg: Config, built: Built) -> list[Problem]:
-    """Findings about a rendered issue (the email, not the content files)."""
-    r = built.rendered
-    where = Path(f"{cfg.output.folder.name}/{built.issue.id}/email.html")
-    found = [Problem(where, None, w, "warning") for w in getattr(r, "warnings", ())]
+def inspect(cfg: Config, issue: Issue, r: RenderedEmail) -> list[Problem]:
+    """Findings about a rendered issue (the email, not the content files).
+
+    ``build`` reports them too: a user template that lost the footer must not go
+    unnoticed until someone runs ``check``.
+    """
+    where = Path(f"email {issue.id}")
+    found = [Problem(where, None, w, "warning") for w in r.warnings]
     parser = _Links()
     parser.feed(r.html)
     for src in parser.images_without_alt:
@@ -81,22 +90,29 @@ def inspect(cfg: Config, built: Built) -> list[Problem]:
                 "warning",
             )
         )
-    elif (
-        render.token("postal_address") not in r.html and cfg.newsletter.postal_address not in r.html
+    elif not any(
+        s in r.html
+        for s in (
+            render.token("postal_address"),
+            cfg.newsletter.postal_address,
+            html.escape(cfg.newsletter.postal_address),
+        )
     ):
         found.append(Problem(where, None, "the postal address is missing from the email"))
     return found
 
 
-def check(cfg: Config, now: dt.datetime, sel: Selection = Selection()) -> Report:
+def check(cfg: Config, now: dt.datetime, sel: Selection | None = None) -> Report:
     """Validate every content file, render the selected issue and inspect it."""
+    from .pipeline import Selection, prepare  # the pipeline inspects what it renders
+
     everything = content.load(cfg, now=now)
     problems = list(everything.problems)
     built, notice = None, None
     try:
-        built = prepare(cfg, now, sel)
+        built = prepare(cfg, now, sel or Selection())
     except NothingToSend as exc:
         notice = str(exc)
     if built is not None:
-        problems += inspect(cfg, built)
+        problems += built.findings
     return Report(tuple(problems), built, notice, everything.files)

@@ -228,7 +228,7 @@ def check(obj: Ctx, week: str | None, latest: bool, strict: bool) -> None:
         b = report.built
         kb = len(b.rendered.html.encode()) / 1024
         click.echo(
-            f"Issue {b.issue.id}: {len(b.issue.items)} articles, HTML {kb:.1f} KB "
+            f"Issue {b.issue.id}: {_n(len(b.issue.items), 'article')}, HTML {kb:.1f} KB "
             f"(warn above {cfg.output.warn_kb} KB, Gmail clips above {cfg.output.max_kb} KB)"
         )
     click.echo(

@@ -311,11 +311,29 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
             updates.setdefault(section, {})[key] = (base / value).resolve()
     for section, fields in updates.items():
         updates[section] = getattr(cfg, section).model_copy(update=fields)
+    problems = _cross_checks(cfg, updates)
+    if problems:
+        raise ConfigError(source or "config", problems)
     warnings = tuple(
         f"{k}: unknown setting (ignored); check the spelling against config.example.toml"
         for k in _unknown_keys(raw, Config)
     )
     return cfg.model_copy(update={**updates, "source": source, "warnings": warnings})
+
+
+def _cross_checks(cfg: Config, resolved: dict[str, Any]) -> list[tuple[str, str]]:
+    """Problems no single field shows: relations between fields, paths that must exist."""
+    problems = []
+    templates = resolved.get("templates", cfg.templates).folder
+    if templates is not None and not templates.is_dir():
+        problems.append(
+            ("templates.folder", f"{str(templates)!r} is not a folder; create it or remove the key")
+        )
+    if cfg.output.warn_kb > cfg.output.max_kb:
+        problems.append(
+            ("output.warn_kb", f"{cfg.output.warn_kb} is above output.max_kb ({cfg.output.max_kb})")
+        )
+    return problems
 
 
 def load(path: Path | str) -> Config:

@@ -140,9 +140,11 @@ def window_for_week(cfg: Config, week: str) -> Window:
     year, num = int(m.group(1)), int(m.group(2))
     try:
         day = dt.date.fromisocalendar(year, num, cfg.schedule.weekday + 1)
+        return window_for_send_date(cfg, day)
     except ValueError:
         raise ConfigError("--week", [("--week", f"{week!r}: {year} has no week {num}")]) from None
-    return window_for_send_date(cfg, day)
+    except OverflowError:  # a week at the very edge of the calendar (0001-W01)
+        raise ConfigError("--week", [("--week", f"{week!r} is out of range")]) from None
 
 
 def upcoming(cfg: Config, after: dt.datetime, count: int) -> list[dt.datetime]:

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from . import content, digest, render
+from .check import inspect
 from .config import Config
 from .content import Collection, Problem
 from .digest import Issue, Window
-from .errors import DeliveryError, NothingToSend
+from .errors import DeliveryError, DigestError, NothingToSend
 from .render import RenderedEmail
 
 log = logging.getLogger(__name__)
@@ -86,13 +87,13 @@ def prepare(cfg: Config, now: dt.datetime, sel: Selection = Selection()) -> Buil
     window, col = gather(cfg, now, sel)
     issue = digest.build_issue(cfg, window, col.articles, first=first_window(cfg, col, window))
     rendered = render.render(issue, cfg)
-    # Render warnings (size near Gmail's clip limit, a dropped @import) for `build` to print.
-    where = Path(f"{cfg.output.folder.name}/{issue.id}/email.html")
-    findings = tuple(Problem(where, None, w, "warning") for w in rendered.warnings)
+    # Render warnings (size near Gmail's clip limit, a dropped @import) and what a broken
+    # user template can lose (the unsubscribe link, the postal address), for every command.
+    findings = tuple(inspect(cfg, issue, rendered))
     return Built(issue, rendered, col, time.perf_counter() - started, findings)
 
 
-def issue_json(built: Built) -> dict[str, object]:
+def issue_json(cfg: Config, built: Built) -> dict[str, object]:
     issue, r = built.issue, built.rendered
     return {
         "id": issue.id,
@@ -111,16 +112,20 @@ def issue_json(built: Built) -> dict[str, object]:
                 "group": g.name or None,
                 "summary": i.summary.text,
                 "key_points": [{"lead": k.lead, "text": k.text} for k in i.summary.key_points],
-                "source": i.article.path.name,
+                "source": _source(cfg, i.article.path),
             }
             for g in issue.groups
             for i in g.items
         ],
-        "sizes": {
-            "html_bytes": len(r.html.encode("utf-8")),
-            "text_bytes": len(r.text.encode("utf-8")),
-        },
     }
+
+
+def _source(cfg: Config, path: Path) -> str:
+    # Relative to the content folder: two Hugo bundles both have an index.md.
+    try:
+        return path.resolve().relative_to(cfg.content.folder.resolve()).as_posix()
+    except ValueError:
+        return path.name
 
 
 def write_build(cfg: Config, built: Built, out: Path | None = None) -> Path:
@@ -130,13 +135,18 @@ def write_build(cfg: Config, built: Built, out: Path | None = None) -> Path:
     so two builds of the same input are byte-identical.
     """
     folder = (out or cfg.output.folder) / built.issue.id
-    folder.mkdir(parents=True, exist_ok=True)
     html, text = built.rendered.fill(GENERIC_VALUES, raw=True)
-    _write(folder / "email.html", html)
-    _write(folder / "email.txt", text)
-    _write(
-        folder / "issue.json", json.dumps(issue_json(built), indent=2, ensure_ascii=False) + "\n"
-    )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _write(folder / "email.html", html)
+        _write(folder / "email.txt", text)
+        meta = issue_json(cfg, built)
+        meta["sizes"] = {"html_bytes": len(html.encode()), "text_bytes": len(text.encode())}
+        data = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
+        _write(folder / "issue.json", data)
+    except OSError as exc:
+        where = "--out" if out else "output.folder"
+        raise DigestError(f"cannot write {folder}: {exc.strerror or exc}; check {where}") from None
     return folder
 
 

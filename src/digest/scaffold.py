@@ -53,12 +53,16 @@ def init(folder: Path, *, templates: bool = False, today: dt.date | None = None)
     if existing:
         names = ", ".join(str(p) for p in existing)
         raise DigestError(f"not overwriting existing files: {names}; choose an empty folder")
-    for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    for src in tpl_files:
-        tpl_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, tpl_dir / src.name)
+    try:
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        for src in tpl_files:
+            tpl_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, tpl_dir / src.name)
+    except OSError as exc:
+        msg = f"cannot create the newsletter in {folder}: {exc.strerror or exc}"
+        raise DigestError(msg) from None
     return targets
 
 
