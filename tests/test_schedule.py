@@ -396,6 +396,48 @@ def test_scheduler_sends_at_the_local_send_time_once(
         assert rec is not None and rec.finished
 
 
+@pytest.mark.parametrize(
+    ("grace_hours", "asleep", "wakes"),
+    [
+        # Suspended for 10 min, wakes 3 s before the send time: sent on time.
+        (0, dt.timedelta(minutes=10), -3 * SECOND),
+        # Suspended across the send time, wakes 1 h later: within the grace, sent now.
+        (6, dt.timedelta(hours=2), dt.timedelta(hours=1)),
+    ],
+    ids=["wakes-before", "wakes-after-within-grace"],
+)
+def test_a_suspend_does_not_delay_the_send_past_the_wake_up(
+    tmp_path: Path,
+    smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    grace_hours: float,
+    asleep: dt.timedelta,
+    wakes: dt.timedelta,
+) -> None:
+    # The scheduler sleeps on a clock that stops during a suspend (threading.Event.wait
+    # is monotonic); the wall clock jumps on resume. time-machine's shift() is that jump:
+    # the wall clock moves, the scheduler's timer does not. Without a cap on its sleep the
+    # job fires `asleep` too late, and fire() calls the send missed.
+    monkeypatch.setattr(schedule, "TICK", 0.2)  # seconds; 30 in production
+    c = config.load(
+        write_site(tmp_path, smtp.port, ["2026-11-18T10:00:00+01:00"], grace_hours=grace_hours)
+    )
+    send_at = utc(2026, 11, 23, 8)
+    with time_machine.travel(send_at + wakes - asleep, tick=True) as traveller:
+        running = Running(c)
+        assert wait_for(lambda: running.runner.scheduler.running)
+        time.sleep(0.3)
+        traveller.shift(asleep)  # the machine resumes
+        assert wait_for(lambda: sent_once(smtp, 5), timeout=10)
+        arrived = dt.datetime.now(UTC)
+        assert send_at <= arrived < max(send_at, send_at + wakes) + dt.timedelta(seconds=10)
+        assert wait_for(lambda: bool(running.outcomes))
+        assert [(o.issue, o.action) for o in running.outcomes] == [("2026-W48", "sent")]
+        assert running.next_run() == utc(2026, 11, 30, 8)
+        assert running.stop() == 0
+    assert sent_once(smtp, 5)
+
+
 def test_a_missed_send_inside_the_grace_is_sent_once_and_a_restart_sends_nothing_again(
     tmp_path: Path, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
 ) -> None:

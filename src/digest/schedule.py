@@ -49,6 +49,10 @@ JOB_ID = "weekly-send"
 # is not a "missed" send.
 SLACK = dt.timedelta(minutes=1)
 BUSY_RETRY = 10  # seconds between tries while another send holds the ledger
+# The longest the scheduler sleeps before it looks at the wall clock again (seconds):
+# well under SLACK, so a machine that wakes just before the send time still sends it
+# even with grace_hours = 0.
+TICK = 30
 
 
 def utcnow() -> dt.datetime:
@@ -307,6 +311,24 @@ def _log_next(cfg: Config, now: dt.datetime) -> None:
 # --- the long-running scheduler --------------------------------------------------------
 
 
+class WallClockScheduler(BlockingScheduler):
+    """A BlockingScheduler that looks at the wall clock at least every ``TICK`` seconds.
+
+    APScheduler 3.x computes the wait until the next run from the wall clock, then sleeps
+    it in ``threading.Event.wait``, whose clock (CLOCK_MONOTONIC on Linux) stops while
+    the machine is suspended. After a 7-hour suspend on Tuesday, Monday's 09:00 send
+    would run at 16:00, and ``fire()`` would call it missed although the machine was
+    awake at 09:00. Capping every sleep notices the wall clock's jump within ``TICK``.
+    A private hook, but the one BlockingScheduler's own loop uses all through 3.x
+    (pyproject pins apscheduler < 4); a no-op interval job would do the same with a
+    thread and two log lines per tick.
+    """
+
+    def _process_jobs(self) -> float:
+        wait: float | None = super()._process_jobs()
+        return TICK if wait is None else min(wait, TICK)
+
+
 def build_scheduler(
     cfg: Config, clock: Clock = utcnow, stop: threading.Event | None = None
 ) -> BlockingScheduler:
@@ -316,7 +338,7 @@ def build_scheduler(
     down at its send time), the job's first run is right away.
     """
     stop = stop or threading.Event()
-    sched = BlockingScheduler(timezone=cfg.schedule.tz)
+    sched = WallClockScheduler(timezone=cfg.schedule.tz)
     due = check_due(cfg, clock())
     first: dict[str, dt.datetime] = {}
     if due.in_grace:
