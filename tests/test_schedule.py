@@ -649,3 +649,19 @@ def test_send_due_outside_the_grace_does_nothing_and_says_why(
     assert "2026-W49 was due at Mon 2026-11-30 09:00 CET (08:00 UTC), 1 d ago" in empty.output
     assert "that week had no articles: nothing to send" in empty.output
     assert len(smtp.messages) == 5
+
+
+@pytest.mark.parametrize("option", [["--week", "2026-W47"], ["--latest"]], ids=["week", "latest"])
+def test_send_due_with_week_or_latest_is_a_usage_error(
+    tmp_path: Path, smtp: SmtpServer, option: list[str]
+) -> None:
+    # --due picks the issue itself; a --week or --latest next to it was silently ignored.
+    path = write_site(tmp_path, smtp.port, ["2026-11-18T10:00:00+01:00"])
+    result = CliRunner().invoke(
+        cli.main,
+        ["--config", str(path), "--now", "2026-11-23T09:05", "send", "--due", *option, "--yes"],
+    )
+    assert result.exit_code == 2, result.output
+    assert "--due excludes --week and --latest" in result.stderr
+    assert smtp.messages == []
+    assert not (tmp_path / "digest.sqlite3").exists()

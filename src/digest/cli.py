@@ -490,6 +490,8 @@ def send(
 
     if issue and (week or latest or due):
         raise click.UsageError("--issue excludes --week, --latest and --due")
+    if due and (week or latest):
+        raise click.UsageError("--due excludes --week and --latest: it sends the issue due now")
     cfg, now = obj.cfg, obj.now()
     sel = _selection(issue or week, latest)
     if due:
