@@ -624,9 +624,12 @@ def test_send_due_outside_the_grace_does_nothing_and_says_why(
         cli.main, ["--config", str(path), "--now", "2026-11-24T09:00", "send", "--due", "--yes"]
     )
     assert late.exit_code == 0, late.output
-    assert "2026-W48 was due at Mon 2026-11-23 09:00 CET (08:00 UTC), 1 d ago" in late.output
-    assert "was not sent; past the grace of 6 h" in late.output
-    assert "digest send --week 2026-W48" in late.output
+    # A missed week is a warning on stderr (cron mails it; stdout goes to the log), once.
+    assert late.stdout == ""
+    assert late.stderr.startswith("warning: 2026-W48 was due at Mon 2026-11-23 09:00 CET")
+    assert "2026-W48 was due at Mon 2026-11-23 09:00 CET (08:00 UTC), 1 d ago" in late.stderr
+    assert "was not sent; past the grace of 6 h" in late.stderr
+    assert late.stderr.count("digest send --week 2026-W48") == 1
     assert smtp.messages == []
     assert not (tmp_path / "digest.sqlite3").exists()
     # Within the grace it sends; a later hourly run says it was sent.
@@ -639,15 +642,17 @@ def test_send_due_outside_the_grace_does_nothing_and_says_why(
         cli.main, ["--config", str(path), "--now", "2026-11-23T18:00", "send", "--due", "--yes"]
     )
     assert after.exit_code == 0, after.output
-    assert "2026-W48 was due at Mon 2026-11-23 09:00 CET (08:00 UTC), 9 h ago" in after.output
-    assert "and was sent: nothing to do" in after.output
+    assert "2026-W48 was due at Mon 2026-11-23 09:00 CET (08:00 UTC), 9 h ago" in after.stdout
+    assert "and was sent: nothing to do" in after.stdout
+    assert after.stderr == ""  # sent: nothing to warn about
     # The week after has no articles: past its grace that is no "missed" send either.
     empty = runner.invoke(
         cli.main, ["--config", str(path), "--now", "2026-12-01T09:00", "send", "--due", "--yes"]
     )
     assert empty.exit_code == 0, empty.output
     assert "2026-W49 was due at Mon 2026-11-30 09:00 CET (08:00 UTC), 1 d ago" in empty.output
-    assert "that week had no articles: nothing to send" in empty.output
+    assert "that week had no articles: nothing to send" in empty.stdout
+    assert empty.stderr == ""
     assert len(smtp.messages) == 5
 
 

@@ -498,8 +498,8 @@ def send(
         from .schedule import check_due
 
         found = check_due(cfg, now)
-        if not found.in_grace:
-            click.echo(found.explain(cfg))
+        if not found.in_grace:  # a week missed and not sent: stderr, which cron mails
+            (warn if found.missed else click.echo)(found.explain(cfg))
             return
         sel = _selection(found.window.id, False)
     if not (yes or dry_run or (sys.stdin.isatty() and sys.stderr.isatty())):
