@@ -93,7 +93,7 @@ def _resolve(day: dt.date, at: dt.time, tz: ZoneInfo) -> dt.datetime:
         local = roundtrip
     offset = local.utcoffset()
     assert offset is not None
-    return local.astimezone(dt.timezone(offset, local.tzname()))
+    return local.astimezone(dt.timezone(offset, local.tzname() or str(offset)))
 
 
 def send_time(cfg: Config, day: dt.date) -> dt.datetime:
@@ -149,7 +149,8 @@ def window_for_week(cfg: Config, week: str) -> Window:
 
 def upcoming(cfg: Config, after: dt.datetime, count: int) -> list[dt.datetime]:
     """The next ``count`` send times strictly after ``after``."""
-    out, w = [], window_containing(cfg, after)
+    out: list[dt.datetime] = []
+    w = window_containing(cfg, after)
     while len(out) < count:
         out.append(w.send_at)
         w = window_containing(cfg, w.send_at)
