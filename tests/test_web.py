@@ -396,6 +396,41 @@ def test_archive_lists_sent_issues_newest_first_with_no_personal_data(
     assert re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>\n', "", static) == served
 
 
+def test_an_older_week_sent_late_by_hand_is_listed_below_the_newer_one(
+    cfg: Config, client: httpx.Client, tmp_path: Path
+) -> None:
+    from digest.pipeline import Selection
+    from digest.pipeline import send as pipeline_send
+
+    later = NOW + dt.timedelta(days=7)
+    assert send(cfg, later)  # W13 goes out on schedule; W12 was never sent
+    pipeline_send(cfg, later + dt.timedelta(hours=1), Selection(week="2026-W12"))
+    with Ledger(cfg.ledger.path) as ledger:  # the ledger has W12 as the newer send
+        assert [r.id for r in ledger.issues()] == ["2026-W12", "2026-W13"]
+    with running(cfg) as base:
+        served = client.get(base + "/").text
+    assert re.findall(r'href="issues/([^/"]+)/"', served) == ["2026-W13", "2026-W12"]
+    web.write_archive(cfg, tmp_path / "site")
+    static = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert re.findall(r'href="issues/([^/"]+)/"', static) == ["2026-W13", "2026-W12"]
+
+
+def test_archive_order_is_by_send_time_across_years_and_utc_offsets() -> None:
+    def issue(issue_id: str, send_at: str) -> web.ArchivedIssue:
+        return web.ArchivedIssue(issue_id, "", "", dt.datetime.fromisoformat(send_at), None)
+
+    got = web.newest_first(
+        [
+            issue("2025-W52", "2025-12-22T09:00:00+01:00"),
+            issue("2026-W13", "2026-03-30T09:00:00+02:00"),  # summer time: 07:00 UTC
+            issue("2026-W01", "2025-12-29T09:00:00+01:00"),  # ISO week 1 starts in December
+            issue("2026-W12", "2026-03-23T09:00:00+01:00"),
+            issue("2026-W14", "2026-04-06T08:30:00+02:00"),
+        ]
+    )
+    assert [i.id for i in got] == ["2026-W14", "2026-W13", "2026-W12", "2026-W01", "2025-W52"]
+
+
 def test_unsent_issues_are_not_in_the_archive(cfg: Config, client: httpx.Client) -> None:
     with running(cfg) as base:
         assert "No issues have been sent yet" in client.get(base + "/").text

@@ -202,13 +202,31 @@ def _archived(record: IssueRecord) -> ArchivedIssue | None:
     return ArchivedIssue(record.id, record.subject, record.preheader, date, record.rendered())
 
 
+_EPOCH = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def newest_first(issues: list[ArchivedIssue]) -> list[ArchivedIssue]:
+    """Newest issue first, by its scheduled send time, then its id.
+
+    Not by when it was sent: an older week sent late by hand (``digest send --week``)
+    belongs below the weeks after it. Send times compare as instants (UTC), not as
+    strings: winter and summer time carry different offsets. The id breaks ties only
+    (ISO week ids sort by year, then week, so ``2025-W52`` < ``2026-W01``).
+    """
+    return sorted(
+        issues,
+        key=lambda i: (i.date.astimezone(dt.UTC) if i.date else _EPOCH, i.id),
+        reverse=True,
+    )
+
+
 def published_issues(cfg: Config) -> list[ArchivedIssue]:
     """The sent issues in the ledger, newest first. No ledger file: none (not created)."""
     if not Path(cfg.ledger.path).exists():
         return []
     with Ledger(cfg.ledger.path, readonly=True) as ledger:
         found = [_archived(record) for record in ledger.issues()]
-    return [a for a in found if a is not None]
+    return newest_first([a for a in found if a is not None])
 
 
 def published_issue(cfg: Config, issue_id: str) -> ArchivedIssue | None:
