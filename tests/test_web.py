@@ -213,6 +213,26 @@ def test_multipart_one_click_post_works_too(cfg: Config, client: httpx.Client) -
     assert suppressed(cfg, BOB)
 
 
+def test_any_post_with_a_valid_token_unsubscribes_and_the_confirm_form_sends_the_field(
+    cfg: Config, client: httpx.Client
+) -> None:
+    # Decided (NOTES.md, "Web"): the signed token authorises the unsubscribe, not the body.
+    # A client that drops or re-encodes "List-Unsubscribe=One-Click" still unsubscribes.
+    bodies = {
+        ADA: {"content": b""},
+        BOB: {"content": b"List-Unsubscribe=One-Click", "headers": {"content-type": "text/plain"}},
+    }
+    with running(cfg) as base:
+        for email, body in bodies.items():
+            r = client.post(f"{base}/unsubscribe/{make_token(SECRET, email)}", **body)
+            assert r.status_code == 200, email
+        form = client.get(f"{base}/unsubscribe/{make_token(SECRET, ADA)}").text
+    assert suppressed(cfg, ADA) and suppressed(cfg, BOB)
+    # The confirm page's button posts what RFC 8058 clients post, so it would keep
+    # working if the endpoint ever required the field.
+    assert '<input type="hidden" name="List-Unsubscribe" value="One-Click">' in form
+
+
 def test_bad_tokens_get_one_400_page_that_reveals_nothing(
     cfg: Config, client: httpx.Client
 ) -> None:

@@ -380,9 +380,14 @@ def create_app(
             return bad_token(request)
         if request.method != "POST":  # GET, and the HEAD Starlette adds to it
             return respond(request, "confirm.html", private=True, address=_mask(email))
-        # RFC 8058: a POST to this URL is the unsubscribe, whatever form encoding the
-        # mail client chose for "List-Unsubscribe=One-Click" (multipart or urlencoded),
-        # so the body is not parsed; our own confirm button sends the same field.
+        # RFC 8058: a POST to this URL is the unsubscribe. Decided: the body is not
+        # checked for "List-Unsubscribe=One-Click" (nor parsed: multipart or urlencoded,
+        # as the client chose). The RFC has the receiver send that field so a sender can
+        # tell a one-click POST from other POSTs to the same URL; here every POST means
+        # "unsubscribe" (our confirm button sends the same field anyway). The signed
+        # token is what authorises it; link scanners GET or HEAD, a bot that POSTs can send
+        # the field as easily. Requiring it would only fail a reader whose client drops
+        # or re-encodes the body: still subscribed after asking to leave. (NOTES.md, Web)
         await run_in_threadpool(suppress, email)
         log.info("unsubscribe: one address suppressed")
         return respond(
