@@ -424,3 +424,33 @@ def test_backoff_grows_with_jitter():
 
 def test_delivery_error_tree():
     assert issubclass(Fatal, DeliveryError) and Fatal("x").exit_code == 5
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_data_not_known_dot_safe_is_stuffed_and_line_ends_fixed(pipelining):
+    """A message not built by the Composer is never trusted to be dot-safe: a line "."
+    inside it must not end the DATA and let the rest run as SMTP commands."""
+    from digest.message import Composed
+
+    smuggle = (
+        b"Subject: hi\r\n\r\nfirst\r\n.\r\nMAIL FROM:<e@evil.example>\r\n"
+        b"RCPT TO:<v@evil.example>\r\nDATA\r\nforged\r\n.\r\nbare\n.\nend\r.\rx"
+    )
+    with SmtpServer(pipelining=pipelining) as server:
+        t = SmtpTransport("127.0.0.1", server.port, security="none", timeout=5)
+        recorded = []
+
+        def record(job, kind, detail, mid):
+            recorded.append((job.email, kind))
+
+        engine = Engine(
+            t,
+            iter([Job(1, "ann@example.com"), Job(2, "bob@example.com")]),
+            compose=lambda job: Composed(f"<{job.id}@example.com>", smuggle),
+            record=record,
+            settings=Settings("news@example.com", concurrency=1),
+        )
+        assert engine.run().sent == 2
+    assert [m.rcpt_tos for m in server.messages] == [("ann@example.com",), ("bob@example.com",)]
+    want = smuggle.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    assert all(m.data.rstrip(b"\r\n") == want.rstrip(b"\r\n") for m in server.messages)

@@ -308,3 +308,60 @@ def test_composing_is_fast_enough():
 def test_display_names_render_as_address_objects():
     # Sanity check of the slow path against the email package's own formatting.
     assert str(Address(display_name="Ann", addr_spec="a@example.com")) == "Ann <a@example.com>"
+
+
+# -- encoded words in the input (RFC 2047): text, never decoded into the header ------------
+
+INJECT = "=?utf-8?q?Hi=0D=0ABcc:_victim@evil.example?="
+SMUGGLE = "=?utf-8?q?x=0D=0A.=0D=0AMAIL_FROM:<e@evil.example>=0D=0ARCPT_TO:<v@evil.example>?="
+HEADER_LINE = re.compile(rb"[!-9;-~]+:[ \t][\t -~]*|[ \t][\t -~]*[!-~][\t -~]*")
+
+
+def assert_clean_header_block(data: bytes) -> None:
+    head = data.split(b"\r\n\r\n", 1)[0]
+    for line in head.split(b"\r\n"):
+        # A field or a continuation (starts with WSP); no bare CR or LF anywhere.
+        assert HEADER_LINE.fullmatch(line), line
+    assert b"\r\n." not in data and not data.startswith(b".")
+
+
+@pytest.mark.parametrize("evil", [INJECT, SMUGGLE, f"Weekly: {INJECT} and more"])
+@pytest.mark.parametrize("field", ["subject", "from_name", "list_name", "subject_prefix"])
+def test_encoded_words_in_input_never_become_line_breaks(field, evil):
+    r = rendered(subject=evil if field == "subject" else "Subject")
+    kw = {field: evil} if field != "subject" else {}
+    c = composer(r, **kw)
+    composed = c.compose(Recipient("ann@example.com", "Ann"))
+    data = composed.data
+    assert_clean_header_block(data)
+    assert composed.dot_safe
+    msg = parsed(data)
+    assert msg["Bcc"] is None and msg["MAIL FROM"] is None
+    assert not re.search(rb"^(Bcc|MAIL FROM|RCPT TO)", data, re.MULTILINE | re.IGNORECASE)
+    # What was written is what the reader sees: the encoded word as text.
+    raw = email.message_from_bytes(data, policy=email.policy.compat32)
+    if field in ("subject", "subject_prefix"):
+        assert evil in str(make_header(decode_header(raw["Subject"])))
+    if field == "from_name":
+        assert str(make_header(decode_header(raw["From"]))) == f"{evil} <news@example.com>"
+    if field == "list_name":
+        assert evil in str(make_header(decode_header(raw["List-Id"])))
+    assert msg.get_content_type() == "multipart/alternative"
+
+
+def test_header_block_check_refuses_what_smuggles():
+    from digest.message import check_header_block
+
+    check_header_block(b"Subject: fine\r\n folded\r\nTo: a@example.com\r\n")
+    for bad in [
+        b"Subject: x\r\n.\r\nMAIL FROM:<e@evil.example>\r\n",  # a line that is no field
+        b"Subject: x\nBcc: v@evil.example\r\n",  # bare LF
+        b"Subject: x\rBcc: v@evil.example\r\n",  # bare CR
+        b"Subject: x\r\n\r\n",  # an empty line ends the header early
+        b"Subject: x",  # not CRLF-terminated
+        b" continuation first\r\n",
+        b"Subject: \xc3\xa9\r\n",  # 8-bit
+        b"Subject: " + b"x" * 1000 + b"\r\n",  # over 998 octets
+    ]:
+        with pytest.raises(ValueError):
+            check_header_block(bad)

@@ -12,6 +12,7 @@ import email.policy
 import hashlib
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -378,3 +379,61 @@ def test_commands_have_help_with_an_example(command):
         [sys.executable, "-m", "digest.cli", command, "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "Example" in result.stdout
+
+
+# -- header injection and SMTP smuggling through RFC 2047 encoded words ----------------------
+
+SMUGGLE = (
+    "=?utf-8?q?x=0D=0A.=0D=0AMAIL_FROM:<e@evil.example>=0D=0ARCPT_TO:<v@evil.example>"
+    "=0D=0ADATA=0D=0ABcc:_w@evil.example?="
+)
+INJECT = "=?utf-8?q?Hi=0D=0ABcc:_victim@evil.example?="
+
+
+def evil_site(tmp_path: Path, port: int) -> Path:
+    config = sample_site(tmp_path, port)
+    (tmp_path / "content" / "2026-11-23-evil.md").write_text(
+        f'---\ntitle: "{SMUGGLE}"\nfeatured: true\n---\n\n'
+        "Some body text for the evil article. It is long enough to summarise properly.\n"
+    )
+    text = config.read_text().replace("concurrency = 4", "concurrency = 1")
+    text = text.replace('name = "The Weekly Digest"', f'name = "{INJECT}"')  # both names
+    text = text.replace("[sender]", 'subject = "{{ top_title }}"\n\n[sender]')
+    config.write_text(text)
+    return config
+
+
+def decoded(value: str) -> str:
+    from email.header import decode_header, make_header
+
+    return str(make_header(decode_header(value)))
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_encoded_words_cannot_smuggle_a_message_or_add_a_header(tmp_path, pipelining):
+    addresses = write_subscribers(tmp_path, 3)
+    with SmtpServer(pipelining=pipelining) as server:
+        config = evil_site(tmp_path, server.port)
+        result = run(config, "send", "--latest", "--yes")
+        preview = run(config, "preview", "--latest", "--to", "me@example.com")
+    assert result.returncode == 0, result.stderr
+    assert preview.returncode == 0, preview.stderr
+    # Exactly one intact message per recipient, nothing to anyone else.
+    assert sorted(r for m in server.messages for r in m.rcpt_tos) == sorted(
+        [*addresses, "me@example.com"]
+    )
+    assert all(len(m.rcpt_tos) == 1 for m in server.messages)
+    assert {m.mail_from for m in server.messages} == {"news@example.com"}
+    for m in server.messages:
+        head = m.data.split(b"\r\n\r\n", 1)[0]
+        assert not re.search(rb"^(Bcc|MAIL FROM|RCPT TO|DATA)", head, re.M | re.I), head
+        msg = email.message_from_bytes(m.data, policy=email.policy.compat32)
+        assert msg["Bcc"] is None
+        assert SMUGGLE in decoded(msg["Subject"])
+        assert INJECT in decoded(msg["From"]) and INJECT in decoded(msg["List-Id"])
+        assert msg.is_multipart() and len(msg.get_payload()) == 2  # text and HTML, whole
+    (preview_msg,) = [m for m in server.messages if m.rcpt_tos == ("me@example.com",)]
+    assert decoded(
+        email.message_from_bytes(preview_msg.data, policy=email.policy.compat32)["Subject"]
+    ).startswith("[Preview] ")
+    assert sent_in_ledger(config)["sent"] == 3

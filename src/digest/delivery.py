@@ -29,6 +29,7 @@ import itertools
 import logging
 import os
 import random
+import re
 import smtplib
 import socket
 import ssl
@@ -90,6 +91,18 @@ class Transport(Protocol):
 def _reply_text(code: int, msg: bytes | str) -> str:
     text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else msg
     return f"{code} {' '.join(text.split())}".strip()
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def smtp_data(data: bytes) -> bytes:
+    """``data`` as SMTP DATA must carry it: CRLF line ends only and dot-stuffed (RFC 5321
+    4.5.2). A bare LF or CR next to a "." is read as the end of the data by some servers,
+    so the rest would run as SMTP commands ("SMTP smuggling"). Messages the Composer
+    verified as ``dot_safe`` skip this pass (it costs as much as composing one)."""
+    body = _LINE_END.sub(b"\r\n", data).replace(b"\r\n.", b"\r\n..")
+    return b"." + body if body.startswith(b".") else body
 
 
 class _NoDelay:
@@ -179,11 +192,7 @@ class SmtpConnection:
             self._abandon_data(d[0])
             self._reset()
             return failure
-        body = data
-        if not dot_safe:  # dot-stuffing (RFC 5321 4.5.2); composed messages need none
-            body = body.replace(b"\r\n.", b"\r\n..")
-            if body.startswith(b"."):
-                body = b"." + body
+        body = data if dot_safe else smtp_data(data)
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         self.smtp.send(body + b".\r\n")

@@ -7,9 +7,19 @@ Date, Message-ID, List-Unsubscribe). That keeps a 60 KB issue at tens of microse
 message, where building an ``EmailMessage`` per recipient costs milliseconds.
 
 Safety: every header value is made one line (CR, LF and other control characters become
-spaces) before it is folded, so a title, name or address can never add a header. Lines
-are CRLF and at most 78 octets, except List-Unsubscribe, which stays unfolded (folding
-breaks the URL in some clients) and is checked against the 998-octet limit.
+spaces) and then encoded here, never handed to the email package's header parser: that
+parser decodes RFC 2047 encoded words, so a title spelled ``=?utf-8?q?Hi=0D=0ABcc:...?=``
+would come out as a real line break and header (Python before 3.11.10/3.12.5,
+CVE-2024-6923). Printable ASCII is folded at spaces as it is; anything else, including
+text that merely looks like an encoded word, becomes encoded words (``email.header``'s
+encoder, which only encodes). The finished header block is checked line by line (every
+line a field or a continuation starting with a space; no bare CR or LF; at most 998
+octets). Lines are CRLF and at most 78 octets, except List-Unsubscribe, which stays
+unfolded (folding breaks the URL in some clients).
+
+SMTP needs no dot-stuffing pass over the body (see ``qp``), and that is verified, not
+assumed: each fixed piece is checked once per issue, each personal piece per message,
+and ``Composed.dot_safe`` is only true when every piece passed.
 
 Tokens: ``make_token``/``read_token`` sign an address with HMAC-SHA256 under a secret
 from the environment; the unsubscribe link in the header and in the body carry the same
@@ -20,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.policy
 import hashlib
 import hmac
 import html as _html
@@ -30,7 +39,6 @@ import secrets
 import time
 from dataclasses import dataclass
 from email.header import Header
-from email.headerregistry import Address
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
 
@@ -154,41 +162,92 @@ def one_line(value: str) -> str:
     return " ".join(_CONTROL.sub(" ", value).split())
 
 
-_POLICY = email.policy.SMTP.clone(max_line_length=78)
+_ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/^_`{|}~-]+)*")
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+# An address as written into a header: an ASCII dot-atom local part and a host name (what
+# the subscriber list and the config produce); nothing that could end or add a field.
+_HOST = r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@" + _HOST)
+_LIST_ID = re.compile(_HOST)
+_HEADER_LINE = re.compile(rb"[!-9;-~]+:[\t -~]*|[ \t][\t -~]*[!-~][\t -~]*")
+
+
+def _encoded_words(field: str, value: str) -> str:
+    # email.header.Header only encodes (it never parses its input), unlike the policy's
+    # header_factory: an encoded word in the value stays text.
+    return Header(value, "utf-8", maxlinelen=78, header_name=field).encode(linesep="\r\n")
+
+
+def _fold_ascii(used: int, value: str) -> str | None:
+    """Printable ASCII folded at spaces into lines of at most 78 octets (None if a word is
+    too long for a line of 998)."""
+    words = value.split(" ")
+    out, width = words[0], used + len(words[0])
+    longest = width
+    for word in words[1:]:
+        if width + 1 + len(word) > 78:
+            out += "\r\n " + word
+            width = 1 + len(word)
+        else:
+            out += " " + word
+            width += 1 + len(word)
+        longest = max(longest, width)
+    return out if longest <= 998 else None
 
 
 def fold(name: str, value: str) -> bytes:
-    """``Name: value`` folded and RFC 2047-encoded as needed, CRLF-terminated."""
-    return _POLICY.header_factory(name, one_line(value)).fold(policy=_POLICY).encode("ascii")
+    """``Name: value`` for an unstructured field (Subject...), CRLF-terminated: printable
+    ASCII folded as is, anything else (or anything containing "=?") as encoded words."""
+    value = one_line(value)
+    folded = None
+    if _PRINTABLE.fullmatch(value) and "=?" not in value:
+        folded = _fold_ascii(len(name) + 2, value)
+    if folded is None:
+        folded = _encoded_words(name, value)
+    return f"{name}: {folded}\r\n".encode("ascii")
 
 
-_ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/^_`{|}~-]+)*")
-_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+def address_header(field: str, address: str, name: str = "", *, angle: bool = False) -> bytes:
+    """``Field: name <address>``: plain ASCII names are written directly (the common case,
+    fast); any other name is RFC 2047-encoded, folded at 78 octets. ``angle``: a List-Id
+    (a dotted id, in angle brackets even without a name)."""
+    if not (_LIST_ID if angle else _ADDRESS).fullmatch(address):
+        raise ValueError(f"not an address we can write into a header: {address!r}")
+    name = one_line(name)
+    if not name:
+        return (f"{field}: <{address}>\r\n" if angle else f"{field}: {address}\r\n").encode()
+    line = ""
+    plain = "=?" not in name  # else it would be read as an encoded word: encode it
+    if plain and _ATOMS.fullmatch(name):
+        line = f"{field}: {name} <{address}>\r\n"
+    elif plain and _PRINTABLE.fullmatch(name):
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        line = f'{field}: "{quoted}" <{address}>\r\n'
+    if line and len(line) <= 80:
+        return line.encode("ascii")
+    words = _encoded_words(field, name)
+    last = words.rsplit("\r\n", 1)[-1]
+    sep = " " if len(last) + len(address) + 3 <= 78 else "\r\n "
+    return f"{field}: {words}{sep}<{address}>\r\n".encode("ascii")
 
 
 def to_header(address: str, name: str) -> bytes:
-    """The To header. Plain ASCII names are written directly (the common case, fast);
-    any other name is RFC 2047-encoded, folded at 78 octets."""
-    name = one_line(name)
-    if not name:
-        line = f"To: {address}\r\n"
-    elif "=?" in name:  # would be read as an encoded word: encode it instead
-        line = ""
-    elif _ATOMS.fullmatch(name):
-        line = f"To: {name} <{address}>\r\n"
-    elif _PRINTABLE.fullmatch(name):
-        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-        line = f'To: "{quoted}" <{address}>\r\n'
-    else:
-        line = ""
-    if line and len(line) <= 80:
-        return line.encode("ascii")
-    # Not str(Address(...)) through the policy: its parser decodes anything that looks
-    # like an encoded word, so a name spelled "=?utf-8?q?...?=" would not survive.
-    words = Header(name, "utf-8", maxlinelen=78, header_name="To").encode(linesep="\r\n")
-    last = words.rsplit("\r\n", 1)[-1]
-    sep = " " if len(last) + len(address) + 3 <= 78 else "\r\n "
-    return f"To: {words}{sep}<{address}>\r\n".encode("ascii")
+    """The To header (see ``address_header``)."""
+    return address_header("To", address, name)
+
+
+def check_header_block(block: bytes) -> None:
+    """Raise ValueError unless ``block`` is header fields only: CRLF-terminated lines of
+    printable ASCII, each a ``Name: value`` field or a continuation starting with a space
+    or tab, at most 998 octets, no bare CR or LF, no empty line."""
+    if not block.endswith(b"\r\n"):
+        raise ValueError("a header block ends with CRLF")
+    lines = block[:-2].split(b"\r\n")
+    if lines[0][:1] in (b" ", b"\t"):
+        raise ValueError("a header block cannot start with a continuation line")
+    for line in lines:
+        if len(line) > 998 or not _HEADER_LINE.fullmatch(line):
+            raise ValueError(f"not a header line: {line[:80]!r}")
 
 
 def message_id(issue_id: str, address: str, domain: str) -> str:
@@ -248,6 +307,19 @@ def _pieces(body: str, *, html: bool, defaults: dict[str, str]) -> list[_Piece]:
     return [p for p in out if p]
 
 
+def line_safe(piece: bytes) -> bool:
+    """Whether ``piece`` may follow a line break anywhere in SMTP DATA without dot-stuffing:
+    empty, or whole CRLF lines (no bare CR or LF) of which none starts with "."."""
+    if not piece:
+        return True
+    return (
+        piece.endswith(b"\r\n")
+        and not piece.startswith(b".")
+        and b"\r\n." not in piece
+        and piece.count(b"\r") == piece.count(b"\n") == piece.count(b"\r\n")
+    )
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "newsletter"
 
@@ -256,7 +328,9 @@ def _slug(text: str) -> str:
 class Composed:
     message_id: str
     data: bytes  # the whole message, CRLF lines
-    dot_safe: bool = True  # no line starts with "." (nothing to dot-stuff for SMTP)
+    # Verified: CRLF lines only and none starts with "." (SMTP needs no dot-stuffing pass).
+    # False unless the Composer checked every piece: the transport then stuffs.
+    dot_safe: bool = False
 
 
 class Composer:
@@ -278,6 +352,14 @@ class Composer:
     ) -> None:
         if not secret:
             raise ValueError("Composer needs the unsubscribe secret")
+        for key, value in (
+            ("sender.email", from_email),
+            ("sender.reply_to", reply_to),
+            ("unsubscribe.mailto", unsubscribe_mailto),
+        ):
+            if value and not _ADDRESS.fullmatch(value):
+                raise ConfigError("config", [(key, f"{value!r} cannot be written into a "
+                    "header; use a plain ASCII address (a domain in its xn-- form)")])  # fmt: skip
         self.issue_id = rendered.issue_id
         self.secret = secret
         self.domain = from_email.rpartition("@")[2]
@@ -292,23 +374,21 @@ class Composer:
         )
         subject = subject_prefix + one_line(rendered.subject)
         list_id = f"{_slug(list_name or from_name)}.{self.domain}"
-        head = [
-            fold("From", str(Address(display_name=one_line(from_name), addr_spec=from_email))),
-        ]
+        # "=_" cannot occur in quoted-printable text, so the boundary never clashes.
+        boundary = "=_digest_" + hashlib.sha256(rendered.html.encode("utf-8")).hexdigest()[:24]
+        head = [address_header("From", from_email, from_name)]
         if reply_to:
-            head.append(fold("Reply-To", reply_to))
+            head.append(address_header("Reply-To", reply_to))
         head += [
             fold("Subject", subject),
             b"MIME-Version: 1.0\r\n",
-            fold("List-Id", f"{one_line(list_name or from_name)} <{list_id}>"),
+            address_header("List-Id", list_id, list_name or from_name, angle=True),
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'.encode(),
         ]
-        # "=_" cannot occur in quoted-printable text, so the boundary never clashes.
-        boundary = "=_digest_" + hashlib.sha256(rendered.html.encode("utf-8")).hexdigest()[:24]
-        head.append(
-            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'.encode()
-        )
         self._head = b"".join(head)
+        check_header_block(self._head)
+        self._head += b"\r\n"
         part = '--{b}\r\nContent-Type: text/{t}; charset="utf-8"\r\n'
         part += "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         self._text_head = part.format(b=boundary, t="plain").encode()
@@ -317,6 +397,9 @@ class Composer:
         defaults = dict(rendered.defaults)
         self._text = _pieces(rendered.text, html=False, defaults=defaults)
         self._html = _pieces(rendered.html, html=True, defaults=defaults)
+        fixed = [self._head, self._text_head, self._html_head, self._tail]
+        fixed += [p for p in (*self._text, *self._html) if isinstance(p, bytes)]
+        self._dot_safe = all(line_safe(p) for p in fixed)  # once per issue
         self._date_at = -1
         self._date = b""
 
@@ -362,7 +445,7 @@ class Composer:
         }
 
     def compose(self, r: Recipient) -> Composed:
-        if _CONTROL.search(r.email) or not r.email.isascii() or "@" not in r.email:
+        if not _ADDRESS.fullmatch(r.email):
             raise ValueError(f"not a valid recipient address: {r.email!r}")
         values = self.values(r)
         now = int(time.time())
@@ -372,21 +455,24 @@ class Composer:
         unsubscribe = values["unsubscribe_url"].encode("ascii")
         if len(unsubscribe) + 40 + len(self.unsubscribe_tail) > 998:
             raise ConfigError("config", [("unsubscribe.url", "too long for a header line")])
+        personal = b"".join(
+            [
+                b"Date: ",
+                self._date,
+                b"\r\nMessage-ID: ",
+                mid.encode("ascii"),
+                b"\r\n",
+                to_header(r.email, values["name"]),
+                b"List-Unsubscribe: <",
+                unsubscribe,
+                self.unsubscribe_tail,
+            ]
+        )
+        check_header_block(personal)
+        safe = self._dot_safe
         text_values: dict[str, bytes] = {}
         html_values: dict[str, bytes] = {}
-        parts = [
-            b"Date: ",
-            self._date,
-            b"\r\nMessage-ID: ",
-            mid.encode("ascii"),
-            b"\r\n",
-            to_header(r.email, values["name"]),
-            b"List-Unsubscribe: <",
-            unsubscribe,
-            self.unsubscribe_tail,
-            self._head,
-            self._text_head,
-        ]
+        parts = [personal, self._head, self._text_head]
         for piece in self._text:
             if isinstance(piece, bytes):
                 parts.append(piece)
@@ -394,6 +480,7 @@ class Composer:
                 v = text_values.get(piece)
                 if v is None:
                     v = text_values[piece] = qp(values[piece])
+                    safe = safe and line_safe(v)
                 parts.append(v)
         parts.append(self._html_head)
         for piece in self._html:
@@ -403,6 +490,7 @@ class Composer:
                 v = html_values.get(piece)
                 if v is None:
                     v = html_values[piece] = qp(_html.escape(values[piece], quote=True))
+                    safe = safe and line_safe(v)
                 parts.append(v)
         parts.append(self._tail)
-        return Composed(mid, b"".join(parts))
+        return Composed(mid, b"".join(parts), dot_safe=safe)
