@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -212,6 +213,23 @@ def test_key_point_markup_is_stripped() -> None:
     body = "- **The `x` &amp; y**: a [link](https://e.com) and *emphasis* &lt;ok&gt;.\n"
     (point,) = summarize(article(body)).key_points
     assert point == KeyPoint("The x & y", "a link and emphasis <ok>.")
+
+
+def test_a_1mb_article_is_summarised_quickly() -> None:
+    # A long article with no headings: the lede is all of it. content.py has parsed it
+    # already; the summary must not parse its inline text again nor split it all into
+    # sentences (that took ~5 s of a ~9.5 s build).
+    sentence = "In paragraph {i} the U.S. market grew, e.g. in **Ohio**, says [a source](/s{i}). "
+    paragraphs = [sentence.format(i=i) * 6 for i in range(12_000)]
+    body = "\n\n".join(paragraphs)
+    assert len(body) > 1_000_000
+    start = time.process_time()
+    s = summarize(article(body))
+    elapsed = time.process_time() - start
+    assert s == summarize(article("\n\n".join(paragraphs[:2])))
+    assert s.text.startswith("In paragraph 0 the U.S. market grew, e.g. in Ohio, says a source.")
+    assert s.text.endswith("says a source.") and count_words(s.text) <= 60
+    assert elapsed < 2.0, f"{elapsed:.2f} s of CPU time"
 
 
 def test_sample_content_summaries_fit_the_budget() -> None:

@@ -996,11 +996,18 @@ def _boolish(value: Any) -> bool | None:
 
 
 @functools.cache
-def markdown() -> Any:
-    """The one Markdown parser: CommonMark + tables + strikethrough."""
+def markdown(*, inline: bool = True) -> Any:
+    """The one Markdown parser: CommonMark + tables + strikethrough.
+
+    With ``inline=False``, the same parser without its inline pass: the block structure
+    (and link reference definitions) only, with inline tokens' children left empty, to
+    fill with ``md.inline.parse`` where they are needed. The block pass alone is ~20x
+    faster than the whole parse.
+    """
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    md = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    return md if inline else md.disable("inline")
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
