@@ -365,3 +365,18 @@ def test_header_block_check_refuses_what_smuggles():
     ]:
         with pytest.raises(ValueError):
             check_header_block(bad)
+
+
+def test_unsubscribe_url_is_checked_against_the_longest_address_up_front():
+    with pytest.raises(ConfigError, match=r"unsubscribe\.url: too long.*254 characters"):
+        composer(unsubscribe_url="https://example.com/" + "p" * 660)
+    c = composer(unsubscribe_url="https://example.com/" + "p" * 400, unsubscribe_mailto="")
+    longest = "x" * 64 + "@" + ("d" * 63 + ".") * 2 + "d" * 53 + ".example"
+    assert len(longest) == 254
+    data = c.compose(Recipient(longest)).data
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    # Not ASCII: the host becomes IDNA, the rest percent-encoded (headers are ASCII).
+    c = composer(unsubscribe_url="https://exämple.com/désabonner")
+    assert c.unsubscribe_url("a@example.com").startswith(
+        "https://xn--exmple-cua.com/d%C3%A9sabonner/"
+    )

@@ -437,3 +437,70 @@ def test_encoded_words_cannot_smuggle_a_message_or_add_a_header(tmp_path, pipeli
         email.message_from_bytes(preview_msg.data, policy=email.policy.compat32)["Subject"]
     ).startswith("[Preview] ")
     assert sent_in_ledger(config)["sent"] == 3
+
+
+# -- a recipient whose message cannot be built -----------------------------------------------
+
+
+def set_unsubscribe_url(config: Path, url: str) -> None:
+    text = re.sub(r'(?m)^url = ".*"$', lambda _: f'url = "{url}"', config.read_text())
+    config.write_text(text)
+
+
+def test_unsubscribe_url_that_cannot_fit_fails_before_anything_is_frozen(tmp_path):
+    """A URL that fits short addresses but not the longest one (254 characters) is a
+    config error before the send starts, not a crash at that recipient."""
+    write_subscribers(tmp_path, 3)
+    with (tmp_path / "subscribers.csv").open("a") as f:
+        f.write("x" * 64 + "@" + ("d" * 60 + ".") * 2 + "example.com,Long\n")
+    config = sample_site(tmp_path)
+    set_unsubscribe_url(config, "https://example.com/" + "p" * 660)
+    result = run(config, "send", "--latest", "--yes")
+    assert result.returncode == 2, result.stderr
+    assert "unsubscribe.url" in result.stderr and "254" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert pipeline.status(load(config)) == []  # nothing frozen, nothing queued
+    assert not (tmp_path / "outbox").exists()
+    # A URL that fits the longest address sends to everyone, the long address too.
+    set_unsubscribe_url(config, "https://example.com/" + "p" * 300)
+    result = run(config, "send", "--latest", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "outbox" / "new").glob("*.eml"))) == 4
+
+
+def test_unsubscribe_url_must_be_https_and_becomes_ascii(tmp_path):
+    write_subscribers(tmp_path, 2)
+    config = sample_site(tmp_path)
+    set_unsubscribe_url(config, "http://example.com/u")
+    result = run(config, "send", "--latest", "--yes")
+    assert result.returncode == 2 and "unsubscribe.url" in result.stderr
+    assert "https" in result.stderr and "Traceback" not in result.stderr
+    set_unsubscribe_url(config, "https://exämple.com/désabonner")
+    assert load(config).unsubscribe.url == "https://xn--exmple-cua.com/d%C3%A9sabonner"
+    result = run(config, "send", "--latest", "--yes")
+    assert result.returncode == 0, result.stderr
+    for f in (tmp_path / "outbox" / "new").glob("*.eml"):
+        msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+        assert msg["List-Unsubscribe"].startswith(
+            "<https://xn--exmple-cua.com/d%C3%A9sabonner/"
+        )
+
+
+def test_a_message_that_cannot_be_composed_is_a_failed_row_not_a_stop(tmp_path):
+    """A row the Composer refuses (here an address a hand-edited or older ledger holds)
+    is recorded as failed with its reason; everyone else is sent, and a resume is not
+    stuck on it."""
+    write_subscribers(tmp_path, 5)
+    config = write_config(tmp_path)
+    freeze(config)
+    with Ledger(load(config).ledger.path) as ledger:
+        ledger.enqueue(WEEK, [("bad address@example.com", "bad address@example.com", "", "")])
+    first = run(config, "send", "--issue", WEEK, "--yes")
+    assert first.returncode == 0, first.stderr
+    assert "Traceback" not in first.stderr
+    assert "failed (refused)                   1" in first.stdout
+    assert "bad address@example.com: not sent: cannot compose the message" in first.stdout
+    counts = sent_in_ledger(config)
+    assert (counts["sent"], counts["failed"], counts["pending"]) == (5, 1, 0)
+    second = run(config, "send", "--issue", WEEK, "--yes")
+    assert second.returncode == 0 and "was already sent" in second.stdout

@@ -174,6 +174,33 @@ class Smtp(_Section):
         return os.environ.get(self.password_env) if self.password_env else None
 
 
+_HTTPS_URL = re.compile(r"(?i:https)://[^/\s<>\"\x00-\x1f\x7f]+[^\s<>\"\x00-\x1f\x7f]*")
+
+
+def ascii_url(url: str) -> str:
+    """``url`` as a mail header can carry it: the host IDNA-encoded, any other non-ASCII
+    character percent-encoded as UTF-8. ValueError for a host that is no domain name."""
+    if url.isascii():
+        return url
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    import idna  # a dependency of email-validator
+
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    host, colon, port = hostport.rpartition(":")
+    if not colon or not port.isdigit():
+        host, colon, port = hostport, "", ""
+    try:
+        host = idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValueError(f"{host!r} is not a domain name ({exc})") from None
+    safe = "/:@!$&'()*+,;=-._~%?#[]"
+    netloc = f"{quote(userinfo, safe=safe)}{at}{host}{colon}{port}"
+    path, query, fragment = (quote(x, safe=safe) for x in (parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, path, query, fragment))
+
+
 class Unsubscribe(_Section):
     secret_env: str = "DIGEST_SECRET"
     url: str = ""  # default: <newsletter.web_root>/unsubscribe
@@ -182,9 +209,14 @@ class Unsubscribe(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if v and not re.fullmatch(r"https?://[^/\s<>\"]+[^\s<>\"]*", v):
-            raise ValueError(f"{v!r} is not an absolute https URL without spaces")
-        return v
+        # https: one-click unsubscribe (RFC 8058) requires it, and Gmail and Yahoo ignore
+        # the header without it. ASCII: it goes into a header as it is.
+        if v and not _HTTPS_URL.fullmatch(v):
+            raise ValueError(
+                f"{v!r} is not an absolute https URL without spaces, "
+                "e.g. 'https://example.com/newsletter/unsubscribe'"
+            )
+        return ascii_url(v) if v else v
 
     @field_validator("mailto")
     @classmethod

@@ -9,10 +9,11 @@ refused sender) raise ``Fatal`` and stop the whole send.
 ``Engine`` runs one send: ``concurrency`` worker threads, each with its own reused
 connection, take jobs from a shared source, compose, send, and hand each outcome to a
 ``record`` callback *before* taking the next job (the pipeline commits it to the ledger
-there). Transient failures are retried with exponential backoff and jitter; after
-``pause_after`` failures in a row, or when no connection can be made, the engine stops
-taking jobs and reports itself paused. Setting ``stop`` (SIGTERM, Ctrl-C) lets the
-messages in flight finish, then returns.
+there). A message that cannot be composed (an address or value the Composer refuses) is
+a permanent failure of that recipient, not of the send. Transient failures are retried
+with exponential backoff and jitter; after ``pause_after`` failures in a row, or when no
+connection can be made, the engine stops taking jobs and reports itself paused. Setting
+``stop`` (SIGTERM, Ctrl-C) lets the messages in flight finish, then returns.
 
 Threads, not asyncio: the socket calls release the GIL, smtplib gives STARTTLS and AUTH
 that are known to work, and the per-message path is a few ``sendall``s of pre-built
@@ -623,7 +624,13 @@ class Engine:
                             delay = backoff(connect_failures, self.s.retry_base, self.s.retry_max)
                             self.stop.wait(delay)
                             continue
-                    m = self.compose(job)
+                    try:
+                        m = self.compose(job)
+                    except Exception as exc:  # this recipient's message cannot be built
+                        log.debug("cannot compose the message to %s", job.email, exc_info=True)
+                        why = f"not sent: cannot compose the message: {exc}"
+                        retry_in = self._settle(job, Outcome("permanent", why), "")
+                        continue
                     message_id = m.message_id
                     outcome = conn.send(
                         self.s.sender, job.email, m.data, message_id, dot_safe=m.dot_safe

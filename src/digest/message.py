@@ -320,6 +320,29 @@ def line_safe(piece: bytes) -> bool:
     )
 
 
+MAX_ADDRESS = 254  # octets in an address (RFC 5321 4.5.3.1.3 path less the brackets)
+
+
+def _unsubscribe_base(url: str) -> str:
+    """The unsubscribe URL with a trailing "/", in ASCII (it goes into a header as is)."""
+    from .config import ascii_url
+
+    try:
+        base = ascii_url(url.rstrip("/")) + "/"
+    except ValueError as exc:
+        raise ConfigError("config", [("unsubscribe.url", str(exc))]) from None
+    if _CONTROL.search(base) or re.search(r"[\s<>\"]", base) or not base.isascii():
+        raise ConfigError("config", [("unsubscribe.url", "must be a URL without spaces")])
+    if not base.lower().startswith("https://"):
+        log.warning(
+            "the unsubscribe link %s is not https: one-click unsubscribe (RFC 8058) needs "
+            "https, and Gmail and Yahoo ignore it otherwise; set unsubscribe.url or make "
+            "newsletter.base_url https",
+            base,
+        )
+    return base
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "newsletter"
 
@@ -364,14 +387,24 @@ class Composer:
         self.secret = secret
         self.domain = from_email.rpartition("@")[2]
         self.random_ids = random_ids
-        self.unsubscribe_base = unsubscribe_url.rstrip("/") + "/"
-        if _CONTROL.search(self.unsubscribe_base) or re.search(r"[\s<>\"]", self.unsubscribe_base):
-            raise ConfigError("config", [("unsubscribe.url", "must be a URL without spaces")])
+        self.unsubscribe_base = _unsubscribe_base(unsubscribe_url)
         self.unsubscribe_tail = (
             f">,\r\n <mailto:{unsubscribe_mailto}?subject=unsubscribe>\r\n".encode("ascii")
             if unsubscribe_mailto
             else b">\r\n"
         )
+        # Fail here, before anything is frozen or sent, if the longest address would not
+        # fit: not at that one recipient halfway through the list.
+        first, _, second = self._list_unsubscribe("x" * MAX_ADDRESS).partition(b"\r\n")
+        if len(first) > 998 or len(second) > 1000:
+            room = 998 - (len(first) - len(self.unsubscribe_base))
+            key, why = ("unsubscribe.url", f"too long: with the token of the longest address "
+                f"({MAX_ADDRESS} characters) the List-Unsubscribe header line would be "
+                f"{len(first)} octets, more than the 998 mail allows; use a URL of at most "
+                f"{room - 1} characters")  # fmt: skip
+            if len(first) <= 998:
+                key, why = "unsubscribe.mailto", "too long for a header line"
+            raise ConfigError("config", [(key, why)])
         subject = subject_prefix + one_line(rendered.subject)
         list_id = f"{_slug(list_name or from_name)}.{self.domain}"
         # "=_" cannot occur in quoted-printable text, so the boundary never clashes.
@@ -413,18 +446,25 @@ class Composer:
         subject_prefix: str = "",
         random_ids: bool = False,
     ) -> Composer:
-        return cls(
-            rendered,
-            secret=secret,
-            from_email=cfg.sender.email,
-            from_name=cfg.sender.name,
-            reply_to=cfg.sender.reply_to,
-            list_name=cfg.newsletter.name,
-            unsubscribe_url=cfg.unsubscribe_url,
-            unsubscribe_mailto=cfg.unsubscribe.mailto,
-            subject_prefix=subject_prefix,
-            random_ids=random_ids,
-        )
+        try:
+            return cls(
+                rendered,
+                secret=secret,
+                from_email=cfg.sender.email,
+                from_name=cfg.sender.name,
+                reply_to=cfg.sender.reply_to,
+                list_name=cfg.newsletter.name,
+                unsubscribe_url=cfg.unsubscribe_url,
+                unsubscribe_mailto=cfg.unsubscribe.mailto,
+                subject_prefix=subject_prefix,
+                random_ids=random_ids,
+            )
+        except ConfigError as exc:  # name the config file
+            raise ConfigError(cfg.source or "config", exc.problems) from None
+
+    def _list_unsubscribe(self, address: str) -> bytes:
+        url = self.unsubscribe_url(address).encode("ascii")
+        return b"List-Unsubscribe: <" + url + self.unsubscribe_tail
 
     def unsubscribe_url(self, address: str) -> str:
         return self.unsubscribe_base + make_token(self.secret, address)
@@ -452,9 +492,6 @@ class Composer:
         if now != self._date_at:
             self._date_at, self._date = now, formatdate(now, usegmt=True).encode("ascii")
         mid = self.message_id(r.email)
-        unsubscribe = values["unsubscribe_url"].encode("ascii")
-        if len(unsubscribe) + 40 + len(self.unsubscribe_tail) > 998:
-            raise ConfigError("config", [("unsubscribe.url", "too long for a header line")])
         personal = b"".join(
             [
                 b"Date: ",
@@ -464,11 +501,11 @@ class Composer:
                 b"\r\n",
                 to_header(r.email, values["name"]),
                 b"List-Unsubscribe: <",
-                unsubscribe,
+                values["unsubscribe_url"].encode("ascii"),
                 self.unsubscribe_tail,
             ]
         )
-        check_header_block(personal)
+        check_header_block(personal)  # ValueError: this recipient's message is not sent
         safe = self._dot_safe
         text_values: dict[str, bytes] = {}
         html_values: dict[str, bytes] = {}

@@ -278,6 +278,9 @@ def send(
             return _noop(cfg, ledger, rec.id, rec.subject, started)
         transport = delivery.transport_for(cfg)
         secret = unsubscribe_secret(cfg, ledger, real=cfg.delivery.transport == "smtp")
+        # Built before anything is frozen: a config that cannot work fails here.
+        rendered = rec.rendered() if rec else built.rendered  # type: ignore[union-attr]
+        composer = Composer.from_config(cfg, rendered, secret)
         if not yes:
             left = ledger.counts(rec.id) if rec else None
             plan = SendPlan(
@@ -300,7 +303,6 @@ def send(
         if queue and not _queue(cfg, ledger, rec.id, report, stop, first=not rec.queued):
             return _finish(ledger, report, None, started)
         ledger.suppress_pending(rec.id)
-        composer = Composer.from_config(cfg, rec.rendered(), secret)
         result = _deliver(cfg, ledger, rec.id, transport, composer, progress, stop)
         _finish(ledger, report, result, started)
         if report.complete:
@@ -379,7 +381,7 @@ def _deliver(cfg, ledger, issue_id, transport, composer, progress, stop):  # typ
             job.id,
             states[kind],
             error=None if kind == "sent" else detail,
-            message_id=message_id if kind in ("sent", "failed") else None,
+            message_id=(message_id or None) if kind in ("sent", "failed") else None,
         )
 
     counts = ledger.counts(issue_id)
