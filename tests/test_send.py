@@ -481,9 +481,7 @@ def test_unsubscribe_url_must_be_https_and_becomes_ascii(tmp_path):
     assert result.returncode == 0, result.stderr
     for f in (tmp_path / "outbox" / "new").glob("*.eml"):
         msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
-        assert msg["List-Unsubscribe"].startswith(
-            "<https://xn--exmple-cua.com/d%C3%A9sabonner/"
-        )
+        assert msg["List-Unsubscribe"].startswith("<https://xn--exmple-cua.com/d%C3%A9sabonner/")
 
 
 def test_a_message_that_cannot_be_composed_is_a_failed_row_not_a_stop(tmp_path):
@@ -504,3 +502,22 @@ def test_a_message_that_cannot_be_composed_is_a_failed_row_not_a_stop(tmp_path):
     assert (counts["sent"], counts["failed"], counts["pending"]) == (5, 1, 0)
     second = run(config, "send", "--issue", WEEK, "--yes")
     assert second.returncode == 0 and "was already sent" in second.stdout
+
+
+def test_a_stray_quote_in_the_list_refuses_the_send_before_anything_is_frozen(tmp_path):
+    write_subscribers(tmp_path, 50)
+    lines = (tmp_path / "subscribers.csv").read_text().splitlines()
+    lines[3] = lines[3].replace(",Reader", ',"Reader')  # line 4: a quote never closed
+    (tmp_path / "subscribers.csv").write_text("\n".join(lines) + "\n")
+    with SmtpServer() as server:
+        config = sample_site(tmp_path, server.port)
+        for args in (["--yes"], ["--dry-run"]):
+            result = run(config, "send", "--latest", *args)
+            assert result.returncode == 3, result.stderr
+            assert 'subscribers.csv:4: a quote (") opened on this line runs on to line 51' in (
+                result.stderr
+            )
+            assert "Traceback" not in result.stderr
+        assert server.messages == []
+    assert pipeline.status(load(config)) == []  # nothing frozen or queued
+    assert not (tmp_path / "out" / WEEK / "dry-run" / "new").exists()

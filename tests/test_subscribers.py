@@ -19,6 +19,7 @@ from digest.subscribers import (
     BadRow,
     InvalidAddress,
     Subscriber,
+    check,
     count_rows,
     normalize,
     parse_addresses,
@@ -90,9 +91,54 @@ def test_invalid_utf8_is_a_bad_row_not_a_crash(tmp_path):
 
 
 def test_names_cannot_carry_line_breaks_or_controls(tmp_path):
-    path = write(tmp_path, 'email,name\nann@example.com,"Ann\r\nBcc: x@evil.example\x00"\n')
+    path = write(tmp_path, 'email,name\nann@example.com,"Ann\r\nBcc: x-evil\x00"\n')
     (s,) = list(read(path))
-    assert s.name == "Ann Bcc: x@evil.example"
+    assert s.name == "Ann Bcc: x-evil"
+
+
+STRAY = (
+    "email,name,plan\n"
+    "ann@example.com,Ann,pro\n"
+    'bob@example.com,"Bob,free\n'  # line 3: the quote is never closed here
+    "cy@example.com,Cy,free\n"
+    "dee@example.com,Dee,pro\n"
+)
+
+
+@pytest.mark.parametrize(
+    "text, line, end",
+    [
+        (STRAY, 3, 5),
+        # Closed by the next quote, several rows later: those rows were swallowed.
+        (STRAY + 'eve@example.com,"Eve",pro\nfay@example.com,Fay,x\n', 3, 6),
+        # The quote opens the email field.
+        ('email,name\nann@example.com,Ann\n"bob@example.com,Bob\ncy@example.com,Cy\n', 3, 4),
+        # In a column we ignore.
+        ('email,name,note\nann@example.com,Ann,"x\nbob@example.com,Bob,y\n', 2, 3),
+    ],
+)
+def test_a_stray_quote_is_reported_where_it_opened_and_refused(tmp_path, text, line, end):
+    path = write(tmp_path, text)
+    items = list(read(path))
+    (broken,) = [i for i in items if isinstance(i, BadRow) and i.broken]
+    assert broken.line == line and f"runs on to line {end}" in broken.message
+    assert str(broken).startswith(f'{path}:{line}: a quote (") opened on this line')
+    with pytest.raises(ContentError, match=rf"subscribers\.csv:{line}: a quote") as exc:
+        check(path)
+    assert "Fix the stray or missing quote" in str(exc.value)
+    audience = Audience(path)
+    list(audience)
+    assert audience.broken == broken
+
+
+def test_line_breaks_without_addresses_after_them_are_no_stray_quote(tmp_path):
+    path = write(
+        tmp_path,
+        'email,name,note\nann@example.com,"Ann\nExample","two\nline note"\nbob@example.com,B,\n',
+    )
+    check(path)  # no error
+    assert [s.name for s in read(path)] == ["Ann Example", "B"]
+    check(write(tmp_path, "email\nann@example.com\n"))  # no quote at all: not even parsed
 
 
 def test_fast_path_agrees_with_email_validator():

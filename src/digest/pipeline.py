@@ -262,6 +262,7 @@ def send(
     from . import delivery
     from .ledger import ISSUE_SENT, Ledger
     from .message import Composer, unsubscribe_secret
+    from .subscribers import check as check_list
     from .subscribers import count_rows
 
     started = time.perf_counter()
@@ -281,6 +282,8 @@ def send(
         # Built before anything is frozen: a config that cannot work fails here.
         rendered = rec.rendered() if rec else built.rendered  # type: ignore[union-attr]
         composer = Composer.from_config(cfg, rendered, secret)
+        if rec is None or not rec.queued or include_new:
+            check_list(cfg.subscribers.file)  # a list that would be misread: refuse now
         if not yes:
             left = ledger.counts(rec.id) if rec else None
             plan = SendPlan(
@@ -338,6 +341,7 @@ def _queue(
     first: bool,
 ) -> bool:
     """Stream the subscriber list into the ledger's queue. False if stopped midway."""
+    from .errors import ContentError
     from .subscribers import Audience
 
     audience = Audience(cfg.subscribers.file)
@@ -350,6 +354,9 @@ def _queue(
 
     _, skipped = ledger.enqueue(issue_id, rows())
     report.problems = [str(p) for p in audience.problems]
+    if audience.broken is not None:  # the file changed since it was checked: still refuse
+        b = audience.broken
+        raise ContentError(b.path, b.message, line=b.line)
     if stop.is_set():
         report.interrupted = True
         return False
@@ -465,6 +472,7 @@ def _dry_run(
     from . import delivery
     from .ledger import Ledger
     from .message import Composer, unsubscribe_secret
+    from .subscribers import check as check_list
 
     started = time.perf_counter()
     real = Path(cfg.ledger.path)
@@ -479,6 +487,7 @@ def _dry_run(
             built = built or prepare(cfg, now, sel)
             rendered = built.rendered
         secret = unsubscribe_secret(cfg, ro, real=False)
+        check_list(cfg.subscribers.file)
         folder = cfg.output.folder / issue_id / "dry-run"
         for old in [*folder.glob("new/*.eml"), *folder.glob("tmp/*.eml")]:
             old.unlink()

@@ -10,6 +10,14 @@ unique (issue, address) row as the rows are queued, not here: that needs no memo
 
 Addresses with non-ASCII characters before the ``@`` are reported as bad rows: sending to
 them needs SMTPUTF8 support end to end, which relays rarely give.
+
+A stray or unclosed quote (``ann@example.com,"Ann``) makes a CSV reader take every line
+up to the next quote, often the rest of the file, as one field: the subscribers on those
+lines would silently not be mailed. A quoted field that runs over a line break and holds
+an ``@`` after it is therefore reported as a broken row naming the line where the quote
+opened, and ``check`` (run by ``digest send`` before anything is frozen or sent) refuses
+the whole list until the quote is fixed. A line break without an address after it (a name
+written on two lines, a note) is kept as it was: the value is joined into one line.
 """
 
 from __future__ import annotations
@@ -93,6 +101,7 @@ class BadRow:
     path: Path
     line: int
     message: str
+    broken: bool = False  # a stray quote: the rows after it were read into this one
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.message}"
@@ -113,11 +122,26 @@ def _has_bad_bytes(text: str) -> bool:
     return not text.isascii() and _SURROGATE.search(text) is not None
 
 
-def read(path: Path) -> Iterator[Subscriber | BadRow]:
-    """Stream the subscriber CSV: a ``Subscriber`` per good row, a ``BadRow`` per bad one."""
-    path = Path(path)
+def _swallowed(row: list[str]) -> bool:
+    """Whether a row spanning lines took in what looks like further subscriber rows."""
+    for value in row:
+        i = min((j for j in (value.find("\n"), value.find("\r")) if j >= 0), default=-1)
+        if i >= 0 and "@" in value[i:]:
+            return True
+    return False
+
+
+def _stray_quote(line: int, end: int) -> str:
+    return (
+        f'a quote (") opened on this line runs on to line {end}: the {end - line} line(s) '
+        "after it, with addresses on them, were read as one field of this row instead of "
+        "as subscribers. Fix the stray or missing quote; nothing is sent until then"
+    )
+
+
+def _open(path: Path):  # type: ignore[no-untyped-def]
     try:
-        f = path.open(newline="", encoding="utf-8-sig", errors="surrogateescape")
+        return path.open(newline="", encoding="utf-8-sig", errors="surrogateescape")
     except FileNotFoundError:
         raise ContentError(
             path,
@@ -126,6 +150,34 @@ def read(path: Path) -> Iterator[Subscriber | BadRow]:
         ) from None
     except OSError as exc:
         raise ContentError(path, f"cannot read the subscriber list: {exc}") from None
+
+
+def check(path: Path) -> None:
+    """Refuse a list that would be misread, before a send freezes or mails anything:
+    raises ContentError at the first stray quote (see the module notes). Reads only the
+    file's structure (no address checks), and a file without any quote not even that."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with path.open("rb") as raw:
+        if not any(b'"' in chunk for chunk in iter(lambda: raw.read(1 << 20), b"")):
+            return
+    with _open(path) as f:
+        reader = csv.reader(f)
+        line = 0
+        try:
+            for row in reader:
+                start, line = line + 1, reader.line_num
+                if start < line and _swallowed(row):
+                    raise ContentError(path, _stray_quote(start, line), line=start)
+        except csv.Error:
+            return  # read() reports it as a bad row
+
+
+def read(path: Path) -> Iterator[Subscriber | BadRow]:
+    """Stream the subscriber CSV: a ``Subscriber`` per good row, a ``BadRow`` per bad one."""
+    path = Path(path)
+    f = _open(path)
     with f:
         reader = csv.reader(f)
         try:
@@ -158,6 +210,9 @@ def read(path: Path) -> Iterator[Subscriber | BadRow]:
                 prev = reader.line_num
                 continue
             line, prev = prev + 1, reader.line_num
+            if line < prev and _swallowed(row):
+                yield BadRow(path, line, _stray_quote(line, prev), broken=True)
+                continue
             if not row or not "".join(row).strip():
                 continue
             if email_i >= len(row) or not row[email_i].strip():
@@ -191,7 +246,8 @@ class Audience:
     """One pass over the subscriber file, keeping count of what was skipped.
 
     Iterate it for the good rows; afterwards ``rows``, ``invalid`` and ``problems`` (the
-    first ``keep`` bad rows) tell what was read. Memory stays flat however long the file.
+    first ``keep`` bad rows) tell what was read, and ``broken`` the first stray quote.
+    Memory stays flat however long the file.
     """
 
     path: Path
@@ -199,12 +255,15 @@ class Audience:
     rows: int = 0
     invalid: int = 0
     problems: list[BadRow] = field(default_factory=list)
+    broken: BadRow | None = None
 
     def __iter__(self) -> Iterator[Subscriber]:
         for item in read(self.path):
             self.rows += 1
             if isinstance(item, BadRow):
                 self.invalid += 1
+                if item.broken and self.broken is None:
+                    self.broken = item
                 if len(self.problems) < self.keep:
                     self.problems.append(item)
                 continue
