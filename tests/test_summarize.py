@@ -232,6 +232,61 @@ def test_a_1mb_article_is_summarised_quickly() -> None:
     assert elapsed < 2.0, f"{elapsed:.2f} s of CPU time"
 
 
+def assert_small(text: str, budget: int = 60) -> None:
+    assert len(text) <= 12 * budget, len(text)
+    assert max(map(len, text.split()), default=0) <= 40, text
+
+
+def test_a_1m_character_word_is_cut() -> None:
+    # It used to fill the summary, and the build then failed with "HTML is 986 KB".
+    s = summarize(article("x" * 1_000_000))
+    assert s.text == "x" * 39 + ELLIPSIS
+    s = summarize(article("Body.", summary="Overview: " + "y" * 1_000_000 + " and more."))
+    assert s.text == "Overview: " + "y" * 39 + ELLIPSIS + " and more."
+
+
+@pytest.mark.parametrize(
+    ("body", "start"),
+    [
+        (">" * 5000 + " deep\n\n" + "[" * 20_000 + "\n" + "*" * 50_000 + "x\n", "[" * 39 + "… *"),
+        ("Text " + ">" * 5000 + " more", "Text " + ">" * 39 + "… more"),
+        ("[" * 20_000 + " " + "]" * 20_000, "[" * 39 + "… " + "]" * 39 + "…"),
+        ("Text " + "* " * 50_000, "Text * * *"),
+        ("Lede " + "** " * 50_000, "Lede ** **"),
+    ],
+    ids=["audit-mix", "gt", "brackets", "stars", "double-stars"],
+)
+def test_pathological_input_stays_small(body: str, start: str) -> None:
+    s = summarize(article(body))
+    assert s.text.startswith(start)
+    assert_small(s.text)
+
+
+def test_a_long_word_is_cut_in_place() -> None:
+    url = "https://example.com/" + "a" * 60
+    s = summarize(article(f"See {url} for the details."))
+    assert s.text == f"See {url[:39]}{ELLIPSIS} for the details."
+
+
+def test_summary_length_in_characters_is_capped() -> None:
+    word = "Abcdefghijklmnopqrstuvwxyz0123"  # 30 characters: 60 of them fit the word budget
+    s = summarize(article(" ".join([word] * 60) + "."))
+    assert len(s.text) <= 720 and s.text.endswith(word + ELLIPSIS)
+    sentences_ = " ".join([f"{word} {word} {word}."] * 20)  # 93 characters each
+    assert summarize(article(sentences_)).text == " ".join([f"{word} {word} {word}."] * 7)
+
+
+def test_key_point_lead_and_text_are_capped() -> None:
+    body = "Lede.\n\n- **" + "L" * 100_000 + "**: " + "t" * 100_000 + "\n"
+    body += "- **Cost**: " + " ".join(["cheaper"] * 200) + "\n"
+    big, words = summarize(article(body)).key_points
+    assert big == KeyPoint("L" * 39 + ELLIPSIS, "t" * 39 + ELLIPSIS)
+    assert words.lead == "Cost" and words.text == " ".join(["cheaper"] * 30) + ELLIPSIS
+    lead = " ".join(["Long lead"] * 100)
+    (point,) = summarize(article(f"- **{lead}**: text")).key_points
+    assert point.lead == " ".join(["Long lead"] * 15) + ELLIPSIS
+
+
 def test_sample_content_summaries_fit_the_budget() -> None:
     cfg = config.load(ROOT / "config.example.toml")
     col = content.load(cfg, now=NOW)

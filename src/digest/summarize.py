@@ -13,7 +13,9 @@ Headings, code, images, tables and raw HTML blocks never count. Whatever the sou
 text is cut to the word budget at a sentence boundary (syntok; Chinese and Japanese
 sentences end at 。！？); if even the first sentence is longer, it is cut after the last
 whole word that fits and ends in "…". The output is plain text: no markup, no entities,
-one line.
+one line. However odd the input, it stays small: at most ``CHARS_PER_WORD`` x budget
+characters, and a "word" longer than ``MAX_UNIT`` characters (a 1 MB run of letters,
+20,000 ``[``) is cut to that length with "…".
 
 A summary reads only the start of a long article: the Markdown body is parsed into
 blocks once, the inline text of a block only when a summary or key point needs it, and
@@ -22,7 +24,8 @@ costs a fraction of a second, not the ~5 s of parsing and segmenting all of it.
 
 Key points are list items that start with a bold lead-in and a separator
 (``- **Cost**: text``, ``- **Cost:** text``, ``- **Cost** — text``); their text is cut
-like a summary, to half the budget (at least 15 words), so a digest stays skimmable.
+like a summary, to half the budget (at least 15 words), so a digest stays skimmable;
+so is the lead-in.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ from .content import (
 
 ELLIPSIS = "…"
 LOOKAHEAD = 20  # words of text read and split into sentences per word of the budget
+CHARS_PER_WORD = 12  # a text cut to a budget of N words is at most 12 N characters long
+MAX_UNIT = 40  # characters in one word at most: a longer one would overflow a phone's line
 _MORE = re.compile(r"<!--\s*(?:more|PELICAN_END_SUMMARY)\s*-->", re.I)
 _TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.S)
 _CJK_END = re.compile(r"[。！？]+[」』”’）)]*")
@@ -187,7 +192,7 @@ def _key_points(
         point = _lead_in(_inline(tok, env).children or [])
         if point is not None:
             lead, rest = point
-            points.append(KeyPoint(lead, fit(rest, budget)))
+            points.append(KeyPoint(fit(lead, budget), fit(rest, budget)))
     return tuple(points)
 
 
@@ -234,42 +239,52 @@ def _one_line(text: str) -> str:
 def fit(text: str, budget: int) -> str:
     """``text`` on one line, cut to ``budget`` words at a sentence or word boundary.
 
+    At most ``CHARS_PER_WORD * budget`` characters, and no word longer than ``MAX_UNIT``
+    (it is cut with "…"), so that no text, however odd, makes a summary long or wide.
     Only the first ``LOOKAHEAD * budget`` words are split into sentences: syntok takes
     ~50 µs a word, and where a sentence ends depends only on the words around it.
     """
+    max_chars = max(CHARS_PER_WORD * budget, 2 * MAX_UNIT)  # tiny budgets: two long words
     text = _head(text, LOOKAHEAD * budget)
-    if count_words(text) <= budget:
+    if count_words(text) <= budget and len(text) <= max_chars:
         return text
     end, words, pos = 0, 0, 0
     for _start, stop in sentences(text):
         words += count_words(text[pos:stop])
-        if words > budget:
+        if words > budget or stop > max_chars:
             break
         end = pos = stop
     if end:
         return text[:end].rstrip()
-    return _cut_words(text, budget)
+    return _cut_words(text, budget, max_chars)
 
 
 def _head(text: str, units: float) -> str:
-    """``text`` on one line, up to the end of its ``units``-th word (CJK: character)."""
+    """``text`` on one line, up to its ``units``-th word (CJK: character); a word longer
+    than ``MAX_UNIT`` characters is cut to that length, ending in "…"."""
+    out: list[str] = []
     end = 0
     for n, m in enumerate(_UNIT.finditer(text), 1):
         if n > units:
-            return _one_line(text[:end])
+            break
+        if out and m.start() > end:
+            out.append(" ")  # the gap between two units is whitespace
+        unit = m.group()
+        out.append(unit if len(unit) <= MAX_UNIT else unit[: MAX_UNIT - 1] + ELLIPSIS)
         end = m.end()
-    return _one_line(text)
+    return "".join(out)
 
 
-def _cut_words(text: str, budget: int) -> str:
+def _cut_words(text: str, budget: int, max_chars: int) -> str:
     total, end = 0.0, 0
     for m in _UNIT.finditer(text):
         unit = m.group()
         cost = 0.5 if CJK.match(unit) else count_words(unit)
-        if total + cost > budget:
+        if total + cost > budget or m.end() + len(ELLIPSIS) > max_chars:
             break
         total, end = total + cost, m.end()
-    return text[:end].rstrip(_TRAILING) + ELLIPSIS
+    kept = text[:end].rstrip(_TRAILING)
+    return kept if kept.endswith(ELLIPSIS) else kept + ELLIPSIS
 
 
 def sentences(text: str) -> list[tuple[int, int]]:
