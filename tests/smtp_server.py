@@ -19,7 +19,8 @@ accepted message. Faults are drawn from a seeded RNG so a failing run can be rep
 * ``slow``/``slow_share``: delay that share of replies to RCPT and DATA by ``slow``
   seconds.
 * ``reject``: addresses answered ``550`` at RCPT; ``defer``: ``452`` at RCPT;
-  ``reject_sender``: ``553`` to MAIL.
+  ``reject_sender``: ``553`` to MAIL; ``reject_data``: messages (by their first
+  recipient) answered ``554`` at the end of DATA, as a relay that refuses everything does.
 * ``pipelining``: advertise PIPELINING (aiosmtpd handles pipelined commands but does not
   say so).
 * TLS: ``tls="starttls"`` or ``"tls"`` (implicit) with ``cert=(cert.pem, key.pem)`` from
@@ -56,6 +57,7 @@ class Faults:
     slow_share: float = 0.0
     reject: Callable[[str], bool] | None = None
     reject_sender: bool = False
+    reject_data: Callable[[str], bool] | None = None
     defer: Callable[[str], bool] | None = None
     seed: int = 0
 
@@ -155,6 +157,8 @@ class _Handler:
             if f.drop_after_accept:
                 self.s.keep(envelope, session)
             await self._drop(server)
+        if f.reject_data is not None and f.reject_data(envelope.rcpt_tos[0]):
+            return "554 5.7.1 Message rejected as spam"
         if f.transient_data and self.s.rng_draw() < f.transient_data:
             self.s.count("data_transient")
             if self.s.rng_draw() < 0.5:

@@ -454,3 +454,43 @@ def test_data_not_known_dot_safe_is_stuffed_and_line_ends_fixed(pipelining):
     assert [m.rcpt_tos for m in server.messages] == [("ann@example.com",), ("bob@example.com",)]
     want = smuggle.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
     assert all(m.data.rstrip(b"\r\n") == want.rstrip(b"\r\n") for m in server.messages)
+
+
+def test_a_server_refusing_everyone_pauses_without_failing_anyone_for_good(tmp_path):
+    """554 at the end of DATA for every message: the recipients refused in the run of
+    failures that paused the send are put back in the queue, so the pause's "nothing is
+    lost" is true and the resume mails them."""
+    addresses = subscribers(tmp_path, [f"r{i}@example.com" for i in range(30)])
+    faults = Faults(reject_data=lambda rcpt: True)
+    with SmtpServer(faults=faults) as server:
+        cfg = config(tmp_path, server.port, delivery={"pause_after_failures": 8})
+        freeze(cfg)
+        report = send(cfg)
+        assert report.paused and "8 failures in a row" in report.paused
+        assert "554 5.7.1" in report.paused and "nothing is lost" in report.paused.lower()
+        assert "put back in the queue" in report.paused
+        assert report.exit_code == 5 and report.sent == 0 and report.failed == 0
+        assert report.pending + report.deferred == 30
+        faults.reject_data = None  # the relay is fixed
+        report = send(cfg)
+    assert report.complete and report.sent == 30 and report.failed == 0
+    assert set(server.by_recipient()) == set(addresses)
+
+
+def test_retry_failed_puts_refused_recipients_back(tmp_path):
+    """Fewer recipients than the pause threshold, all refused: the send completes with
+    them failed; --retry-failed tries them again once the cause is fixed."""
+    addresses = subscribers(tmp_path, [f"r{i}@example.com" for i in range(5)])
+    faults = Faults(reject_data=lambda rcpt: rcpt != "r0@example.com")
+    with SmtpServer(faults=faults) as server:
+        cfg = config(tmp_path, server.port)
+        freeze(cfg)
+        report = send(cfg)
+        assert (report.sent, report.failed, report.complete) == (1, 4, True)
+        assert send(cfg).noop
+        faults.reject_data = None
+        report = send(cfg, retry_failed=True)
+        assert (report.sent, report.already_sent, report.failed) == (4, 1, 0)
+        assert report.complete
+    assert set(server.by_recipient()) == set(addresses)
+    assert all(len(ids) == 1 for ids in server.by_recipient().values())

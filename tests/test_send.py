@@ -238,6 +238,7 @@ def test_send_summary_status_and_second_send(tmp_path):
     assert "duplicates (folded)                1" in lines
     assert "failed (refused)                   1" in lines
     assert "bounce@example.com: RCPT: 550 5.1.1" in lines
+    assert f"digest send --issue {WEEK} --retry-failed" in lines
     assert "subscribers.csv:14: 'not-an-address' is not a valid address" in first.stderr
     assert second.returncode == 0 and "was already sent to 12" in second.stdout
     assert "No one has joined since" in second.stdout

@@ -456,6 +456,9 @@ def preview(obj: Ctx, week: str | None, latest: bool, to: tuple[str, ...]) -> No
 @click.option("--due", is_flag=True, help="Cron mode: the issue due now, within the grace.")
 @click.option("--dry-run", is_flag=True, help="Write the messages to files; no ledger, no server.")
 @click.option("--include-new", is_flag=True, help="Mail only subscribers who joined since.")
+@click.option(
+    "--retry-failed", is_flag=True, help="Try recipients refused for good (5xx) once more."
+)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 @handle_errors
@@ -467,18 +470,21 @@ def send(
     due: bool,
     dry_run: bool,
     include_new: bool,
+    retry_failed: bool,
     yes: bool,
 ) -> None:
     """Send an issue to every subscriber exactly once (default: the one 'build' builds).
 
     Resumable: after a crash, a pause or Ctrl-C, run the same command again; no one is
     skipped or mailed twice, and the content is the one frozen at the first send. Once
-    sent, a repeat does nothing (--include-new mails those who joined since). SIGTERM or
-    Ctrl-C finishes the messages in flight, records them and exits. --dry-run writes the
-    messages to out/<issue>/dry-run/ and touches no ledger and no server.
+    sent, a repeat does nothing (--include-new mails those who joined since;
+    --retry-failed tries those refused for good once more). SIGTERM or Ctrl-C finishes
+    the messages in flight, records them and exits. --dry-run writes the messages to
+    out/<issue>/dry-run/ and touches no ledger and no server.
 
     Exit codes: 0 done; 5 paused, stopped, deferred recipients or another send running
-    (run again to resume); 10 nothing to send; 2 config or usage error.
+    (run again to resume); 10 nothing to send; 2 config or usage error; 3 the subscriber
+    list cannot be read as it is (missing, no email column, a stray quote).
 
     \b
     Example:
@@ -508,8 +514,8 @@ def send(
     bar = _Progress(stop)
     try:
         report = run_send(
-            cfg, now, sel, dry_run=dry_run, include_new=include_new, yes=yes or dry_run,
-            progress=bar, stop=stop, confirm=_confirm_send,
+            cfg, now, sel, dry_run=dry_run, include_new=include_new, retry_failed=retry_failed,
+            yes=yes or dry_run, progress=bar, stop=stop, confirm=_confirm_send,
         )  # fmt: skip
     finally:
         bar.close()
@@ -570,7 +576,9 @@ class _Progress:
 
 
 def _confirm_send(plan) -> bool:  # type: ignore[no-untyped-def]
-    if plan.resume:
+    if plan.retry_failed:
+        what = f"Send {plan.issue_id} “{plan.subject}” to the {plan.recipients:,} refused or left"
+    elif plan.resume:
         what = f"Resume {plan.issue_id} “{plan.subject}” for the {plan.recipients:,} left"
     else:
         what = f"Send {plan.issue_id} “{plan.subject}” to about {plan.recipients:,} subscribers"
@@ -622,6 +630,11 @@ def _print_send_report(r) -> None:  # type: ignore[no-untyped-def]
         warn("stopped before the end: run the same command again to resume (none is lost)")
     elif r.deferred:
         warn(f"{r.deferred:,} recipient(s) deferred after retries: run the command again later")
+    if r.failed and not r.dry_run:
+        click.echo(
+            f"{r.failed:,} refused for good. If the server was at fault, not them, try them "
+            f"again once it is fixed: digest send --issue {r.issue_id} --retry-failed"
+        )
 
 
 @main.command()

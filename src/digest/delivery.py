@@ -38,7 +38,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -472,6 +472,9 @@ class EngineResult:
     interrupted: bool = False
     fatal: BaseException | None = None
     seconds: float = 0.0
+    # Jobs refused for good (5xx) in the run of failures that paused or stopped the send:
+    # likely the server's fault, not theirs, so the caller puts them back in the queue.
+    requeue: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -513,6 +516,7 @@ class Engine:
         self._consecutive = 0
         self._workers_left = 0
         self._last_failure = ""
+        self._streak: list[int] = []  # jobs refused for good since the last one sent
 
     # -- job hand-out ------------------------------------------------------------------
 
@@ -559,7 +563,7 @@ class Engine:
         if n >= self.s.pause_after:
             self._halt_with(
                 f"paused after {n} failures in a row (last: {detail}); the server may be "
-                "down or refusing us. Nothing is lost: run the same command again to resume."
+                "down or refusing us."
             )
 
     # -- one job -------------------------------------------------------------------------
@@ -571,12 +575,14 @@ class Engine:
             self.record(job, "sent", outcome.detail, message_id)
             with self._cond:
                 self._consecutive = 0
+                self._streak.clear()
                 self.result.sent += 1
             return None
         self._failure(outcome.detail)
         if outcome.kind == "permanent":
             self.record(job, "failed", outcome.detail, message_id)
             with self._cond:
+                self._streak.append(job.id)
                 self.result.failed += 1
             return None
         if job.tries >= self.s.max_attempts:
@@ -654,10 +660,7 @@ class Engine:
                 last = self._workers_left == 0
                 if gave_up and last and work_left and not self._halt and not self.stop.is_set():
                     # Every worker gave up connecting while recipients still wait.
-                    self._halt = (
-                        f"paused: cannot reach the server ({self._last_failure}). Nothing "
-                        "is lost: run the same command again to resume once it is reachable."
-                    )
+                    self._halt = f"paused: cannot reach the server ({self._last_failure})."
                 self._cond.notify_all()
 
     def _fatal(self, exc: BaseException) -> None:
@@ -694,6 +697,8 @@ class Engine:
         self.result.interrupted = self.stop.is_set() and self.result.fatal is None
         if self._halt and self.result.fatal is None:
             self.result.paused = self._halt
+        if self._halt:
+            self.result.requeue = list(self._streak)
         if self.result.fatal is not None and not isinstance(self.result.fatal, Fatal):
             log.error("send stopped by an unexpected error", exc_info=self.result.fatal)
         return self.result

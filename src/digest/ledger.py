@@ -432,6 +432,30 @@ class Ledger:
             (state, 1 if attempted else 0, error, message_id, time.time(), delivery_id),
         )
 
+    def requeue(self, delivery_ids: Sequence[int]) -> int:
+        """Put failed deliveries back in the queue (``pending``), keeping their last error:
+        refusals that were the server's fault. Returns how many were failed."""
+        n = 0
+        with self._lock, self._db:
+            for i in range(0, len(delivery_ids), 500):
+                chunk = list(delivery_ids[i : i + 500])
+                cur = self._db.execute(
+                    "UPDATE deliveries SET state = 'pending', updated_at = ? "
+                    f"WHERE state = 'failed' AND id IN ({', '.join('?' * len(chunk))})",
+                    (time.time(), *chunk),
+                )
+                n += cur.rowcount
+        return n
+
+    def requeue_failed(self, issue_id: str) -> int:
+        """Put every failed delivery of the issue back in the queue (``--retry-failed``)."""
+        cur = self._write(
+            "UPDATE deliveries SET state = 'pending', updated_at = ? "
+            "WHERE issue = ? AND state = 'failed'",
+            (time.time(), self._seq(issue_id)),
+        )
+        return cur.rowcount
+
     def counts(self, issue_id: str) -> dict[str, int]:
         """Deliveries of the issue per state (every state present, 0 if none)."""
         rows = self._read(

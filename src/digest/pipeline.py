@@ -180,6 +180,7 @@ class SendPlan:
     transport: str
     recipients: int  # about how many will be mailed (list rows, or rows left on resume)
     resume: bool  # the issue was started before: its frozen content is used
+    retry_failed: bool = False  # recipients refused for good are tried again
 
 
 @dataclass
@@ -244,6 +245,7 @@ def send(
     *,
     dry_run: bool = False,
     include_new: bool = False,
+    retry_failed: bool = False,
     yes: bool = True,
     progress: Callable[[int, int], None] | None = None,
     stop: threading.Event | None = None,
@@ -252,15 +254,16 @@ def send(
     """Send an issue to every subscriber exactly once; resumable, and a no-op once sent.
 
     The first send of an issue renders it (``prepare``) and freezes the render in the
-    ledger; any later run (resume after a crash, pause or stop; ``include_new``) sends
-    that frozen content. ``stop`` (set from another thread or a signal handler): finish
+    ledger; any later run (resume after a crash, pause or stop; ``include_new``;
+    ``retry_failed``: recipients refused for good are tried again) sends that frozen
+    content. ``stop`` (set from another thread or a signal handler): finish
     the messages in flight, commit, return. ``yes=False`` asks ``confirm`` first.
     ``progress(done, total)`` is called from this thread a few times a second.
     Raises NothingToSend for an empty week, SendBusy if another send holds the ledger,
     Fatal (a DeliveryError) when the server cannot be used at all.
     """
     from . import delivery
-    from .ledger import ISSUE_SENT, Ledger
+    from .ledger import ISSUE_SENDING, ISSUE_SENT, Ledger
     from .message import Composer, unsubscribe_secret
     from .subscribers import check as check_list
     from .subscribers import count_rows
@@ -275,7 +278,7 @@ def send(
         rec = ledger.issue(issue_id)
         if rec is None and built is None:
             built = prepare(cfg, now, sel)
-        if rec is not None and rec.finished and not include_new:
+        if rec is not None and rec.finished and not (include_new or retry_failed):
             return _noop(cfg, ledger, rec.id, rec.subject, started)
         transport = delivery.transport_for(cfg)
         secret = unsubscribe_secret(cfg, ledger, real=cfg.delivery.transport == "smtp")
@@ -290,9 +293,10 @@ def send(
                 issue_id,
                 rec.subject if rec else built.rendered.subject,  # type: ignore[union-attr]
                 transport.name,
-                (left["pending"] + left["deferred"]) if left and rec and rec.queued
-                else count_rows(cfg.subscribers.file),
+                (left["pending"] + left["deferred"] + (left["failed"] if retry_failed else 0))
+                if left and rec and rec.queued else count_rows(cfg.subscribers.file),
                 rec is not None,
+                retry_failed=retry_failed,
             )  # fmt: skip
             if confirm is None or not confirm(plan):
                 return SendReport(issue_id, plan.subject, transport.name, cancelled=True)
@@ -305,9 +309,14 @@ def send(
         queue = not rec.queued or include_new
         if queue and not _queue(cfg, ledger, rec.id, report, stop, first=not rec.queued):
             return _finish(ledger, report, None, started)
+        if retry_failed and ledger.requeue_failed(rec.id):
+            ledger.set_issue_state(rec.id, ISSUE_SENDING)  # unfinished until they have outcomes
         ledger.suppress_pending(rec.id)
         result = _deliver(cfg, ledger, rec.id, transport, composer, progress, stop)
+        requeued = ledger.requeue(result.requeue) if result.requeue else 0
         _finish(ledger, report, result, started)
+        if report.paused:
+            report.paused += _resume_note(requeued)
         if report.complete:
             ledger.set_issue_state(rec.id, ISSUE_SENT)
         if isinstance(transport, delivery.OutboxTransport):
@@ -315,6 +324,18 @@ def send(
         if result.fatal is not None:
             raise _stopped(result.fatal)
         return report
+
+
+def _resume_note(requeued: int) -> str:
+    """What a pause message adds: that nothing is lost (true: refusals in the run of
+    failures that caused the pause were put back in the queue) and how to resume."""
+    note = ""
+    if requeued:
+        note = (
+            f" The {requeued:,} recipient(s) refused in that run of failures were put back "
+            "in the queue: when everyone is refused, the cause is the server, not them."
+        )
+    return note + " Nothing is lost: run the same command again to resume."
 
 
 def _stopped(exc: BaseException) -> BaseException:
