@@ -509,6 +509,14 @@ def test_title_line_breaks_are_folded(tmp_path: Path) -> None:
     assert not any(ch in art.title for ch in "\r\n\t")
 
 
+def test_script_and_style_text_is_not_in_titles(tmp_path: Path) -> None:
+    col = by_slug(load(FIXTURES / "hostile", tmp_path))
+    assert col["script-in-text"].title == "Scripts are never text"  # from the # heading
+    assert col["script-in-title"].title == "News today"  # from the front matter
+    for slug in ("script-in-text", "script-in-title"):
+        assert "steal" not in col[slug].html and "alert(1)" not in col[slug].html
+
+
 def test_template_syntax_stays_literal(tmp_path: Path) -> None:
     art = by_slug(load(FIXTURES / "hostile", tmp_path))["hostile"]
     assert "{{ 7*7 }}" in art.html and "{% if x %}y{% endif %}" in art.html

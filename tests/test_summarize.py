@@ -5,6 +5,7 @@ Fixtures: tests/fixtures/content/summaries/, one file per case.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import time
@@ -285,6 +286,25 @@ def test_key_point_lead_and_text_are_capped() -> None:
     lead = " ".join(["Long lead"] * 100)
     (point,) = summarize(article(f"- **{lead}**: text")).key_points
     assert point.lead == " ".join(["Long lead"] * 15) + ELLIPSIS
+
+
+def test_script_and_style_text_is_never_in_a_summary(tmp_path: Path) -> None:
+    cfg = config.parse(
+        {"content": {"folder": str(FIXTURES.parent / "hostile")}}, source=tmp_path / "c.toml"
+    )
+    arts = {a.slug: a for a in content.load(cfg, now=NOW).articles}
+    art = arts["script-in-text"]
+    s = summarize(art)
+    assert s == Summary("Bold & summary.", (KeyPoint("Lead in", "point text."),))
+    no_summary = dataclasses.replace(art, summary=None)
+    assert summarize(no_summary).text == "Text around a script."
+    assert summarize(arts["script-in-title"]).text == "Text around a script."
+    # A front matter summary that is only a script shows nothing: the lede stands in.
+    only_script = dataclasses.replace(art, summary="<script>x()</script>")
+    assert summarize(only_script).text == "Text around a script."
+    assert summarize(article("<b>A</b> <style>\np {}\n</style> b.", "")).text == "A b."
+    unclosed = summarize(article("Text <script>alert(1) and *more*\n\nNext paragraph."))
+    assert unclosed.text == "Text Next paragraph."
 
 
 def test_sample_content_summaries_fit_the_budget() -> None:

@@ -1046,6 +1046,8 @@ def _parse(head: _Head, base: str) -> Article | None:
     tokens = md.parse(body, env)
 
     title = _text_field(head, "title")
+    if title is not None:
+        title = drop_hidden(title)
     if title is None:
         if len(tokens) >= 3 and tokens[0].type == "heading_open" and tokens[0].tag == "h1":
             title = one_line(inline_text(tokens[1]))
@@ -1299,16 +1301,38 @@ _ATTRIBUTES = {
 }
 
 
+_HIDDEN = "|".join(sorted(_DROP_WITH_CONTENT))
+_HIDDEN_OPEN = re.compile(rf"<({_HIDDEN})(?=[\s/>])", re.I)
+_HIDDEN_ELEMENT = re.compile(rf"<({_HIDDEN})(?=[\s/>])[^>]*>.*?</\1\s*>", re.I | re.S)
+
+
+def drop_hidden(text: str) -> str:
+    """``text`` without the raw HTML elements that are dropped with their content
+    (``<script>...</script>``, ``<style>``, ...): their text is never shown."""
+    return _HIDDEN_ELEMENT.sub("", text) if "<" in text else text
+
+
 def inline_text(token: Any) -> str:
     """The plain text of an inline token: markup and images dropped, entities decoded."""
     return children_text(token.children or ())
 
 
 def children_text(children: Sequence[Any]) -> str:
+    """The text of inline tokens; raw ``<script>``, ``<style>``... elements (as in
+    ``_DROP_WITH_CONTENT``; unclosed: to the end) are dropped with their content."""
     out: list[str] = []
+    hidden: re.Pattern[str] | None = None  # the end tag of the element being dropped
     for child in children:
         t = child.type
-        if t == "text" or t == "code_inline":
+        if hidden is not None:
+            if t == "html_inline" and hidden.match(child.content):
+                hidden = None
+            continue
+        if t == "html_inline":
+            m = _HIDDEN_OPEN.match(child.content)
+            if m:
+                hidden = re.compile(rf"</{m.group(1)}\s*>", re.I)
+        elif t == "text" or t == "code_inline":
             out.append(child.content)
         elif t == "softbreak" or t == "hardbreak":
             out.append(" ")

@@ -3,13 +3,14 @@
 The summary is, in this order:
 
 1. the front matter ``summary``/``description``/``excerpt`` (``Article.summary``),
-   with any Markdown or HTML stripped;
+   with any Markdown or HTML stripped (if nothing is left, it counts as no summary);
 2. else the text before ``<!--more-->`` (or Pelican's ``<!-- PELICAN_END_SUMMARY -->``);
 3. else the lede: the opening paragraphs up to the first heading that follows them
    (a headline before the lede is skipped); an article with no paragraphs at all uses
    its list items.
 
-Headings, code, images, tables and raw HTML blocks never count. Whatever the source, the
+Headings, code, images, tables and raw HTML blocks never count, nor does the text of raw
+``<script>``, ``<style>`` (and other elements the HTML drops with their content). Whatever the source, the
 text is cut to the word budget at a sentence boundary (syntok; Chinese and Japanese
 sentences end at 。！？); if even the first sentence is longer, it is cut after the last
 whole word that fits and ends in "…". The output is plain text: no markup, no entities,
@@ -44,6 +45,7 @@ from .content import (
     LazyRegex,
     children_text,
     count_words,
+    drop_hidden,
     inline_text,
     markdown,
 )
@@ -79,9 +81,8 @@ def summarize(article: Article, *, words: int = 60, key_points: int = 3) -> Summ
     env: dict[str, Any] = {}
     tokens = md.parse(article.body, env)
     enough = LOOKAHEAD * words
-    if article.summary and article.summary.strip():
-        text = plain(article.summary, enough=enough)
-    else:
+    text = plain(article.summary, enough=enough) if article.summary else ""
+    if not text:  # no summary, or one that shows nothing (only a <script>, say)
         more = _MORE.search(article.body)
         if more:
             head = md.parse(article.body[: more.start()], {"references": env.get("references", {})})
@@ -124,7 +125,7 @@ def plain(markup: str, *, enough: float | None = None) -> str:
     env: dict[str, Any] = {}
     parts: list[str] = []
     seen = 0
-    for tok in _blocks().parse(_TAG.sub(" ", markup), env):
+    for tok in _blocks().parse(_TAG.sub(" ", drop_hidden(markup)), env):
         if tok.type == "inline":
             parts.append(inline_text(_inline(tok, env)))
             seen += len(parts[-1].split())
