@@ -25,6 +25,8 @@ accepted message. Faults are drawn from a seeded RNG so a failing run can be rep
   say so).
 * TLS: ``tls="starttls"`` or ``"tls"`` (implicit) with ``cert=(cert.pem, key.pem)`` from
   ``make_cert``; AUTH: ``users={"name": "password"}`` (PLAIN and LOGIN).
+* ``auth_reply(n)``: the reply to AUTH on the nth connection that logs in, instead of
+  checking the password (e.g. ``"454 4.7.0 Temporary authentication failure"``), or None.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Faults:
     reject_sender: bool = False
     reject_data: Callable[[str], bool] | None = None
     defer: Callable[[str], bool] | None = None
+    auth_reply: Callable[[int], str | None] | None = None
     seed: int = 0
 
 
@@ -200,6 +203,7 @@ class SmtpServer:
         self._lock = threading.Lock()
         self._rng = random.Random(self.faults.seed)
         self._n = 0
+        self._logins: dict[int, int] = {}  # id(session) -> the how-manyth login it is
         # proto=IPPROTO_TCP: asyncio only sets TCP_NODELAY on such sockets; without it
         # Nagle delays pipelined replies by 40 ms.
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -266,6 +270,13 @@ class SmtpServer:
     def _authenticate(
         self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
     ) -> AuthResult:
+        if self.faults.auth_reply is not None:
+            with self._lock:
+                n = self._logins.setdefault(id(session), len(self._logins) + 1)
+            reply = self.faults.auth_reply(n)
+            if reply:
+                self.count("auth_failures")
+                return AuthResult(success=False, handled=False, message=reply)
         if isinstance(auth_data, LoginPassword) and self.users is not None:
             user, password = auth_data.login.decode(), auth_data.password.decode()
             if self.users.get(user) == password:

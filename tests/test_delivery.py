@@ -494,3 +494,48 @@ def test_retry_failed_puts_refused_recipients_back(tmp_path):
         assert report.complete
     assert set(server.by_recipient()) == set(addresses)
     assert all(len(ids) == 1 for ids in server.by_recipient().values())
+
+
+AUTH_BUSY = "454 4.7.0 Temporary authentication failure"
+
+
+def auth_config(tmp_path, port, monkeypatch, **delivery):
+    monkeypatch.setenv("DIGEST_TEST_PASSWORD", "right horse")
+    smtp = {"username": "digest", "password_env": "DIGEST_TEST_PASSWORD"}
+    d = {"concurrency": 1, "max_attempts": 10, **delivery}
+    return config(tmp_path, port, smtp=smtp, delivery=d)
+
+
+def test_a_temporary_auth_failure_is_retried_not_fatal(tmp_path, monkeypatch):
+    """454 to AUTH (the server's auth backend is busy), on the first connection and on a
+    reconnect halfway through: retried like any 4xx, and everyone gets the issue once."""
+    addresses = subscribers(tmp_path, [f"r{i}@example.com" for i in range(10)])
+    faults = Faults(drop_every=4, auth_reply=lambda n: AUTH_BUSY if n in (1, 3) else None)
+    with SmtpServer(faults=faults, users={"digest": "right horse"}, require_auth=False) as server:
+        cfg = auth_config(tmp_path, server.port, monkeypatch)
+        freeze(cfg)
+        report = send(cfg)
+    assert report.complete and report.sent == 10
+    assert server.stats.auth_failures >= 2 and server.stats.dropped >= 2
+    got = server.by_recipient()
+    assert set(got) == set(addresses) and all(len(ids) == 1 for ids in got.values())
+
+
+def test_a_refused_login_mid_send_says_what_was_sent(tmp_path, monkeypatch):
+    """The password stops working on a reconnect halfway through: a fatal stop whose
+    message says how many were sent, never "Nothing was sent"."""
+    subscribers(tmp_path, [f"r{i}@example.com" for i in range(10)])
+    refuse = "535 5.7.8 Authentication credentials invalid"
+    faults = Faults(drop_every=4, auth_reply=lambda n: refuse if n >= 2 else None)
+    with SmtpServer(faults=faults, users={"digest": "right horse"}, require_auth=False) as server:
+        cfg = auth_config(tmp_path, server.port, monkeypatch)
+        freeze(cfg)
+        with pytest.raises(Fatal) as exc:
+            send(cfg)
+    message = str(exc.value)
+    assert "refused the login" in message and "535" in message
+    assert "Nothing was sent" not in message
+    assert "3 message(s) were sent before it stopped" in message
+    assert len(server.messages) == 3
+    with Ledger(cfg.ledger.path, readonly=True) as ledger:
+        assert ledger.counts(WEEK)["sent"] == 3

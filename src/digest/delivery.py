@@ -4,7 +4,9 @@ A small transport interface: ``Transport.connect()`` gives a ``Connection`` whos
 ``send()`` returns an ``Outcome`` for one recipient (``sent`` after the server's 250 to
 DATA, ``permanent`` for a 5xx, ``transient`` for a 4xx, a timeout or a dropped
 connection). Problems that no retry can fix (an untrusted certificate, a refused login, a
-refused sender) raise ``Fatal`` and stop the whole send.
+refused sender) raise ``Fatal`` and stop the whole send; the caller says what was sent
+before (a login can be refused on a reconnect halfway through). A 4xx to AUTH is
+temporary like any other 4xx.
 
 ``Engine`` runs one send: ``concurrency`` worker threads, each with its own reused
 connection, take jobs from a shared source, compose, send, and hand each outcome to a
@@ -259,9 +261,9 @@ class SmtpTransport:
             )
             return Fatal(
                 f"TLS: the certificate of the SMTP server {self.where} is not trusted ({why}). "
-                f"Nothing was sent. If this is your own relay with a private certificate, {hint}."
+                f"If this is your own relay with a private certificate, {hint}."
             )
-        return Fatal(f"TLS with the SMTP server {self.where} failed: {exc}. Nothing was sent.")
+        return Fatal(f"TLS with the SMTP server {self.where} failed: {exc}.")
 
     def connect(self) -> SmtpConnection:
         ctx = self._context() if self.security != "none" else None
@@ -305,7 +307,7 @@ class SmtpTransport:
                     raise Fatal(
                         f"the SMTP server {self.where} does not offer STARTTLS; set "
                         "smtp.security = 'tls' if it expects TLS from the start (port 465), "
-                        "or 'none' only for a relay on a trusted network. Nothing was sent."
+                        "or 'none' only for a relay on a trusted network."
                     )
                 try:
                     code, msg = smtp.starttls(context=ctx)
@@ -322,11 +324,13 @@ class SmtpTransport:
                 try:
                     smtp.login(self.username, self.password or "")
                 except smtplib.SMTPAuthenticationError as exc:
+                    text = _reply_text(exc.smtp_code, exc.smtp_error)
+                    if 400 <= exc.smtp_code < 500:  # e.g. 454: try again later
+                        raise Transient(f"{self.where} cannot log us in now: {text}") from None
                     raise Fatal(
                         f"the SMTP server {self.where} refused the login for user "
-                        f"{self.username!r}: {_reply_text(exc.smtp_code, exc.smtp_error)}. "
-                        f"Check smtp.username and the password in ${self.password_env}. "
-                        "Nothing was sent."
+                        f"{self.username!r}: {text}. Check smtp.username and the password in "
+                        f"${self.password_env}."
                     ) from None
                 except smtplib.SMTPNotSupportedError:
                     raise Fatal(

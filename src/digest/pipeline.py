@@ -322,7 +322,7 @@ def send(
         if isinstance(transport, delivery.OutboxTransport):
             report.folder = transport.folder / "new"
         if result.fatal is not None:
-            raise _stopped(result.fatal)
+            raise _stopped(result.fatal, report.sent)
         return report
 
 
@@ -338,10 +338,20 @@ def _resume_note(requeued: int) -> str:
     return note + " Nothing is lost: run the same command again to resume."
 
 
-def _stopped(exc: BaseException) -> BaseException:
-    """A DigestError as it is; anything else (a full disk...) as a DeliveryError."""
+def _stopped(exc: BaseException, sent: int | None = None) -> BaseException:
+    """A DigestError as it is; anything else (a full disk...) as a DeliveryError. With
+    ``sent`` (messages sent in this run), a Fatal also says truly what was sent."""
+    from .delivery import Fatal
     from .errors import DigestError
 
+    if isinstance(exc, Fatal) and sent is not None:
+        what = (
+            "Nothing was sent."
+            if not sent
+            else f"{sent:,} message(s) were sent before it stopped, and are recorded; "
+            "run the same command again to resume once this is fixed."
+        )
+        return Fatal(f"{exc} {what}")
     if isinstance(exc, DigestError | KeyboardInterrupt):
         return exc
     error = DeliveryError(
@@ -579,7 +589,7 @@ def preview(cfg: Config, now: dt.datetime, sel: Selection, to: Sequence[str]) ->
         transport, jobs, compose=compose, record=record, settings=settings
     ).run()
     if result.fatal is not None:
-        raise _stopped(result.fatal)
+        raise _stopped(result.fatal, len(report.sent))
     if result.paused:
         raise DeliveryError(result.paused)
     return report
