@@ -185,6 +185,22 @@ def test_only_a_list(articles: dict[str, Article]) -> None:
     assert s.key_points == ()  # "Buy more **storage**" has no lead-in
 
 
+def test_only_a_list_of_key_points_does_not_repeat_them() -> None:
+    body = "- **Cost**: cheaper.\n- **Speed:** faster.\n- **Risk** — lower.\n"
+    s = summarize(article(body))
+    assert s == Summary("Cost: cheaper.; Speed: faster.; Risk — lower.", ())
+    # Bullets the summary leaves out can still be key points; those it shows are not.
+    many = "".join(f"- **Point {i}**: " + "word " * 20 + "end.\n" for i in range(6))
+    s = summarize(article(many), words=50)
+    assert s.text.startswith("Point 0: word") and "Point 1:" in s.text
+    assert "Point 2" not in s.text
+    assert [k.lead for k in s.key_points] == ["Point 2", "Point 3", "Point 4"]
+    # The same after <!--more-->, and with a lede the bullets are key points again.
+    assert summarize(article(body + "\n<!--more-->\n\nRest.")).key_points == ()
+    s = summarize(article("Lede.\n\n" + body))
+    assert s.text == "Lede." and [k.lead for k in s.key_points] == ["Cost", "Speed", "Risk"]
+
+
 def test_only_code(articles: dict[str, Article]) -> None:
     assert summarize(articles["only-code"]) == Summary("", ())
 
@@ -211,7 +227,7 @@ def test_key_points_forms_and_limit() -> None:
 
 
 def test_key_point_markup_is_stripped() -> None:
-    body = "- **The `x` &amp; y**: a [link](https://e.com) and *emphasis* &lt;ok&gt;.\n"
+    body = "Lede.\n\n- **The `x` &amp; y**: a [link](https://e.com) and *emphasis* &lt;ok&gt;.\n"
     (point,) = summarize(article(body)).key_points
     assert point == KeyPoint("The x & y", "a link and emphasis <ok>.")
 
@@ -284,7 +300,7 @@ def test_key_point_lead_and_text_are_capped() -> None:
     assert big == KeyPoint("L" * 39 + ELLIPSIS, "t" * 39 + ELLIPSIS)
     assert words.lead == "Cost" and words.text == " ".join(["cheaper"] * 30) + ELLIPSIS
     lead = " ".join(["Long lead"] * 100)
-    (point,) = summarize(article(f"- **{lead}**: text")).key_points
+    (point,) = summarize(article(f"Lede.\n\n- **{lead}**: text")).key_points
     assert point.lead == " ".join(["Long lead"] * 15) + ELLIPSIS
 
 

@@ -10,13 +10,13 @@ The summary is, in this order:
    its list items.
 
 Headings, code, images, tables and raw HTML blocks never count, nor does the text of raw
-``<script>``, ``<style>`` (and other elements the HTML drops with their content). Whatever the source, the
-text is cut to the word budget at a sentence boundary (syntok; Chinese and Japanese
-sentences end at 。！？); if even the first sentence is longer, it is cut after the last
-whole word that fits and ends in "…". The output is plain text: no markup, no entities,
-one line. However odd the input, it stays small: at most ``CHARS_PER_WORD`` x budget
-characters, and a "word" longer than ``MAX_UNIT`` characters (a 1 MB run of letters,
-20,000 ``[``) is cut to that length with "…".
+``<script>``, ``<style>`` (and other elements the HTML drops with their content).
+Whatever the source, the text is cut to the word budget at a sentence boundary (syntok;
+Chinese and Japanese sentences end at 。！？); if even the first sentence is longer, it
+is cut after the last whole word that fits and ends in "…". The output is plain text: no
+markup, no entities, one line. However odd the input, it stays small: at most
+``CHARS_PER_WORD`` x budget characters, and a "word" longer than ``MAX_UNIT``
+characters (a 1 MB run of letters, 20,000 ``[``) is cut to that length with "…".
 
 A summary reads only the start of a long article: the Markdown body is parsed into
 blocks once, the inline text of a block only when a summary or key point needs it, and
@@ -26,7 +26,8 @@ costs a fraction of a second, not the ~5 s of parsing and segmenting all of it.
 Key points are list items that start with a bold lead-in and a separator
 (``- **Cost**: text``, ``- **Cost:** text``, ``- **Cost** — text``); their text is cut
 like a summary, to half the budget (at least 15 words), so a digest stays skimmable;
-so is the lead-in.
+so is the lead-in. A bullet that the summary already shows (an article that is only a
+list) is not repeated as a key point.
 """
 
 from __future__ import annotations
@@ -82,15 +83,20 @@ def summarize(article: Article, *, words: int = 60, key_points: int = 3) -> Summ
     tokens = md.parse(article.body, env)
     enough = LOOKAHEAD * words
     text = plain(article.summary, enough=enough) if article.summary else ""
+    items: list[tuple[int, int]] = []  # (offset in text, line in the body) of list items
     if not text:  # no summary, or one that shows nothing (only a <script>, say)
         more = _MORE.search(article.body)
         if more:
             head = md.parse(article.body[: more.start()], {"references": env.get("references", {})})
-            text = _lede(head, env, stop_at_heading=False, enough=enough)
+            text, items = _lede(head, env, stop_at_heading=False, enough=enough)
         else:
-            text = _lede(tokens, env, stop_at_heading=True, enough=enough)
-    points = _key_points(tokens, env, key_points, max(15, words // 2)) if key_points else ()
-    return Summary(fit(text, words), points)
+            text, items = _lede(tokens, env, stop_at_heading=True, enough=enough)
+    summary = fit(text, words)
+    if not key_points:
+        return Summary(summary)
+    end = len(summary.removesuffix(ELLIPSIS))
+    shown = {line for at, line in items if at < end}  # bullets the summary shows
+    return Summary(summary, _key_points(tokens, env, key_points, max(15, words // 2), shown))
 
 
 def _blocks() -> Any:
@@ -136,13 +142,15 @@ def plain(markup: str, *, enough: float | None = None) -> str:
 
 def _lede(
     tokens: Sequence[Any], env: dict[str, Any], *, stop_at_heading: bool, enough: float
-) -> str:
+) -> tuple[str, list[tuple[int, int]]]:
     """The opening top-level paragraphs; list items if there are no paragraphs.
 
-    Stops collecting after about ``enough`` words: ``fit`` never needs more.
+    Returns the text and, when it is made of list items, where each item starts in it
+    and its line in the body (the key of its key point). Stops collecting after about
+    ``enough`` words: ``fit`` never needs more.
     """
     paragraphs: list[str] = []
-    items: list[str] = []
+    items: list[tuple[str, int]] = []
     seen_paragraphs = seen_items = 0
     parents: list[str] = []  # the types of the open block tokens
     for i, tok in enumerate(tokens):
@@ -161,7 +169,8 @@ def _lede(
         in_item = not top and len(parents) >= 2 and parents[-2] == "list_item_open"
         if not top and (paragraphs or not in_item or seen_items >= enough):
             continue
-        text = " ".join(inline_text(_inline(tok, env)).split())
+        # On one line, long words cut: as fit() will see it, so that offsets agree.
+        text = _head(inline_text(_inline(tok, env)), enough)
         if not text:
             continue  # e.g. a paragraph that is only an image
         if top:
@@ -170,16 +179,21 @@ def _lede(
             if seen_paragraphs >= enough:
                 break
         else:
-            items.append(text)
+            items.append((text, tok.map[0] if tok.map else -1))
             seen_items += len(text.split())
     if paragraphs:
-        return " ".join(paragraphs)
-    return "; ".join(items)
+        return " ".join(paragraphs), []
+    starts, at = [], 0
+    for text, line in items:
+        starts.append((at, line))
+        at += len(text) + len("; ")
+    return "; ".join(text for text, _line in items), starts
 
 
 def _key_points(
-    tokens: Sequence[Any], env: dict[str, Any], limit: int, budget: int
+    tokens: Sequence[Any], env: dict[str, Any], limit: int, budget: int, shown: set[int]
 ) -> tuple[KeyPoint, ...]:
+    """Up to ``limit`` key points; not from the items on the lines in ``shown``."""
     points: list[KeyPoint] = []
     for i, tok in enumerate(tokens):
         if len(points) >= limit:
@@ -190,6 +204,8 @@ def _key_points(
             continue  # only the first paragraph of a list item
         if not tok.content.startswith(("**", "__")):
             continue  # no bold lead-in: not worth parsing (block content is stripped)
+        if tok.map and tok.map[0] in shown:
+            continue  # the summary says it already
         point = _lead_in(_inline(tok, env).children or [])
         if point is not None:
             lead, rest = point
