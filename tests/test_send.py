@@ -522,3 +522,22 @@ def test_a_stray_quote_in_the_list_refuses_the_send_before_anything_is_frozen(tm
         assert server.messages == []
     assert pipeline.status(load(config)) == []  # nothing frozen or queued
     assert not (tmp_path / "out" / WEEK / "dry-run" / "new").exists()
+
+
+@pytest.mark.parametrize(
+    "csv_text, message",
+    [
+        (None, "subscribers.csv: subscriber list not found"),
+        ("address,name\nann@example.com,Ann\n", "subscribers.csv:1: no 'email' column"),
+    ],
+)
+def test_an_unreadable_list_freezes_nothing(tmp_path, csv_text, message):
+    """The list is checked before the issue is frozen: a missing file or a header without
+    an email column leaves no issue half-started in the ledger."""
+    config = sample_site(tmp_path)
+    if csv_text is not None:
+        (tmp_path / "subscribers.csv").write_text(csv_text)
+    result = run(config, "send", "--latest", "--yes")
+    assert result.returncode == 3, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert pipeline.status(load(config)) == []

@@ -219,3 +219,13 @@ def test_parse_addresses_for_preview():
         parse_addresses(["ann@example.com,nope"])
     with pytest.raises(ConfigError, match="at least one address"):
         parse_addresses([" , "])
+
+
+def test_check_refuses_a_list_that_cannot_be_read(tmp_path):
+    with pytest.raises(ContentError, match=r"nope\.csv: subscriber list not found"):
+        check(tmp_path / "nope.csv")
+    with pytest.raises(ContentError, match=r"empty\.csv:1: the subscriber list is empty"):
+        check(write(tmp_path, "", name="empty.csv"))
+    with pytest.raises(ContentError, match=r"x\.csv:1: no 'email' column .*found: mail_to, name"):
+        check(write(tmp_path, "mail_to,name\nann@example.com,Ann\n", name="x.csv"))
+    check(write(tmp_path, "email,name\n"))  # no one yet is not an error

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -152,13 +152,41 @@ def _open(path: Path):  # type: ignore[no-untyped-def]
         raise ContentError(path, f"cannot read the subscriber list: {exc}") from None
 
 
+def _columns(reader: Any, path: Path, *, required: bool) -> tuple[int, int | None, int | None]:
+    """The email, name and first-name columns named by the header row. An empty file has
+    none: ``(-1, None, None)``, or a ContentError if ``required``."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        if required:
+            raise ContentError(
+                path, "the subscriber list is empty; the first row must name the columns, "
+                "e.g. 'email,name', and each further row is one subscriber", line=1
+            ) from None  # fmt: skip
+        return -1, None, None
+    except csv.Error as exc:
+        raise ContentError(path, f"not a CSV file: {exc}", line=1) from None
+    cols = [re.sub(r"[\s-]+", "_", h.strip().lower()) for h in header]
+    email_i = _column(cols, EMAIL_COLUMNS)
+    if email_i is None:
+        raise ContentError(
+            path,
+            f"no 'email' column in the header row (found: {', '.join(header) or 'nothing'}); "
+            "the first row must name the columns, e.g. 'email,name'",
+            line=1,
+        )
+    return email_i, _column(cols, NAME_COLUMNS), _column(cols, FIRST_NAME_COLUMNS)
+
+
 def check(path: Path) -> None:
-    """Refuse a list that would be misread, before a send freezes or mails anything:
-    raises ContentError at the first stray quote (see the module notes). Reads only the
-    file's structure (no address checks), and a file without any quote not even that."""
+    """Refuse a list that cannot be read as it is, before a send freezes or mails
+    anything: a missing or unreadable file, no header row with an email column, or a
+    stray quote (see the module notes); ContentError naming the file and line. Reads the
+    header, then only the structure of the rest (no address checks), and of a file
+    without any quote not even that."""
     path = Path(path)
-    if not path.exists():
-        return
+    with _open(path) as f:
+        _columns(csv.reader(f), path, required=True)
     with path.open("rb") as raw:
         if not any(b'"' in chunk for chunk in iter(lambda: raw.read(1 << 20), b"")):
             return
@@ -180,23 +208,9 @@ def read(path: Path) -> Iterator[Subscriber | BadRow]:
     f = _open(path)
     with f:
         reader = csv.reader(f)
-        try:
-            header = next(reader)
-        except StopIteration:
+        email_i, name_i, first_i = _columns(reader, path, required=False)
+        if email_i < 0:
             return
-        except csv.Error as exc:
-            raise ContentError(path, f"not a CSV file: {exc}", line=1) from None
-        cols = [re.sub(r"[\s-]+", "_", h.strip().lower()) for h in header]
-        email_i = _column(cols, EMAIL_COLUMNS)
-        if email_i is None:
-            raise ContentError(
-                path,
-                f"no 'email' column in the header row (found: {', '.join(header) or 'nothing'}); "
-                "the first row must name the columns, e.g. 'email,name'",
-                line=1,
-            )
-        name_i = _column(cols, NAME_COLUMNS)
-        first_i = _column(cols, FIRST_NAME_COLUMNS)
         prev = reader.line_num
         while True:
             try:
