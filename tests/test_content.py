@@ -620,3 +620,17 @@ def test_sample_content_builds_real_issues() -> None:
         for section in ("## Everyday User Impact", "## ROI for Business", "## Strategic Analysis"):
             assert section in art.body, (art.slug, section)
         assert art.body.count("\n- **") == 3, art.slug
+
+
+@pytest.mark.parametrize("year", [2027, 2030, 2060])
+def test_sample_latest_issue_stays_the_same_for_years(year: int) -> None:
+    # The README's first command builds `--latest`: the sample's future-dated post must
+    # stay in the future, or one day that command builds another (near empty) issue.
+    from digest import pipeline
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = config.load(root / "config.example.toml")
+    later = dt.datetime(year, 6, 1, tzinfo=BERLIN)
+    window, col = pipeline.gather(cfg, later, pipeline.Selection(latest=True))
+    assert window.id == "2026-W48" and col.future == 1
+    assert len(col.articles) >= 5
