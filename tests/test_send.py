@@ -541,3 +541,81 @@ def test_an_unreadable_list_freezes_nothing(tmp_path, csv_text, message):
     assert result.returncode == 3, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert pipeline.status(load(config)) == []
+
+
+# -- the confirmation prompt, on a real terminal (a pty) ---------------------------------------
+
+
+def spawn_on_a_terminal(config: Path, *args: str) -> tuple[int, int]:
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin, stdout and stderr are the terminal
+        os.execve(sys.executable, digest(config, *args), env())
+    return pid, fd
+
+
+def read_terminal(fd: int, until: str, timeout: float) -> str:
+    import select
+
+    out = b""
+    deadline = time.monotonic() + timeout
+    while until.encode() not in out and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the child has gone
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out.decode("utf-8", "replace")
+
+
+def wait_exit(pid: int, timeout: float) -> int | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
+
+
+def test_ctrl_c_at_the_confirmation_prompt_cancels(tmp_path):
+    write_subscribers(tmp_path, 5)
+    config = sample_site(tmp_path)
+    pid, fd = spawn_on_a_terminal(config, "send", "--latest")
+    try:
+        prompt = read_terminal(fd, "[y/N]", 30)
+        assert "Send 2026-W48" in prompt, prompt
+        os.write(fd, b"\x03")  # Ctrl-C: the terminal sends SIGINT
+        read_terminal(fd, "\n", 2)
+        code = wait_exit(pid, 5)
+    finally:
+        os.close(fd)
+    assert code is not None, "Ctrl-C at the prompt was ignored"
+    assert code != 0
+    assert pipeline.status(load(config)) == []  # nothing frozen
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_time_at_the_prompt_is_not_counted_in_the_rate(tmp_path):
+    write_subscribers(tmp_path, 5)
+    config = sample_site(tmp_path)
+    pid, fd = spawn_on_a_terminal(config, "send", "--latest")
+    try:
+        read_terminal(fd, "[y/N]", 30)
+        time.sleep(2.0)  # the editor thinks it over
+        os.write(fd, b"y\r")
+        out = read_terminal(fd, "messages/s", 30)
+        code = wait_exit(pid, 10)
+    finally:
+        os.close(fd)
+    assert code == 0, out
+    seconds = float(re.search(r"Done in ([0-9.]+) s", out).group(1))
+    assert seconds < 1.5, out
+    assert len(list((tmp_path / "outbox" / "new").glob("*.eml"))) == 5

@@ -510,12 +510,25 @@ def send(
         sel = _selection(found.window.id, False)
     if not (yes or dry_run or (sys.stdin.isatty() and sys.stderr.isatty())):
         raise click.UsageError("not a terminal, so nobody can confirm: pass --yes to send")
-    stop = _stop_on_signals()
+    import threading
+
+    stop = threading.Event()
+    if yes or dry_run:
+        _stop_on_signals(stop)
+
+    def confirm(plan) -> bool:  # type: ignore[no-untyped-def]
+        # Ctrl-C at the prompt cancels (Python's own handler is still in place); the
+        # "finish the messages in flight" handler is armed once the send is confirmed.
+        ok = _confirm_send(plan)
+        if ok:
+            _stop_on_signals(stop)
+        return ok
+
     bar = _Progress(stop)
     try:
         report = run_send(
             cfg, now, sel, dry_run=dry_run, include_new=include_new, retry_failed=retry_failed,
-            yes=yes or dry_run, progress=bar, stop=stop, confirm=_confirm_send,
+            yes=yes or dry_run, progress=bar, stop=stop, confirm=confirm,
         )  # fmt: skip
     finally:
         bar.close()
@@ -524,13 +537,11 @@ def send(
         raise click.exceptions.Exit(report.exit_code)
 
 
-def _stop_on_signals():  # type: ignore[no-untyped-def]
-    """SIGTERM or Ctrl-C: finish the messages in flight, record them, stop. A second
-    Ctrl-C aborts at once (messages in flight may then be sent again on resume)."""
+def _stop_on_signals(stop) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM or Ctrl-C: finish the messages in flight, record them, stop (``stop`` is
+    set). A second Ctrl-C aborts at once (messages in flight may then be sent again on
+    resume)."""
     import signal
-    import threading
-
-    stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
         if stop.is_set() and signum == signal.SIGINT:
@@ -539,7 +550,6 @@ def _stop_on_signals():  # type: ignore[no-untyped-def]
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    return stop
 
 
 class _Progress:

@@ -300,6 +300,7 @@ def send(
             )  # fmt: skip
             if confirm is None or not confirm(plan):
                 return SendReport(issue_id, plan.subject, transport.name, cancelled=True)
+            started = time.perf_counter()  # time at the prompt is not part of the send
         if rec is None:
             assert built is not None
             rec = ledger.freeze(
