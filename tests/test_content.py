@@ -286,9 +286,7 @@ def test_links_and_images_made_absolute(tmp_path: Path) -> None:
         and f"{path}:12:" in w
         for w in warnings(col)
     ), warnings(col)
-    assert any(
-        f"{path}:10:" in w and "'chart.png' has no alt text" in w for w in warnings(col)
-    )
+    assert any(f"{path}:10:" in w and "'chart.png' has no alt text" in w for w in warnings(col))
 
 
 @pytest.mark.parametrize(
