@@ -1091,11 +1091,11 @@ def _parse(head: _Head, base: str) -> Article | None:
         if tok.type == "inline" and tok.children:
             for child in tok.children:
                 if child.type == "image" and not child.content.strip():
-                    line = head.body_line + tok.map[0] if tok.map else None
+                    img_line = head.body_line + tok.map[0] if tok.map else None
                     head.warn(
                         f"image {child.attrGet('src')!r} has no alt text; write ![what it "
                         "shows](...)",
-                        line,
+                        img_line,
                     )
 
     import nh3
@@ -1184,7 +1184,9 @@ def _url(head: _Head, base: str, slug: str) -> str:
             return value
         if not _URL_UNSAFE.search(value):
             return f"{base}/{quote(value.lstrip('/'), safe=_SAFE_PATH)}"
-        head.warn(f"{key}: {value!r} is not a URL or path; using the slug", head.key_line(key))
+        head.warn(
+            f"{key}: {value!r} is not a URL or path; using the slug", head.key_line(key or "url")
+        )
     zola = head.meta.get("path")
     if isinstance(zola, str) and zola.strip("/ ") and not _URL_UNSAFE.search(zola.strip()):
         return f"{base}/{quote(zola.strip().strip('/'), safe=_SAFE_PATH)}/"
