@@ -592,6 +592,9 @@ def test_ctrl_c_at_the_confirmation_prompt_cancels(tmp_path):
     try:
         prompt = read_terminal(fd, "[y/N]", 30)
         assert "Send 2026-W48" in prompt, prompt
+        # As a person would, not within microseconds of the prompt: a SIGINT between
+        # Python writing the prompt and starting to read is only seen after the read.
+        time.sleep(0.5)
         os.write(fd, b"\x03")  # Ctrl-C: the terminal sends SIGINT
         read_terminal(fd, "\n", 2)
         code = wait_exit(pid, 5)
