@@ -267,7 +267,7 @@ def test_pause_after_consecutive_failures_then_resume(tmp_path):
         freeze(cfg)
         report = send(cfg)
         assert report.paused and "8 failures in a row" in report.paused
-        assert "run the same command again" in report.paused
+        assert f"to resume, run: digest send --issue {WEEK}" in report.paused
         assert report.exit_code == 5 and report.sent == 0
         assert report.pending + report.deferred == 30
         faults.transient_rcpt = 0.0  # the server recovers

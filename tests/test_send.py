@@ -622,3 +622,35 @@ def test_time_at_the_prompt_is_not_counted_in_the_rate(tmp_path):
     seconds = float(re.search(r"Done in ([0-9.]+) s", out).group(1))
     assert seconds < 1.5, out
     assert len(list((tmp_path / "outbox" / "new").glob("*.eml"))) == 5
+
+
+# -- resume hints name the issue ------------------------------------------------------------------
+
+
+def test_resume_hints_name_the_issue_and_an_unfinished_one_is_pointed_out(tmp_path):
+    """'Run the same command again' is unsafe when the command picks the issue by the
+    clock: the hints give the explicit command, and an implicit send that picks another
+    issue than an unfinished one says so."""
+    write_subscribers(tmp_path, 6)
+    with SmtpServer(faults=Faults(transient_rcpt=1.0)) as server:
+        config = sample_site(tmp_path, server.port)
+        text = config.read_text().replace("max_attempts = 10", "max_attempts = 10\n"
+                                          "pause_after_failures = 3")  # fmt: skip
+        config.write_text(text)
+        with Ledger(tmp_path / "ledger.sqlite3") as ledger:
+            older = RenderedEmail("2026-W47", "The Weekly Digest #47", "p", "<p>h</p>", "t")
+            ledger.freeze(older)
+            ledger.enqueue("2026-W47", [("x@example.com", "x@example.com", "", "")])
+        paused = run(config, "send", "--latest", "--yes")
+    assert paused.returncode == 5, paused.stderr
+    assert "2026-W47 was started but is not finished" in paused.stderr
+    assert "digest send --issue 2026-W47" in paused.stderr
+    assert "paused after 3 failures in a row" in paused.stderr
+    assert f"to resume, run: digest send --issue {WEEK}" in paused.stderr
+    assert "same command" not in paused.stdout + paused.stderr
+    # Named explicitly: no warning about the other issue.
+    with SmtpServer() as server:
+        config.write_text(re.sub(r"port = \d+", f"port = {server.port}", config.read_text()))
+        done = run(config, "send", "--issue", WEEK, "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "2026-W47" not in done.stderr

@@ -475,8 +475,9 @@ def send(
 ) -> None:
     """Send an issue to every subscriber exactly once (default: the one 'build' builds).
 
-    Resumable: after a crash, a pause or Ctrl-C, run the same command again; no one is
-    skipped or mailed twice, and the content is the one frozen at the first send. Once
+    Resumable: after a crash, a pause or Ctrl-C, run 'digest send --issue ID' (the
+    summary names the ID); no one is skipped or mailed twice, and the content is the one
+    frozen at the first send. Once
     sent, a repeat does nothing (--include-new mails those who joined since;
     --retry-failed tries those refused for good once more). SIGTERM or Ctrl-C finishes
     the messages in flight, records them and exits. --dry-run writes the messages to
@@ -516,7 +517,10 @@ def send(
     if yes or dry_run:
         _stop_on_signals(stop)
 
+    warned: list[str] = []
+
     def confirm(plan) -> bool:  # type: ignore[no-untyped-def]
+        warned.extend(_warn_unfinished(plan.issue_id, plan.unfinished))
         # Ctrl-C at the prompt cancels (Python's own handler is still in place); the
         # "finish the messages in flight" handler is armed once the send is confirmed.
         ok = _confirm_send(plan)
@@ -532,6 +536,8 @@ def send(
         )  # fmt: skip
     finally:
         bar.close()
+    if not warned:
+        _warn_unfinished(report.issue_id, report.unfinished)
     _print_send_report(report)
     if report.exit_code:
         raise click.exceptions.Exit(report.exit_code)
@@ -585,6 +591,15 @@ class _Progress:
             self.bar = None
 
 
+def _warn_unfinished(issue_id: str, unfinished: tuple[str, ...]) -> tuple[str, ...]:
+    for other in unfinished:
+        warn(
+            f"{other} was started but is not finished; this command picked {issue_id}. "
+            f"To finish {other}: digest send --issue {other}"
+        )
+    return unfinished
+
+
 def _confirm_send(plan) -> bool:  # type: ignore[no-untyped-def]
     if plan.retry_failed:
         what = f"Send {plan.issue_id} “{plan.subject}” to the {plan.recipients:,} refused or left"
@@ -636,10 +651,18 @@ def _print_send_report(r) -> None:  # type: ignore[no-untyped-def]
     click.echo(f"Done in {r.seconds:.1f} s ({rate:,.0f} messages/s).")
     if r.paused:
         error(r.paused)
+    elif r.interrupted and r.dry_run:
+        warn("stopped before the end")
     elif r.interrupted:
-        warn("stopped before the end: run the same command again to resume (none is lost)")
+        warn(
+            "stopped before the end (none is lost): to resume, run: "
+            f"digest send --issue {r.issue_id}"
+        )
     elif r.deferred:
-        warn(f"{r.deferred:,} recipient(s) deferred after retries: run the command again later")
+        warn(
+            f"{r.deferred:,} recipient(s) deferred after retries: try them later with: "
+            f"digest send --issue {r.issue_id}"
+        )
     if r.failed and not r.dry_run:
         click.echo(
             f"{r.failed:,} refused for good. If the server was at fault, not them, try them "

@@ -283,6 +283,13 @@ class Ledger:
         )
         return [self._issue(r) for r in rows]
 
+    def unfinished(self) -> list[str]:
+        """Ids of issues started but not finished (paused, stopped, crashed), oldest first."""
+        rows = self._read(
+            "SELECT id FROM issues WHERE state = ? ORDER BY created_at, seq", (ISSUE_SENDING,)
+        )
+        return [r[0] for r in rows]
+
     def issue(self, issue_id: str) -> IssueRecord | None:
         rows = self._read(f"SELECT {self._ISSUE_COLS} FROM issues WHERE id = ?", (issue_id,))
         return self._issue(rows[0]) if rows else None

@@ -181,6 +181,7 @@ class SendPlan:
     recipients: int  # about how many will be mailed (list rows, or rows left on resume)
     resume: bool  # the issue was started before: its frozen content is used
     retry_failed: bool = False  # recipients refused for good are tried again
+    unfinished: tuple[str, ...] = ()  # other issues started and not finished
 
 
 @dataclass
@@ -206,6 +207,9 @@ class SendReport:
     paused: str = ""  # why the send paused ("" if it did not)
     interrupted: bool = False  # stopped by SIGTERM/Ctrl-C after the messages in flight
     cancelled: bool = False  # not confirmed
+    # Other issues started and not finished, when this one was picked implicitly (by the
+    # clock or --latest) rather than named: "run the same command" would not resume them.
+    unfinished: tuple[str, ...] = ()
     dry_run: bool = False
     folder: Path | None = None  # where the outbox or dry-run messages are
     seconds: float = 0.0
@@ -278,8 +282,12 @@ def send(
         rec = ledger.issue(issue_id)
         if rec is None and built is None:
             built = prepare(cfg, now, sel)
+        implicit = sel.week is None
+        others = tuple(i for i in ledger.unfinished() if i != issue_id) if implicit else ()
         if rec is not None and rec.finished and not (include_new or retry_failed):
-            return _noop(cfg, ledger, rec.id, rec.subject, started)
+            report = _noop(cfg, ledger, rec.id, rec.subject, started)
+            report.unfinished = others
+            return report
         transport = delivery.transport_for(cfg)
         secret = unsubscribe_secret(cfg, ledger, real=cfg.delivery.transport == "smtp")
         # Built before anything is frozen: a config that cannot work fails here.
@@ -297,16 +305,19 @@ def send(
                 if left and rec and rec.queued else count_rows(cfg.subscribers.file),
                 rec is not None,
                 retry_failed=retry_failed,
+                unfinished=others,
             )  # fmt: skip
             if confirm is None or not confirm(plan):
-                return SendReport(issue_id, plan.subject, transport.name, cancelled=True)
+                return SendReport(
+                    issue_id, plan.subject, transport.name, cancelled=True, unfinished=others
+                )
             started = time.perf_counter()  # time at the prompt is not part of the send
         if rec is None:
             assert built is not None
             rec = ledger.freeze(
                 built.rendered, number=built.issue.number, send_at=built.issue.send_at
             )
-        report = SendReport(rec.id, rec.subject, transport.name)
+        report = SendReport(rec.id, rec.subject, transport.name, unfinished=others)
         queue = not rec.queued or include_new
         if queue and not _queue(cfg, ledger, rec.id, report, stop, first=not rec.queued):
             return _finish(ledger, report, None, started)
@@ -317,17 +328,23 @@ def send(
         requeued = ledger.requeue(result.requeue) if result.requeue else 0
         _finish(ledger, report, result, started)
         if report.paused:
-            report.paused += _resume_note(requeued)
+            report.paused += _resume_note(rec.id, requeued)
         if report.complete:
             ledger.set_issue_state(rec.id, ISSUE_SENT)
         if isinstance(transport, delivery.OutboxTransport):
             report.folder = transport.folder / "new"
         if result.fatal is not None:
-            raise _stopped(result.fatal, report.sent)
+            raise _stopped(result.fatal, report.sent, rec.id)
         return report
 
 
-def _resume_note(requeued: int) -> str:
+def resume_command(issue_id: str) -> str:
+    """The command that resumes ``issue_id``: named, never "the same command again" (a
+    command that picks the issue by the clock may pick another one by then)."""
+    return f"digest send --issue {issue_id}"
+
+
+def _resume_note(issue_id: str, requeued: int) -> str:
     """What a pause message adds: that nothing is lost (true: refusals in the run of
     failures that caused the pause were put back in the queue) and how to resume."""
     note = ""
@@ -336,10 +353,12 @@ def _resume_note(requeued: int) -> str:
             f" The {requeued:,} recipient(s) refused in that run of failures were put back "
             "in the queue: when everyone is refused, the cause is the server, not them."
         )
-    return note + " Nothing is lost: run the same command again to resume."
+    return note + f" Nothing is lost: to resume, run: {resume_command(issue_id)}"
 
 
-def _stopped(exc: BaseException, sent: int | None = None) -> BaseException:
+def _stopped(
+    exc: BaseException, sent: int | None = None, issue_id: str | None = None
+) -> BaseException:
     """A DigestError as it is; anything else (a full disk...) as a DeliveryError. With
     ``sent`` (messages sent in this run), a Fatal also says truly what was sent."""
     from .delivery import Fatal
@@ -350,14 +369,16 @@ def _stopped(exc: BaseException, sent: int | None = None) -> BaseException:
             "Nothing was sent."
             if not sent
             else f"{sent:,} message(s) were sent before it stopped, and are recorded; "
-            "run the same command again to resume once this is fixed."
+            "once this is fixed, resume with: "
+            + (resume_command(issue_id) if issue_id else "the same command")
         )
         return Fatal(f"{exc} {what}")
     if isinstance(exc, DigestError | KeyboardInterrupt):
         return exc
+    again = resume_command(issue_id) if issue_id else "the same command"
     error = DeliveryError(
         f"sending stopped by an unexpected error: {type(exc).__name__}: {exc}. What was sent "
-        "is recorded; fix the cause and run the same command again to resume."
+        f"is recorded; fix the cause, then resume with: {again}"
     )
     error.__cause__ = exc
     return error
