@@ -539,3 +539,15 @@ def test_a_refused_login_mid_send_says_what_was_sent(tmp_path, monkeypatch):
     assert len(server.messages) == 3
     with Ledger(cfg.ledger.path, readonly=True) as ledger:
         assert ledger.counts(WEEK)["sent"] == 3
+
+
+def test_the_smtp_password_is_never_in_a_repr(tmp_path, monkeypatch):
+    from digest.delivery import transport_for
+
+    password = "s3cret-horse-battery"
+    monkeypatch.setenv("DIGEST_TEST_PASSWORD", password)
+    cfg = config(tmp_path, 25, smtp={"username": "digest", "password_env": "DIGEST_TEST_PASSWORD"})
+    transport = transport_for(cfg)
+    assert transport.password == password  # it is there, to log in with
+    for shown in (repr(transport), str(transport), repr(cfg), str(cfg), repr(cfg.smtp)):
+        assert password not in shown

@@ -196,3 +196,15 @@ def test_send_lock_dies_with_its_process(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_unsuppress_lifts_only_an_unsubscribe(tmp_path):
+    """'Subscribe again' (digest serve) lifts the reader's own unsubscribe, never a
+    suppression for another reason (a bounce, a complaint)."""
+    with Ledger(tmp_path / "l.sqlite3") as ledger:
+        ledger.suppress("ann@example.com")  # reason: unsubscribe
+        ledger.suppress("bob@example.com", reason="bounce")
+        ledger.unsuppress("ANN@example.com")
+        ledger.unsuppress("bob@example.com")
+        assert not ledger.is_suppressed("ann@example.com")
+        assert ledger.is_suppressed("bob@example.com")

@@ -654,3 +654,24 @@ def test_resume_hints_name_the_issue_and_an_unfinished_one_is_pointed_out(tmp_pa
         done = run(config, "send", "--issue", WEEK, "--yes")
     assert done.returncode == 0, done.stderr
     assert "2026-W47" not in done.stderr
+
+
+def test_include_new_asks_about_the_new_subscribers_not_the_0_left(tmp_path):
+    write_subscribers(tmp_path, 3)
+    config = sample_site(tmp_path)
+    assert run(config, "send", "--latest", "--yes").returncode == 0
+    with (tmp_path / "subscribers.csv").open("a") as f:
+        f.write("new1@example.com,New One\nnew2@example.com,New Two\n")
+    pid, fd = spawn_on_a_terminal(config, "send", "--issue", WEEK, "--include-new")
+    try:
+        prompt = read_terminal(fd, "[y/N]", 30)
+        time.sleep(0.2)
+        os.write(fd, b"y\r")
+        out = read_terminal(fd, "messages/s", 30)
+        code = wait_exit(pid, 10)
+    finally:
+        os.close(fd)
+    assert "0 left" not in prompt and "Resume" not in prompt
+    assert f"Send {WEEK}" in prompt and "who joined since it was sent (about 2)" in prompt
+    assert code == 0, out
+    assert len(list((tmp_path / "outbox" / "new").glob("*.eml"))) == 5

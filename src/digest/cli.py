@@ -601,7 +601,12 @@ def _warn_unfinished(issue_id: str, unfinished: tuple[str, ...]) -> tuple[str, .
 
 
 def _confirm_send(plan) -> bool:  # type: ignore[no-untyped-def]
-    if plan.retry_failed:
+    if plan.include_new:
+        what = (
+            f"Send {plan.issue_id} “{plan.subject}” to the subscribers who joined since it "
+            f"was sent (about {plan.recipients:,})"
+        )
+    elif plan.retry_failed:
         what = f"Send {plan.issue_id} “{plan.subject}” to the {plan.recipients:,} refused or left"
     elif plan.resume:
         what = f"Resume {plan.issue_id} “{plan.subject}” for the {plan.recipients:,} left"

@@ -226,7 +226,7 @@ class SmtpTransport:
     port: int
     security: Literal["starttls", "tls", "none"] = "starttls"
     username: str = ""
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log or traceback
     password_env: str = ""
     ca_file: Path | None = None
     timeout: float = 30.0

@@ -226,8 +226,10 @@ class Ledger:
             (fold(email), email.strip(), reason, time.time()),
         )
 
-    def unsuppress(self, email: str) -> None:
-        self._write("DELETE FROM suppressions WHERE key = ?", (fold(email),))
+    def unsuppress(self, email: str, reason: str = "unsubscribe") -> None:
+        """Lift a suppression of the given reason only: "subscribe again" undoes the
+        reader's own unsubscribe, never a suppression for another cause (a bounce)."""
+        self._write("DELETE FROM suppressions WHERE key = ? AND reason = ?", (fold(email), reason))
 
     def is_suppressed(self, email: str) -> bool:
         return bool(self._read("SELECT 1 FROM suppressions WHERE key = ?", (fold(email),)))

@@ -182,6 +182,7 @@ class SendPlan:
     resume: bool  # the issue was started before: its frozen content is used
     retry_failed: bool = False  # recipients refused for good are tried again
     unfinished: tuple[str, ...] = ()  # other issues started and not finished
+    include_new: bool = False  # only subscribers who joined since (``recipients``: about)
 
 
 @dataclass
@@ -297,16 +298,23 @@ def send(
             check_list(cfg.subscribers.file)  # a list that would be misread: refuse now
         if not yes:
             left = ledger.counts(rec.id) if rec else None
+            recipients = (
+                (left["pending"] + left["deferred"] + (left["failed"] if retry_failed else 0))
+                if left and rec and rec.queued else count_rows(cfg.subscribers.file)
+            )  # fmt: skip
+            new_only = bool(include_new and rec and rec.queued and left is not None)
+            if new_only and left is not None:  # about: rows in the list less those queued
+                recipients = max(0, count_rows(cfg.subscribers.file) - sum(left.values()))
             plan = SendPlan(
                 issue_id,
                 rec.subject if rec else built.rendered.subject,  # type: ignore[union-attr]
                 transport.name,
-                (left["pending"] + left["deferred"] + (left["failed"] if retry_failed else 0))
-                if left and rec and rec.queued else count_rows(cfg.subscribers.file),
+                recipients,
                 rec is not None,
                 retry_failed=retry_failed,
                 unfinished=others,
-            )  # fmt: skip
+                include_new=new_only,
+            )
             if confirm is None or not confirm(plan):
                 return SendReport(
                     issue_id, plan.subject, transport.name, cancelled=True, unfinished=others
