@@ -82,8 +82,10 @@ class Connection(Protocol):
 
 
 class Transport(Protocol):
-    name: str  # for messages: "smtp mail.example.com:587 (starttls)", "outbox ./outbox"
     throttled: bool  # whether rate limits apply
+
+    @property
+    def name(self) -> str: ...  # "smtp mail.example.com:587 (starttls)", "outbox ./outbox"
 
     def connect(self) -> Connection: ...
 
@@ -535,10 +537,10 @@ class Engine:
                     self._in_flight += 1
                     return job
                 if not self._source_done:
-                    job = next(self.jobs, None)
-                    if job is not None:
+                    fresh = next(self.jobs, None)
+                    if fresh is not None:
                         self._in_flight += 1
-                        return job
+                        return fresh
                     self._source_done = True
                 if not self._retry and self._in_flight == 0:
                     self._cond.notify_all()

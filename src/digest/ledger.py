@@ -27,6 +27,7 @@ import json
 import os
 import secrets
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -571,7 +572,7 @@ class SendLock:
             self._fd = None
 
 
-if os.name == "nt":  # pragma: no cover - Windows
+if sys.platform == "win32":  # pragma: no cover - Windows (and mypy knows it)
     import msvcrt
 
     def _try_lock(fd: int) -> None:
