@@ -21,6 +21,7 @@ test: $(VENV)/.installed-test /usr/bin/chromium
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
 
 ## Regenerate the golden files after an intended change to templates or sample content.
 golden: $(VENV)/.installed-test

@@ -77,7 +77,8 @@ def handle_errors(f: F) -> F:
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
-        debug = ctx.find_object(Ctx).debug if ctx.find_object(Ctx) else False
+        obj = ctx.find_object(Ctx)
+        debug = obj.debug if obj else False
         try:
             return f(*args, **kwargs)
         except NothingToSend as exc:
@@ -710,19 +711,6 @@ def status(obj: Ctx, issue: str | None) -> None:
             click.echo(f"  {n:>8,} x {reason}")
         for address, state, reason, attempts in s.failures:
             click.echo(f"    {address} ({state}, {attempts} attempt(s)): {reason}")
-
-
-def not_yet(name: str, issue: int) -> Callable[..., None]:
-    def command() -> None:
-        error(f"'digest {name}' is not built yet (tracked in issue {issue}).")
-        sys.exit(2)
-
-    command.__doc__ = f"(Not built yet: issue {issue}.)"
-    return command
-
-
-for _name, _issue in ():
-    main.command(name=_name)(not_yet(_name, _issue))
 
 
 if __name__ == "__main__":  # pragma: no cover
