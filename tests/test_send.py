@@ -193,7 +193,9 @@ def test_sigterm_finishes_in_flight_zero_duplicates(tmp_path):
 
 def test_two_sends_at_once_one_refuses(tmp_path):
     write_subscribers(tmp_path, 60)
-    with SmtpServer(faults=Faults(slow=0.03, slow_share=1.0)) as server:
+    # Slow enough that the first send is still running while the second one starts up,
+    # even on a loaded 2-core machine (at 0.03 s a reply it once finished first).
+    with SmtpServer(faults=Faults(slow=0.12, slow_share=1.0)) as server:
         config = write_config(tmp_path, server.port)
         freeze(config)
         first = subprocess.Popen(
