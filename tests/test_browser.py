@@ -7,16 +7,14 @@ Nothing is fetched: the test serves the article images itself and blocks everyth
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import CHROMIUM
 from digest import render
 from test_render import make_article, make_config, make_issue, make_summary
-
-CHROMIUM = Path("/usr/bin/chromium")
 
 pytestmark = [
     pytest.mark.browser,
@@ -53,28 +51,6 @@ MEASURE = """() => {
   return {scrollWidth: document.documentElement.scrollWidth,
           bodyScrollWidth: document.body.scrollWidth, texts, imgs};
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from conftest import CHROMIUM
 from digest import export as ex
 from digest import pipeline
 from digest.cli import main
 from digest.config import Config, Templates, load, parse
 from digest.errors import ConfigError
 from digest.render import PLACEHOLDERS, RenderedEmail, token
-from test_browser import CHROMIUM, browser  # noqa: F401  (the module-scoped Chromium)
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "export"
@@ -733,7 +733,7 @@ def test_config_text_in_the_html_and_text_is_data(tmp_path: Path) -> None:
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
 def test_chromium_shows_content_as_written_and_links_work(
     hostile: tuple[Config, RenderedEmail],
-    browser: Any,  # noqa: F811  (the fixture imported from test_browser)
+    browser: Any,
     tmp_path: Path,
 ) -> None:
     """What a reader's mail app shows: the characters, and links to the article's URL."""
