@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 # Debian's Chromium (`make test` installs it): Playwright's own browser download needs the
-# internet. The flags keep a headless Chromium from reaching for Google's services.
+# internet. The flags keep a headless Chromium from reaching for Google's services, and
+# the resolver rule keeps every page on loopback: an <img> or link to another host fails
+# to resolve instead of going out (a test that needs one serves it with page.route).
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -23,6 +25,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
 ]
 
 
