@@ -63,6 +63,11 @@ class Ctx:
         return dt.datetime.now(dt.UTC)
 
 
+class _PlainFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
 def warn(message: str) -> None:
     click.secho(f"warning: {message}", fg="yellow", err=True)
 
@@ -132,10 +137,15 @@ def main(ctx: click.Context, config: Path, debug: bool, now: str | None) -> None
     Example:
         digest --config config.example.toml build --latest
     """
+    # Log records reach the user as "warning: ...", like the CLI's own messages; --debug
+    # adds the logger's name and the debug records.
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
+        format="%(levelname)s %(name)s: %(message)s" if debug else "%(message)s",
     )
+    if not debug:
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(_PlainFormatter())
     ctx.obj = Ctx(config, debug, now)
 
 
