@@ -33,6 +33,7 @@ from typing import Any
 
 from .config import Config
 from .errors import DigestError
+from .files import write_atomic
 from .render import PLACEHOLDERS, TAG_LIKE, RenderedEmail
 from .templating import guard_text, html_data
 
@@ -574,7 +575,7 @@ def write(exp: Export, folder: Path) -> Path:
         ("preheader.txt", exp.preheader + "\n"),
         ("payload.json", payload_json(exp)),
     ):
-        _write(folder / name, data)
+        write_atomic(folder / name, data)
     log.debug("exported %s for %s to %s", exp.issue_id, exp.service, folder)
     return folder
 
@@ -582,10 +583,3 @@ def write(exp: Export, folder: Path) -> Path:
 def folder_for(cfg: Config, exp: Export, out: Path | None = None) -> Path:
     """``out/<issue-id>/<service>/`` under the output folder, or ``out`` itself."""
     return out if out is not None else cfg.output.folder / exp.issue_id / exp.service
-
-
-def _write(path: Path, data: str) -> None:
-    # Write then rename, so a reader never sees half a file.
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(data, encoding="utf-8", newline="")
-    tmp.replace(path)

@@ -23,6 +23,7 @@ from .config import Config
 from .content import Collection, Problem
 from .digest import Issue, Window
 from .errors import DeliveryError, DigestError, NothingToSend
+from .files import write_atomic
 from .render import RenderedEmail
 
 log = logging.getLogger(__name__)
@@ -138,12 +139,12 @@ def write_build(cfg: Config, built: Built, out: Path | None = None) -> Path:
     html, text = built.rendered.fill(GENERIC_VALUES, raw=True)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        _write(folder / "email.html", html)
-        _write(folder / "email.txt", text)
+        write_atomic(folder / "email.html", html)
+        write_atomic(folder / "email.txt", text)
         meta = issue_json(cfg, built)
         meta["sizes"] = {"html_bytes": len(html.encode()), "text_bytes": len(text.encode())}
         data = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
-        _write(folder / "issue.json", data)
+        write_atomic(folder / "issue.json", data)
     except OSError as exc:
         where = "--out" if out else "output.folder"
         raise DigestError(f"cannot write {folder}: {exc.strerror or exc}; check {where}") from None
@@ -157,13 +158,6 @@ GENERIC_VALUES = {
     "first_name": "{{ first_name }}",
     "email": "{{ email }}",
 }
-
-
-def _write(path: Path, data: str) -> None:
-    # Write then rename, so a reader never sees half a file.
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(data, encoding="utf-8", newline="")
-    tmp.replace(path)
 
 
 # --- send: render once, then message -> delivery, recorded in the ledger -----------------

@@ -41,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import Config
 from .errors import ConfigError, DigestError
+from .files import write_atomic
 from .ledger import IssueRecord, Ledger
 from .message import read_token, unsubscribe_secret
 from .render import RenderedEmail
@@ -291,9 +292,7 @@ def write_archive(cfg: Config, out: Path) -> list[Path]:
     for rel, text in files.items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8", newline="")
-        tmp.replace(path)  # a web server never serves half a file
+        write_atomic(path, text)  # a web server never serves half a file
         written.append(path)
     return written
 
