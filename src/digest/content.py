@@ -1018,7 +1018,12 @@ _SAFE_PATH = "/:@-._~!$&'()*+,;=%"
 
 
 def one_line(text: str) -> str:
-    """Fold line breaks, tabs and control characters into single spaces."""
+    """Fold line breaks, tabs and control characters into single spaces.
+
+    Titles here, header values in ``message`` (per recipient, so the common case is fast).
+    """
+    if text.isprintable() and text == text.strip() and "  " not in text:
+        return text  # no Cc, Zl, Zp or other unprintable characters, nothing to fold
     return " ".join(_CONTROL.sub(" ", text).split())
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from .config import Config
-from .content import Article
+from .content import Article, one_line
 from .errors import ConfigError, NothingToSend
 from .summarize import Summary, summarize
 from .templating import render_string
@@ -179,7 +179,7 @@ def _group_name(cfg: Config, a: Article) -> str:
 
 
 def _one_line(text: str, limit: int) -> str:
-    text = " ".join(text.split())
+    text = one_line(text)
     if len(text) <= limit:
         return text
     cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:-")

@@ -42,6 +42,7 @@ from email.header import Header
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
 
+from .content import one_line  # header values: control characters become spaces
 from .errors import ConfigError
 from .render import PLACEHOLDERS, RenderedEmail, token
 
@@ -150,16 +151,6 @@ class Recipient:
     email: str  # a validated address (ASCII)
     name: str = ""
     first_name: str = ""  # default: the first word of name
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
-
-
-def one_line(value: str) -> str:
-    """A header-safe value: control characters (CR, LF, ...) become single spaces."""
-    if value.isprintable() and value == value.strip() and "  " not in value:
-        return value  # the common case, fast (no Cc, Zl, Zp characters)
-    return " ".join(_CONTROL.sub(" ", value).split())
 
 
 _ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/^_`{|}~-]+)*")
@@ -331,7 +322,7 @@ def _unsubscribe_base(url: str) -> str:
         base = ascii_url(url.rstrip("/")) + "/"
     except ValueError as exc:
         raise ConfigError("config", [("unsubscribe.url", str(exc))]) from None
-    if _CONTROL.search(base) or re.search(r"[\s<>\"]", base) or not base.isascii():
+    if not base.isprintable() or re.search(r"[\s<>\"]", base) or not base.isascii():
         raise ConfigError("config", [("unsubscribe.url", "must be a URL without spaces")])
     if not base.lower().startswith("https://"):
         log.warning(
