@@ -280,11 +280,12 @@ def issue_mjml(folder: Path) -> tuple[str, str]:
     """
     code = r"""
 import datetime as dt, sys
-from digest import config, digest, pipeline, render, templating
+from digest import config, pipeline, render, templating
+from digest import issue as issues
 cfg = config.load(sys.argv[1])
 now = dt.datetime.fromisoformat(sys.argv[2])
 window, col = pipeline.gather(cfg, now, pipeline.Selection(latest=True))
-issue = digest.build_issue(cfg, window, col.articles, first=pipeline.first_window(cfg, col, window))
+issue = issues.build_issue(cfg, window, col.articles, first=pipeline.first_window(cfg, col, window))
 if hasattr(render, "mjml_source"):
     how, src = "render.mjml_source(issue, cfg)", render.mjml_source(issue, cfg)
 else:
@@ -319,7 +320,7 @@ import click, digest.cli
 mark("import click + digest.cli")
 import digest.config
 mark("import digest.config (pydantic, models)")
-from digest import digest as issue_stage, pipeline, render
+from digest import issue as issue_stage, pipeline, render
 mark("import digest.pipeline (jinja2, stages)")
 import datetime as dt, json, sys
 cfg = digest.config.load(sys.argv[1])

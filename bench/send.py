@@ -50,8 +50,8 @@ COMMAND = ".venv/bin/python bench/send.py"
 sys.path.insert(0, str(ROOT / "src"))
 
 from digest.ledger import Ledger  # noqa: E402
-from digest.message import Composer, Recipient  # noqa: E402
-from digest.render import RenderedEmail  # noqa: E402
+from digest.message import Composer  # noqa: E402
+from digest.model import Recipient, RenderedEmail  # noqa: E402
 
 # -- the issue -----------------------------------------------------------------------------
 
@@ -308,7 +308,7 @@ def profile(port: int, n: int, rendered: RenderedEmail) -> None:
     import cProfile
     import pstats
 
-    from digest import delivery, pipeline
+    from digest import delivery, pipeline, sending
     from digest.config import load
 
     config = prepare_send(port, n, rendered)
@@ -325,7 +325,7 @@ def profile(port: int, n: int, rendered: RenderedEmail) -> None:
     delivery.Engine._worker = profiled  # type: ignore[method-assign]
     started = time.perf_counter()
     report = profiles[0].runcall(
-        pipeline.send, cfg, dt.datetime.now(dt.UTC), pipeline.Selection(week=WEEK)
+        sending.send, cfg, dt.datetime.now(dt.UTC), pipeline.Selection(week=WEEK)
     )
     print(report, f"in {time.perf_counter() - started:.2f} s")
     print("worker threads, by own time:")

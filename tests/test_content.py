@@ -16,8 +16,10 @@ import pytest
 import yaml
 
 from digest import config, content
-from digest.content import Collection, parse_date
+from digest.content import fast_yaml
+from digest.content.dates import name_date, parse_date
 from digest.errors import ContentError
+from digest.model import Collection
 
 FIXTURES = Path(__file__).parent / "fixtures" / "content"
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -160,7 +162,7 @@ def test_yaml_loader_keeps_text_and_datetimes() -> None:
     data = yaml.load(  # the PyYAML path, used when front matter is not flat
         "title: No\nsub: 1.10\nlist:\n  - on\n  - off\nwhen: 2026-11-20T14:02:03+01:00\n"
         "bad: 2026-13-45\nyes_: yes\nok: true\n",
-        Loader=content._yaml_loader(),
+        Loader=fast_yaml.yaml_loader(),
     )
     assert data["title"] == "No" and data["sub"] == "1.10"
     assert data["list"] == ["on", "off"] and data["yes_"] == "yes" and data["ok"] is True
@@ -188,10 +190,10 @@ FLAT_VALUES = [
 @pytest.mark.parametrize("value", FLAT_VALUES)
 def test_flat_yaml_fast_path_agrees_with_pyyaml(value: str) -> None:
     text = f"a: 1\n# comment\n\ntitle: {value}\nb: x\n"
-    fast = content.flat_yaml(text)
+    fast = fast_yaml.flat_yaml(text)
     if fast is None:
         return  # not trivially flat: PyYAML decides
-    assert fast == yaml.load(text, Loader=content._yaml_loader())
+    assert fast == yaml.load(text, Loader=fast_yaml.yaml_loader())
 
 
 BLOCKS = [
@@ -216,9 +218,9 @@ BLOCKS = [
 
 @pytest.mark.parametrize("text", BLOCKS)
 def test_flat_yaml_block_lists_agree_with_pyyaml(text: str) -> None:
-    fast = content.flat_yaml(text)
+    fast = fast_yaml.flat_yaml(text)
     if fast is not None:
-        assert fast == yaml.load(text, Loader=content._yaml_loader())
+        assert fast == yaml.load(text, Loader=fast_yaml.yaml_loader())
 
 
 def test_flat_yaml_takes_the_common_front_matter() -> None:
@@ -226,7 +228,7 @@ def test_flat_yaml_takes_the_common_front_matter() -> None:
         'title: "A title: with colon"\ndate: 2026-11-20 14:02:03 +0100\nauthor: Jane Doe\n'
         "tags: [cloud, ai, 'x']\ndraft: false\nsummary: It's fine.\n"
     )
-    assert content.flat_yaml(fm) == {
+    assert fast_yaml.flat_yaml(fm) == {
         "title": "A title: with colon",
         "date": "2026-11-20 14:02:03 +0100",  # parse_date reads the space-offset form
         "author": "Jane Doe",
@@ -234,8 +236,8 @@ def test_flat_yaml_takes_the_common_front_matter() -> None:
         "draft": False,
         "summary": "It's fine.",
     }
-    assert content.flat_yaml("tags:\n  - a\n  - 'b'\n") == {"tags": ["a", "b"]}
-    assert content.flat_yaml("extra:\n  author: x\n") is None  # nesting: PyYAML
+    assert fast_yaml.flat_yaml("tags:\n  - a\n  - 'b'\n") == {"tags": ["a", "b"]}
+    assert fast_yaml.flat_yaml("extra:\n  author: x\n") is None  # nesting: PyYAML
 
 
 def test_bom_and_crlf(tmp_path: Path) -> None:
@@ -339,7 +341,7 @@ def test_parse_date_refuses(text: str) -> None:
     ],
 )
 def test_file_name_dates(stem: str, day: dt.date | None, slug: str) -> None:
-    got_day, got_slug, _ = content.name_date(stem)
+    got_day, got_slug, _ = name_date(stem)
     assert (got_day, got_slug) == (day, slug)
 
 
@@ -601,14 +603,14 @@ def test_window_chooser_gets_no_dates_for_an_empty_folder(tmp_path: Path) -> Non
 
 
 def test_sample_content_builds_real_issues() -> None:
-    from digest import digest
+    from digest import issue as issues
 
     root = Path(__file__).resolve().parents[1]
     cfg = config.load(root / "config.example.toml")
     col = content.load(cfg, now=NOW)
     assert col.problems == ()
     assert len(col.articles) >= 8 and col.drafts == 1 and col.future == 1
-    w48, w47 = digest.window_for_week(cfg, "2026-W48"), digest.window_for_week(cfg, "2026-W47")
+    w48, w47 = issues.window_for_week(cfg, "2026-W48"), issues.window_for_week(cfg, "2026-W47")
     assert sum(w48.contains(a.date) for a in col.articles) >= 5
     assert sum(w47.contains(a.date) for a in col.articles) >= 3
     assert any(a.featured for a in col.articles)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from digest import pipeline
+from digest import pipeline, sending
 from digest.config import parse
 from digest.delivery import (
     Engine,
@@ -24,8 +24,9 @@ from digest.delivery import (
 )
 from digest.errors import ConfigError, DeliveryError
 from digest.ledger import Ledger
-from digest.message import Composer, Recipient, message_id, read_token
-from digest.render import RenderedEmail
+from digest.message import Composer, message_id
+from digest.model import Recipient, RenderedEmail
+from digest.tokens import read_token
 from smtp_server import Faults, Listener, SmtpServer, make_cert
 
 SECRET = "delivery-test-secret-0123456789"
@@ -88,7 +89,7 @@ def secret(monkeypatch):
 
 
 def send(cfg, **kw):
-    return pipeline.send(cfg, NOW, SEL, **kw)
+    return sending.send(cfg, NOW, SEL, **kw)
 
 
 # -- the whole send under faults -------------------------------------------------------------
@@ -136,7 +137,7 @@ def test_faults_every_deliverable_recipient_gets_the_issue_once(tmp_path, pipeli
     assert {a for a, _ in report.failures} == bounced
     assert all(why.startswith("RCPT: 550 5.1.1") for _, why in report.failures)
     assert seen and seen[-1][1] == 400 and seen[-1][0] <= 400
-    (status,) = pipeline.status(cfg, WEEK)
+    (status,) = sending.status(cfg, WEEK)
     assert status.state == "sent" and status.counts["sent"] == len(deliverable)
     assert status.counts["failed"] == len(bounced) and len(status.failures) == len(bounced)
 
@@ -305,7 +306,7 @@ def test_refused_sender_stops_and_marks_no_one(tmp_path):
         freeze(cfg)
         with pytest.raises(Fatal, match=r"refused the sender address news@example\.com"):
             send(cfg)
-    (status,) = pipeline.status(cfg, WEEK)
+    (status,) = sending.status(cfg, WEEK)
     assert status.counts["pending"] == 10 and status.counts["failed"] == 0
 
 

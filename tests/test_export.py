@@ -31,7 +31,7 @@ from digest import pipeline
 from digest.cli import main
 from digest.config import Config, Templates, load, parse
 from digest.errors import ConfigError
-from digest.render import PLACEHOLDERS, RenderedEmail, token
+from digest.model import PLACEHOLDERS, RenderedEmail, token
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "export"

@@ -22,7 +22,7 @@ from digest.ledger import (
     SendBusy,
     content_hash,
 )
-from digest.render import RenderedEmail
+from digest.model import RenderedEmail
 
 
 def rendered(issue: str = "2026-W48", subject: str = "Issue", html: str = "<p>x</p>"):

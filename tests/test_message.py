@@ -15,15 +15,9 @@ import pytest
 
 from digest.config import parse
 from digest.errors import ConfigError
-from digest.message import (
-    Composer,
-    Recipient,
-    make_token,
-    message_id,
-    read_token,
-    unsubscribe_secret,
-)
-from digest.render import RenderedEmail
+from digest.message import Composer, message_id
+from digest.model import Recipient, RenderedEmail
+from digest.tokens import make_token, read_token, secret_for
 
 SECRET = "a-test-secret-of-enough-length"
 
@@ -115,22 +109,30 @@ def test_tampered_or_malformed_tokens_are_refused():
 
 
 def test_secret_from_env_required_for_real_sends(tmp_path, monkeypatch, caplog):
-    cfg = parse({"unsubscribe": {"secret_env": "DIGEST_TEST_SECRET"}}, tmp_path / "c.toml")
+    unsub = {"secret_env": "DIGEST_TEST_SECRET"}
+    smtp = parse(
+        {"unsubscribe": unsub, "delivery": {"transport": "smtp"}, "smtp": {"host": "127.0.0.1"}},
+        tmp_path / "c.toml",
+    )
+    outbox = parse({"unsubscribe": unsub}, tmp_path / "c.toml")
     monkeypatch.delenv("DIGEST_TEST_SECRET", raising=False)
-    with pytest.raises(ConfigError, match="DIGEST_TEST_SECRET is not set"):
-        unsubscribe_secret(cfg, None, real=True)
+    for purpose in ("send", "preview", "serve"):
+        with pytest.raises(ConfigError, match="DIGEST_TEST_SECRET is not set"):
+            secret_for(smtp, purpose)
     from digest.ledger import Ledger
 
     with Ledger(tmp_path / "l.sqlite3") as ledger, caplog.at_level(logging.WARNING):
-        dev = unsubscribe_secret(cfg, ledger, real=False)
+        dev = secret_for(outbox, "send", ledger)
         assert dev == ledger.dev_secret()
+        assert secret_for(smtp, "dry-run", ledger) == dev  # a dry run mails no one
         assert "development secret" in caplog.text and dev not in caplog.text
     monkeypatch.setenv("DIGEST_TEST_SECRET", "short")
     with pytest.raises(ConfigError, match="too short") as exc:
-        unsubscribe_secret(cfg, None, real=True)
+        secret_for(smtp, "send")
     assert "short'" not in str(exc.value)
     monkeypatch.setenv("DIGEST_TEST_SECRET", SECRET)
-    assert unsubscribe_secret(cfg, None, real=True) == SECRET
+    assert secret_for(smtp, "send") == SECRET
+    assert secret_for(outbox, "serve") == SECRET
 
 
 # -- headers -------------------------------------------------------------------------------

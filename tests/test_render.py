@@ -28,11 +28,8 @@ import pytest
 
 from digest import render, templating
 from digest.config import Config, parse
-from digest.content import Article
-from digest.digest import Group, Issue, Item, Window
 from digest.errors import NothingToSend, RenderError
-from digest.render import PLACEHOLDERS, token
-from digest.summarize import KeyPoint, Summary
+from digest.model import PLACEHOLDERS, Article, Group, Issue, Item, KeyPoint, Summary, Window, token
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "build"

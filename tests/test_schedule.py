@@ -24,7 +24,8 @@ import time_machine
 from apscheduler.events import EVENT_JOB_EXECUTED
 from click.testing import CliRunner
 
-from digest import cli, config, digest, schedule
+from digest import cli, config, schedule
+from digest import issue as issues
 from digest.ledger import Ledger
 from smtp_server import Faults, SmtpServer
 
@@ -58,19 +59,19 @@ def test_window_edges_one_second_before_and_at_the_send_time_in_a_dst_week(
     send_at: dt.datetime, this: str, before: str, after: str
 ) -> None:
     c = cfg()
-    assert digest.window_for_week(c, this).send_at == send_at
+    assert issues.window_for_week(c, this).send_at == send_at
     # One second before: still inside this issue's window; the previous one is due.
-    w = digest.window_containing(c, send_at - SECOND)
+    w = issues.window_containing(c, send_at - SECOND)
     assert (w.id, w.send_at) == (this, send_at)
     assert w.contains(send_at - SECOND)
-    assert digest.due_window(c, send_at - SECOND).id == before
-    assert digest.next_window(c, send_at - SECOND).id == this
+    assert issues.due_window(c, send_at - SECOND).id == before
+    assert issues.next_window(c, send_at - SECOND).id == this
     # At the boundary: the instant belongs to the next window; this issue is due.
-    w = digest.window_containing(c, send_at)
+    w = issues.window_containing(c, send_at)
     assert (w.id, w.since) == (after, send_at)
-    assert not digest.window_for_week(c, this).contains(send_at)
-    assert digest.due_window(c, send_at).id == this
-    assert digest.next_window(c, send_at).id == after
+    assert not issues.window_for_week(c, this).contains(send_at)
+    assert issues.due_window(c, send_at).id == this
+    assert issues.next_window(c, send_at).id == after
 
 
 def test_window_edges_hold_for_local_times_given_in_the_newsletter_zone() -> None:
@@ -80,18 +81,18 @@ def test_window_edges_hold_for_local_times_given_in_the_newsletter_zone() -> Non
     tz = c.schedule.tz
     second_0215 = dt.datetime(2026, 10, 25, 2, 15, fold=1, tzinfo=tz)
     assert second_0215.astimezone(UTC) == utc(2026, 10, 25, 1, 15)
-    assert digest.window_containing(c, second_0215).id == "2026-W44"
-    assert not digest.window_for_week(c, "2026-W43").contains(second_0215)
-    assert digest.window_for_week(c, "2026-W44").contains(second_0215)
-    assert digest.due_window(c, second_0215).id == "2026-W43"
+    assert issues.window_containing(c, second_0215).id == "2026-W44"
+    assert not issues.window_for_week(c, "2026-W43").contains(second_0215)
+    assert issues.window_for_week(c, "2026-W44").contains(second_0215)
+    assert issues.due_window(c, second_0215).id == "2026-W43"
     # The first 02:29:59 (CEST) is one second before the send.
     first_0229 = dt.datetime(2026, 10, 25, 2, 29, 59, fold=0, tzinfo=tz)
-    assert digest.window_containing(c, first_0229).id == "2026-W43"
+    assert issues.window_containing(c, first_0229).id == "2026-W43"
 
 
 def test_dst_week_windows_are_an_hour_shorter_or_longer_and_never_overlap() -> None:
     c = cfg()
-    weeks = [digest.window_for_week(c, f"2026-W{n:02d}") for n in (12, 13, 14, 42, 43, 44)]
+    weeks = [issues.window_for_week(c, f"2026-W{n:02d}") for n in (12, 13, 14, 42, 43, 44)]
     lengths = {w.id: w.send_at - w.since for w in weeks}
     assert lengths["2026-W13"] == dt.timedelta(days=7)  # 02:30 CET -> 03:30 CEST: same UTC
     assert lengths["2026-W14"] == dt.timedelta(days=7, hours=-1)  # 03:30 CEST -> 02:30 CEST
@@ -114,7 +115,7 @@ def test_send_time_is_the_local_time_in_winter_and_summer(
     after: dt.datetime, expected_utc: dt.datetime
 ) -> None:
     c = cfg("mon", "09:00")
-    (send_at,) = digest.upcoming(c, after, 1)
+    (send_at,) = issues.upcoming(c, after, 1)
     assert send_at == expected_utc
     local = send_at.astimezone(c.schedule.tz)
     assert (local.weekday(), local.hour, local.minute) == (0, 9, 0)
@@ -139,13 +140,13 @@ def test_trigger_fires_once_on_each_switch_day_at_digests_send_time() -> None:
     autumn = fires(t, utc(2026, 10, 17), utc(2026, 11, 2))
     assert autumn == [utc(2026, 10, 18, 0, 30), AUTUMN_SEND, utc(2026, 11, 1, 1, 30)]
     # The same instants as the issue windows' send times.
-    assert [digest.due_window(c, f).send_at for f in spring + autumn] == spring + autumn
+    assert [issues.due_window(c, f).send_at for f in spring + autumn] == spring + autumn
 
 
 def test_trigger_over_a_year_fires_once_a_week_at_0230_local_or_0330_on_the_gap_day() -> None:
     c = cfg()
     got = fires(schedule.SendTimes(c), utc(2026, 1, 1), utc(2027, 1, 1))
-    assert len(got) == 52 == len({digest.due_window(c, f).id for f in got})
+    assert len(got) == 52 == len({issues.due_window(c, f).id for f in got})
     local = [f.astimezone(c.schedule.tz) for f in got]
     assert all(x.weekday() == 6 for x in local)
     assert [x.strftime("%H:%M") for x in local if x.strftime("%H:%M") != "02:30"] == ["03:30"]
@@ -195,7 +196,7 @@ def test_due_inside_and_outside_the_grace_period() -> None:
     d = schedule.check_due(c, send + dt.timedelta(hours=6) + SECOND)
     assert (d.window.id, d.in_grace) == ("2026-W48", False)
     assert "past the grace of 6 h" in d.explain(c)
-    assert "digest send --week 2026-W48" in d.explain(c)
+    assert "digest send --issue 2026-W48" in d.explain(c)
 
 
 def test_grace_across_the_autumn_switch_is_measured_in_real_time() -> None:
@@ -305,7 +306,7 @@ class Running:
     def __init__(self, cfg: config.Config) -> None:
         self.runner = schedule.Runner(cfg)
         self.code: int | None = None
-        self.outcomes: list[schedule.Outcome] = []
+        self.outcomes: list[schedule.RunResult] = []
         self.runner.scheduler.add_listener(
             lambda event: self.outcomes.append(event.retval), EVENT_JOB_EXECUTED
         )
@@ -479,7 +480,7 @@ def test_a_missed_send_past_the_grace_is_logged_and_skipped(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings and all("2026-W48 was due at Mon 2026-11-23 09:00 CET" in w for w in warnings)
     assert "and was not sent; past the grace of 6 h" in warnings[0]
-    assert "digest send --week 2026-W48" in warnings[0]
+    assert "digest send --issue 2026-W48" in warnings[0]
     assert "next send: 2026-W49 at Mon 2026-11-30 09:00 CET (08:00 UTC)" in caplog.text
 
 
@@ -507,7 +508,7 @@ def test_a_double_fire_and_a_second_scheduler_on_the_same_ledger_send_once(
         with time_machine.travel(utc(2026, 11, 23, 9), tick=True):
             # Two schedulers come up at once, both within the grace, plus a stray fire.
             a, b = Running(c), Running(c)
-            extra: list[schedule.Outcome] = []
+            extra: list[schedule.RunResult] = []
             fire = threading.Thread(target=lambda: extra.append(schedule.fire(c)))
             fire.start()
             assert wait_for(lambda: len(a.outcomes) == len(b.outcomes) == 1, timeout=30)
@@ -629,7 +630,7 @@ def test_send_due_outside_the_grace_does_nothing_and_says_why(
     assert late.stderr.startswith("warning: 2026-W48 was due at Mon 2026-11-23 09:00 CET")
     assert "2026-W48 was due at Mon 2026-11-23 09:00 CET (08:00 UTC), 1 d ago" in late.stderr
     assert "was not sent; past the grace of 6 h" in late.stderr
-    assert late.stderr.count("digest send --week 2026-W48") == 1
+    assert late.stderr.count("digest send --issue 2026-W48") == 1
     assert smtp.messages == []
     assert not (tmp_path / "digest.sqlite3").exists()
     # Within the grace it sends; a later hourly run says it was sent.

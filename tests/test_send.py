@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from digest import pipeline
+from digest import pipeline, sending
 from digest.config import load
 from digest.ledger import Ledger
 from digest.message import message_id
-from digest.render import RenderedEmail
+from digest.model import RenderedEmail
 from smtp_server import Faults, SmtpServer
 
 SECRET = "send-test-secret-0123456789abcdef"
@@ -302,7 +302,7 @@ def test_empty_week_sends_nothing(tmp_path):
     result = run(config, "send", "--week", "2020-W01", "--yes")
     assert result.returncode == 10 and "nothing to send" in result.stdout
     assert not (tmp_path / "outbox").exists()
-    assert pipeline.status(load(config)) == []
+    assert sending.status(load(config)) == []
 
 
 # -- with the real render -------------------------------------------------------------------
@@ -327,26 +327,26 @@ def test_preview_is_the_issue_marked_and_not_recorded(tmp_path):
         rcpt = msg["To"].addresses[0].addr_spec
         assert msg["Message-ID"] != message_id(WEEK, rcpt, "example.com")
         assert "__digest_" not in msg.get_body(("html",)).get_content()
-    assert pipeline.status(load(config)) == []  # nothing recorded
+    assert sending.status(load(config)) == []  # nothing recorded
 
 
 def test_declining_the_confirmation_sends_and_freezes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("DIGEST_TEST_SECRET", SECRET)
     write_subscribers(tmp_path, 7)
     cfg = load(sample_site(tmp_path))
-    plans: list[pipeline.SendPlan] = []
+    plans: list[sending.SendPlan] = []
 
-    def decline(plan: pipeline.SendPlan) -> bool:
+    def decline(plan: sending.SendPlan) -> bool:
         plans.append(plan)
         return False
 
     now = dt.datetime.fromisoformat(NOW)
-    report = pipeline.send(cfg, now, pipeline.Selection(latest=True), yes=False, confirm=decline)
+    report = sending.send(cfg, now, pipeline.Selection(latest=True), yes=False, confirm=decline)
     assert report.cancelled and report.exit_code == 0 and report.sent == 0
     (plan,) = plans
     assert (plan.issue_id, plan.recipients, plan.resume) == (WEEK, 7, False)
     assert plan.subject.startswith("The Weekly Digest #") and plan.transport.startswith("outbox")
-    assert pipeline.status(cfg) == []  # not frozen: a later send renders afresh
+    assert sending.status(cfg) == []  # not frozen: a later send renders afresh
     assert not (tmp_path / "outbox").exists()
 
 
@@ -359,7 +359,7 @@ def test_resume_sends_the_frozen_content_not_a_new_render(tmp_path, monkeypatch)
     sel = pipeline.Selection(latest=True)
     stop = threading.Event()
     stop.set()  # stopped right after the issue was frozen, before anyone was mailed
-    first = pipeline.send(cfg, now, sel, stop=stop)
+    first = sending.send(cfg, now, sel, stop=stop)
     assert first.interrupted and first.exit_code == 5 and first.sent == 0
     (frozen,) = Ledger(cfg.ledger.path, readonly=True).issues()
     # Articles change after the first send started.
@@ -367,7 +367,7 @@ def test_resume_sends_the_frozen_content_not_a_new_render(tmp_path, monkeypatch)
         text = path.read_text()
         path.write_text(text.replace("passkeys", "PASSWORDLESS-EDIT"))
     assert "PASSWORDLESS-EDIT" in pipeline.prepare(cfg, now, sel).rendered.html
-    second = pipeline.send(cfg, now, sel)
+    second = sending.send(cfg, now, sel)
     assert second.sent == 4 and second.complete
     for f in (tmp_path / "outbox" / "new").glob("*.eml"):
         msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
@@ -462,7 +462,7 @@ def test_unsubscribe_url_that_cannot_fit_fails_before_anything_is_frozen(tmp_pat
     assert result.returncode == 2, result.stderr
     assert "unsubscribe.url" in result.stderr and "254" in result.stderr
     assert "Traceback" not in result.stderr
-    assert pipeline.status(load(config)) == []  # nothing frozen, nothing queued
+    assert sending.status(load(config)) == []  # nothing frozen, nothing queued
     assert not (tmp_path / "outbox").exists()
     # A URL that fits the longest address sends to everyone, the long address too.
     set_unsubscribe_url(config, "https://example.com/" + "p" * 300)
@@ -522,7 +522,7 @@ def test_a_stray_quote_in_the_list_refuses_the_send_before_anything_is_frozen(tm
             )
             assert "Traceback" not in result.stderr
         assert server.messages == []
-    assert pipeline.status(load(config)) == []  # nothing frozen or queued
+    assert sending.status(load(config)) == []  # nothing frozen or queued
     assert not (tmp_path / "out" / WEEK / "dry-run" / "new").exists()
 
 
@@ -542,7 +542,7 @@ def test_an_unreadable_list_freezes_nothing(tmp_path, csv_text, message):
     result = run(config, "send", "--latest", "--yes")
     assert result.returncode == 3, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
-    assert pipeline.status(load(config)) == []
+    assert sending.status(load(config)) == []
 
 
 # -- the confirmation prompt, on a real terminal (a pty) ---------------------------------------
@@ -604,7 +604,7 @@ def test_ctrl_c_at_the_confirmation_prompt_cancels(tmp_path):
         os.close(fd)
     assert code is not None, "Ctrl-C at the prompt was ignored"
     assert code != 0
-    assert pipeline.status(load(config)) == []  # nothing frozen
+    assert sending.status(load(config)) == []  # nothing frozen
     assert not (tmp_path / "outbox").exists()
 
 

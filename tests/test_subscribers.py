@@ -13,13 +13,13 @@ from email_validator import EmailNotValidError, validate_email
 
 from digest.errors import ConfigError, ContentError
 from digest.ledger import Ledger
-from digest.render import RenderedEmail
+from digest.model import RenderedEmail
 from digest.subscribers import (
     Audience,
     BadRow,
     InvalidAddress,
     Subscriber,
-    check,
+    check_file,
     count_rows,
     normalize,
     parse_addresses,
@@ -124,7 +124,7 @@ def test_a_stray_quote_is_reported_where_it_opened_and_refused(tmp_path, text, l
     assert broken.line == line and f"runs on to line {end}" in broken.message
     assert str(broken).startswith(f'{path}:{line}: a quote (") opened on this line')
     with pytest.raises(ContentError, match=rf"subscribers\.csv:{line}: a quote") as exc:
-        check(path)
+        check_file(path)
     assert "Fix the stray or missing quote" in str(exc.value)
     audience = Audience(path)
     list(audience)
@@ -136,9 +136,9 @@ def test_line_breaks_without_addresses_after_them_are_no_stray_quote(tmp_path):
         tmp_path,
         'email,name,note\nann@example.com,"Ann\nExample","two\nline note"\nbob@example.com,B,\n',
     )
-    check(path)  # no error
+    check_file(path)  # no error
     assert [s.name for s in read(path)] == ["Ann Example", "B"]
-    check(write(tmp_path, "email\nann@example.com\n"))  # no quote at all: not even parsed
+    check_file(write(tmp_path, "email\nann@example.com\n"))  # no quote at all: not even parsed
 
 
 def test_fast_path_agrees_with_email_validator():
@@ -223,9 +223,9 @@ def test_parse_addresses_for_preview():
 
 def test_check_refuses_a_list_that_cannot_be_read(tmp_path):
     with pytest.raises(ContentError, match=r"nope\.csv: subscriber list not found"):
-        check(tmp_path / "nope.csv")
+        check_file(tmp_path / "nope.csv")
     with pytest.raises(ContentError, match=r"empty\.csv:1: the subscriber list is empty"):
-        check(write(tmp_path, "", name="empty.csv"))
+        check_file(write(tmp_path, "", name="empty.csv"))
     with pytest.raises(ContentError, match=r"x\.csv:1: no 'email' column .*found: mail_to, name"):
-        check(write(tmp_path, "mail_to,name\nann@example.com,Ann\n", name="x.csv"))
-    check(write(tmp_path, "email,name\n"))  # no one yet is not an error
+        check_file(write(tmp_path, "mail_to,name\nann@example.com,Ann\n", name="x.csv"))
+    check_file(write(tmp_path, "email,name\n"))  # no one yet is not an error

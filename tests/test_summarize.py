@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from digest import config, content
-from digest.content import Article, count_words
+from digest.model import Article
 from digest.summarize import ELLIPSIS, KeyPoint, Summary, fit, sentences, summarize
+from digest.text import count_words
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "content" / "summaries"

@@ -25,7 +25,9 @@ import pytest
 from digest import web
 from digest.config import Config, load
 from digest.ledger import Ledger
-from digest.message import make_token
+from digest.tokens import make_token
+from digest.web import archive
+from digest.web import server as web_server
 
 SECRET = "web-test-secret-4f1c2a9b7d"
 SECRET_ENV = "DIGEST_WEB_TEST_SECRET"
@@ -107,7 +109,7 @@ def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
 def send(cfg: Config, now: dt.datetime = NOW) -> list[str]:
     """Run a real send of the due issue through the outbox; return who got a message."""
     from digest.pipeline import Selection
-    from digest.pipeline import send as pipeline_send
+    from digest.sending import send as pipeline_send
 
     before = set(_outbox(cfg))
     pipeline_send(cfg, now, Selection(due=True))
@@ -128,9 +130,9 @@ def _outbox(cfg: Config) -> dict[Path, str]:
 def running(cfg: Config, *, secret: str | None = SECRET, preview: bool = False) -> Iterator[str]:
     """A real uvicorn server in a thread, on a free loopback port; yields its base URL."""
     app = web.create_app(cfg, secret=secret, preview=preview, now=lambda: NOW)
-    sock = web.listen("127.0.0.1", 0)
+    sock = web_server.listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    server = web.server(app, log_level="warning")
+    server = web_server.server(app, log_level="warning")
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -420,7 +422,7 @@ def test_an_older_week_sent_late_by_hand_is_listed_below_the_newer_one(
     cfg: Config, client: httpx.Client, tmp_path: Path
 ) -> None:
     from digest.pipeline import Selection
-    from digest.pipeline import send as pipeline_send
+    from digest.sending import send as pipeline_send
 
     later = NOW + dt.timedelta(days=7)
     assert send(cfg, later)  # W13 goes out on schedule; W12 was never sent
@@ -436,10 +438,10 @@ def test_an_older_week_sent_late_by_hand_is_listed_below_the_newer_one(
 
 
 def test_archive_order_is_by_send_time_across_years_and_utc_offsets() -> None:
-    def issue(issue_id: str, send_at: str) -> web.ArchivedIssue:
-        return web.ArchivedIssue(issue_id, "", "", dt.datetime.fromisoformat(send_at), None)
+    def issue(issue_id: str, send_at: str) -> archive.ArchivedIssue:
+        return archive.ArchivedIssue(issue_id, "", "", dt.datetime.fromisoformat(send_at), None)
 
-    got = web.newest_first(
+    got = archive.newest_first(
         [
             issue("2025-W52", "2025-12-22T09:00:00+01:00"),
             issue("2026-W13", "2026-03-30T09:00:00+02:00"),  # summer time: 07:00 UTC
@@ -518,7 +520,7 @@ def test_serve_command_with_the_outbox_dev_secret_unsubscribes_and_stops_cleanly
 
 
 def test_port_in_use_is_a_clear_error(cfg: Config) -> None:
-    taken = web.listen("127.0.0.1", 0)
+    taken = web_server.listen("127.0.0.1", 0)
     port = taken.getsockname()[1]
     try:
         r = subprocess.run(

@@ -17,12 +17,24 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from . import __version__
-from .errors import ConfigError, DigestError, NothingToSend
+from .errors import (
+    INTERRUPTED,
+    ConfigError,
+    ContentError,
+    DeliveryError,
+    DigestError,
+    NotDue,
+    NothingToSend,
+)
+from .text import utcnow
+
+if TYPE_CHECKING:
+    from .sending import SendPlan, SendReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_NOTHING = NothingToSend.exit_code
@@ -60,7 +72,7 @@ class Ctx:
             if when.tzinfo is None:
                 when = when.replace(tzinfo=self.cfg.schedule.tz)
             return when
-        return dt.datetime.now(dt.UTC)
+        return utcnow()
 
 
 class _PlainFormatter(logging.Formatter):
@@ -89,6 +101,9 @@ def handle_errors(f: F) -> F:
         except NothingToSend as exc:
             click.echo(str(exc))
             ctx.exit(exc.exit_code)
+        except NotDue as exc:  # cron mode, nothing due: a missed week goes to stderr
+            (warn if exc.missed else click.echo)(str(exc))
+            ctx.exit(exc.exit_code)
         except DigestError as exc:
             if debug:
                 raise
@@ -96,7 +111,7 @@ def handle_errors(f: F) -> F:
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            ctx.exit(130)
+            ctx.exit(INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
 
@@ -199,7 +214,7 @@ def build(obj: Ctx, week: str | None, latest: bool, out: Path | None, strict: bo
         f"in {time.perf_counter() - started:.2f} s"
     )
     if strict and (errors or warnings):
-        raise click.exceptions.Exit(3)
+        raise click.exceptions.Exit(ContentError.exit_code)
 
 
 def _n(count: int, noun: str) -> str:
@@ -228,7 +243,7 @@ def check(obj: Ctx, week: str | None, latest: bool, strict: bool) -> None:
     Example:
         digest check --latest --strict
     """
-    from .check import check as run_check
+    from .pipeline import check as run_check
 
     cfg = obj.cfg
     report = run_check(cfg, obj.now(), _selection(week, latest))
@@ -246,7 +261,7 @@ def check(obj: Ctx, week: str | None, latest: bool, strict: bool) -> None:
         f"Checked {report.files} files: {report.errors} error(s), {report.warnings} warning(s)"
     )
     if report.errors or (strict and (report.warnings or cfg.warnings)):
-        raise click.exceptions.Exit(3)
+        raise click.exceptions.Exit(ContentError.exit_code)
 
 
 @main.command()
@@ -447,7 +462,7 @@ def preview(obj: Ctx, week: str | None, latest: bool, to: tuple[str, ...]) -> No
     Example:
         digest preview --to me@example.com,editor@example.com
     """
-    from .pipeline import preview as run_preview
+    from .sending import preview as run_preview
 
     report = run_preview(obj.cfg, obj.now(), _selection(week, latest), to)
     click.echo(f"{report.subject} ({report.issue_id}) via {report.transport}:")
@@ -458,7 +473,7 @@ def preview(obj: Ctx, week: str | None, latest: bool, to: tuple[str, ...]) -> No
     if report.folder:
         click.echo(f"Messages in {_rel(report.folder)}/")
     if report.failed:
-        raise click.exceptions.Exit(5)
+        raise click.exceptions.Exit(DeliveryError.exit_code)
 
 
 @main.command()
@@ -504,7 +519,7 @@ def send(
         digest send --latest --yes
         digest send --issue 2026-W48 --include-new
     """
-    from .pipeline import send as run_send
+    from .sending import send as run_send
 
     if issue and (week or latest or due):
         raise click.UsageError("--issue excludes --week, --latest and --due")
@@ -513,13 +528,9 @@ def send(
     cfg, now = obj.cfg, obj.now()
     sel = _selection(issue or week, latest)
     if due:
-        from .schedule import check_due
+        from .schedule import due_selection
 
-        found = check_due(cfg, now)
-        if not found.in_grace:  # a week missed and not sent: stderr, which cron mails
-            (warn if found.missed else click.echo)(found.explain(cfg))
-            return
-        sel = _selection(found.window.id, False)
+        sel = due_selection(cfg, now)  # NotDue when nothing is due within the grace
     if not (yes or dry_run or (sys.stdin.isatty() and sys.stderr.isatty())):
         raise click.UsageError("not a terminal, so nobody can confirm: pass --yes to send")
     import threading
@@ -603,15 +614,17 @@ class _Progress:
 
 
 def _warn_unfinished(issue_id: str, unfinished: tuple[str, ...]) -> tuple[str, ...]:
+    from .sending import resume_command
+
     for other in unfinished:
         warn(
             f"{other} was started but is not finished; this command picked {issue_id}. "
-            f"To finish {other}: digest send --issue {other}"
+            f"To finish {other}: {resume_command(other)}"
         )
     return unfinished
 
 
-def _confirm_send(plan) -> bool:  # type: ignore[no-untyped-def]
+def _confirm_send(plan: SendPlan) -> bool:
     if plan.include_new:
         what = (
             f"Send {plan.issue_id} “{plan.subject}” to the subscribers who joined since it "
@@ -626,7 +639,9 @@ def _confirm_send(plan) -> bool:  # type: ignore[no-untyped-def]
     return click.confirm(f"{what} via {plan.transport}?", default=False, err=True)
 
 
-def _print_send_report(r) -> None:  # type: ignore[no-untyped-def]
+def _print_send_report(r: SendReport) -> None:
+    from .sending import resume_command
+
     for problem in r.problems:
         warn(f"skipped: {problem}")
     if r.problems and r.invalid > len(r.problems):
@@ -639,7 +654,7 @@ def _print_send_report(r) -> None:  # type: ignore[no-untyped-def]
         if r.new_since:
             click.echo(
                 f"{r.new_since:,} subscriber(s) joined since. To mail the issue to them "
-                f"(only them): digest send --issue {r.issue_id} --include-new"
+                f"(only them): {resume_command(r.issue_id, '--include-new')}"
             )
         else:
             click.echo("No one has joined since.")
@@ -670,19 +685,16 @@ def _print_send_report(r) -> None:  # type: ignore[no-untyped-def]
     elif r.interrupted and r.dry_run:
         warn("stopped before the end")
     elif r.interrupted:
-        warn(
-            "stopped before the end (none is lost): to resume, run: "
-            f"digest send --issue {r.issue_id}"
-        )
+        warn(f"stopped before the end (none is lost): to resume, run: {resume_command(r.issue_id)}")
     elif r.deferred:
         warn(
             f"{r.deferred:,} recipient(s) deferred after retries: try them later with: "
-            f"digest send --issue {r.issue_id}"
+            f"{resume_command(r.issue_id)}"
         )
     if r.failed and not r.dry_run:
         click.echo(
             f"{r.failed:,} refused for good. If the server was at fault, not them, try them "
-            f"again once it is fixed: digest send --issue {r.issue_id} --retry-failed"
+            f"again once it is fixed: {resume_command(r.issue_id, '--retry-failed')}"
         )
 
 
@@ -698,13 +710,13 @@ def status(obj: Ctx, issue: str | None) -> None:
         digest status
         digest status 2026-W48
     """
-    from .pipeline import status as get_status
+    from .sending import status as get_status
 
     found = get_status(obj.cfg, issue)
     if not found:
         click.echo(f"No issue {issue} in the ledger." if issue else "Nothing sent yet.")
         if issue:
-            raise click.exceptions.Exit(1)
+            raise click.exceptions.Exit(DigestError.exit_code)
         return
     for s in found:
         c = s.counts

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
+from .model import PLACEHOLDERS
+from .text import ascii_url
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
@@ -27,30 +29,44 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+# Validators shared by several keys, as types.
+
+
+def _one_line(v: str) -> str:
+    if "\r" in v or "\n" in v:
+        raise ValueError("must be a single line (no line breaks)")
+    return v
+
+
+def _email(v: str) -> str:
+    if v and not _EMAIL.match(v):
+        raise ValueError(f"{v!r} is not an email address")
+    return v
+
+
+def _absolute(v: str) -> str:
+    if v and not re.match(r"^https?://[^/\s]+", v):
+        raise ValueError(f"{v!r} is not an absolute http(s) URL, e.g. 'https://example.com'")
+    return v.rstrip("/")
+
+
+OneLine = Annotated[str, AfterValidator(_one_line)]
+Email = Annotated[str, AfterValidator(_email)]
+AbsoluteUrl = Annotated[str, AfterValidator(_absolute)]
+
+
 class Newsletter(_Section):
-    name: str = "The Weekly Digest"
+    name: OneLine = "The Weekly Digest"
     description: str = "You get this email because you subscribed to our weekly digest."
     language: str = "en"
-    base_url: str = "https://example.com"
-    archive_url: str = ""  # default: <base_url>/newsletter
+    base_url: AbsoluteUrl = "https://example.com"
+    archive_url: AbsoluteUrl = ""  # default: <base_url>/newsletter
     postal_address: str = ""
     first_issue: str = ""  # ISO week of issue #1; default: the week of the oldest article
-    subject: str = "{{ name }} #{{ number }}: {{ top_title }}"
-    preheader: str = "{{ count }} article{{ 's' if count != 1 else '' }} this week: {{ titles }}"
-
-    @field_validator("base_url", "archive_url")
-    @classmethod
-    def _absolute(cls, v: str) -> str:
-        if v and not re.match(r"^https?://[^/\s]+", v):
-            raise ValueError(f"{v!r} is not an absolute http(s) URL, e.g. 'https://example.com'")
-        return v.rstrip("/")
-
-    @field_validator("name", "subject", "preheader")
-    @classmethod
-    def _one_line(cls, v: str) -> str:
-        if "\r" in v or "\n" in v:
-            raise ValueError("must be a single line (no line breaks)")
-        return v
+    subject: OneLine = "{{ name }} #{{ number }}: {{ top_title }}"
+    preheader: OneLine = (
+        "{{ count }} article{{ 's' if count != 1 else '' }} this week: {{ titles }}"
+    )
 
     @property
     def web_root(self) -> str:
@@ -58,23 +74,9 @@ class Newsletter(_Section):
 
 
 class Sender(_Section):
-    name: str = "The Weekly Digest"
-    email: str = "newsletter@example.com"
-    reply_to: str = ""
-
-    @field_validator("email", "reply_to")
-    @classmethod
-    def _email(cls, v: str) -> str:
-        if v and not _EMAIL.match(v):
-            raise ValueError(f"{v!r} is not an email address")
-        return v
-
-    @field_validator("name")
-    @classmethod
-    def _one_line(cls, v: str) -> str:
-        if "\r" in v or "\n" in v:
-            raise ValueError("must be a single line (no line breaks)")
-        return v
+    name: OneLine = "The Weekly Digest"
+    email: Email = "newsletter@example.com"
+    reply_to: Email = ""
 
 
 class Schedule(_Section):
@@ -145,7 +147,7 @@ class Subscribers(_Section):
     file: Path = Path("subscribers.csv")
 
 
-class Ledger(_Section):
+class LedgerSettings(_Section):
     path: Path = Path("digest.sqlite3")
 
 
@@ -177,34 +179,10 @@ class Smtp(_Section):
 _HTTPS_URL = re.compile(r"(?i:https)://[^/\s<>\"\x00-\x1f\x7f]+[^\s<>\"\x00-\x1f\x7f]*")
 
 
-def ascii_url(url: str) -> str:
-    """``url`` as a mail header can carry it: the host IDNA-encoded, any other non-ASCII
-    character percent-encoded as UTF-8. ValueError for a host that is no domain name."""
-    if url.isascii():
-        return url
-    from urllib.parse import quote, urlsplit, urlunsplit
-
-    import idna  # a dependency of email-validator
-
-    parts = urlsplit(url)
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    host, colon, port = hostport.rpartition(":")
-    if not colon or not port.isdigit():
-        host, colon, port = hostport, "", ""
-    try:
-        host = idna.encode(host, uts46=True).decode("ascii")
-    except idna.IDNAError as exc:
-        raise ValueError(f"{host!r} is not a domain name ({exc})") from None
-    safe = "/:@!$&'()*+,;=-._~%?#[]"
-    netloc = f"{quote(userinfo, safe=safe)}{at}{host}{colon}{port}"
-    path, query, fragment = (quote(x, safe=safe) for x in (parts.path, parts.query, parts.fragment))
-    return urlunsplit((parts.scheme, netloc, path, query, fragment))
-
-
 class Unsubscribe(_Section):
     secret_env: str = "DIGEST_SECRET"
     url: str = ""  # default: <newsletter.web_root>/unsubscribe
-    mailto: str = ""
+    mailto: Email = ""
 
     @field_validator("url")
     @classmethod
@@ -217,13 +195,6 @@ class Unsubscribe(_Section):
                 "e.g. 'https://example.com/newsletter/unsubscribe'"
             )
         return ascii_url(v) if v else v
-
-    @field_validator("mailto")
-    @classmethod
-    def _mailto(cls, v: str) -> str:
-        if v and not _EMAIL.match(v):
-            raise ValueError(f"{v!r} is not an email address")
-        return v
 
     def secret(self) -> str | None:
         return os.environ.get(self.secret_env) if self.secret_env else None
@@ -243,8 +214,6 @@ def _preset_name(v: str) -> str:
 
 
 def _placeholder(v: str) -> str:
-    from .render import PLACEHOLDERS  # late: render imports config
-
     if v not in PLACEHOLDERS:
         raise ValueError(f"{v!r} is not a placeholder; use one of {', '.join(PLACEHOLDERS)}")
     return v
@@ -265,7 +234,7 @@ _Placeholder = Annotated[str, AfterValidator(_placeholder)]
 _MergeTag = Annotated[str, AfterValidator(_merge_tag)]
 
 
-class Export(_Section):
+class ExportSettings(_Section):
     # [export.presets.NAME]: placeholder name -> that service's merge tag ("" = keep the
     # rendered default). A built-in service name overrides only the tags given.
     presets: dict[_PresetName, dict[_Placeholder, _MergeTag]] = Field(default_factory=dict)
@@ -279,12 +248,12 @@ class Config(_Section):
     templates: Templates = Templates()
     output: Output = Output()
     subscribers: Subscribers = Subscribers()
-    ledger: Ledger = Ledger()
+    ledger: LedgerSettings = LedgerSettings()
     delivery: Delivery = Delivery()
     smtp: Smtp = Smtp()
     unsubscribe: Unsubscribe = Unsubscribe()
     web: Web = Web()
-    export: Export = Export()
+    export: ExportSettings = ExportSettings()
 
     # Set by load(): where the file was, and keys we did not recognise.
     source: Path | None = None

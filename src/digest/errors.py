@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
+
 
 class DigestError(Exception):
     """Base of every error a user can cause or fix."""
@@ -62,3 +64,13 @@ class DeliveryError(DigestError):
     """Sending stopped: the server is unreachable, refused us, or the run was paused."""
 
     exit_code = 5
+
+
+class NotDue(DigestError):
+    """``send --due`` (cron mode): no issue is due now within the grace; says why."""
+
+    exit_code = 0
+
+    def __init__(self, message: str, *, missed: bool = False) -> None:
+        super().__init__(message)
+        self.missed = missed  # a week past the grace and not sent: worth a warning

@@ -34,8 +34,9 @@ from typing import Any
 from .config import Config
 from .errors import DigestError
 from .files import write_atomic
-from .render import PLACEHOLDERS, TAG_LIKE, RenderedEmail
-from .templating import guard_text, html_data
+from .model import GENERIC_TAGS, PLACEHOLDERS, RenderedEmail
+from .render import TAG_LIKE
+from .text import guard_text, html_data
 
 log = logging.getLogger(__name__)
 
@@ -430,12 +431,7 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
         # postal address keep their real values. Same as what `digest build` writes.
         "generic": Preset(
             name="generic",
-            tags={
-                "unsubscribe_url": "{{ unsubscribe_url }}",
-                "name": "{{ name }}",
-                "first_name": "{{ first_name }}",
-                "email": "{{ email }}",
-            },
+            tags=dict(GENERIC_TAGS),
             requests=_generic,
             docs="",
             guard="",  # what `digest build` writes: content as written (see the note)

@@ -1,9 +1,24 @@
-"""Writing output files so that no reader (a browser, a web server, a mail-service upload)
-ever sees half of one."""
+"""Files: the bundled ones (templates, the example config), found one way, and output
+written so that no reader (a browser, a web server, a mail-service upload) ever sees half
+of one."""
 
 from __future__ import annotations
 
+from functools import cache
+from importlib.resources import files
 from pathlib import Path
+
+
+@cache
+def bundled(name: str) -> Path:
+    """A file or folder shipped with digest: ``templates/email``, ``templates/web``,
+    ``config.example.toml``.
+
+    They live at the top of the repository, where users look for them, and
+    ``src/digest/`` links to them; the wheel carries copies in the package. So the same
+    lookup works from a checkout, an editable install and a wheel.
+    """
+    return Path(str(files("digest").joinpath(name)))
 
 
 def write_atomic(path: Path, data: str) -> None:

@@ -37,7 +37,7 @@ from types import TracebackType
 from typing import Any
 
 from .errors import DeliveryError
-from .render import RenderedEmail
+from .model import RenderedEmail
 
 SCHEMA_VERSION = 1
 
@@ -95,7 +95,7 @@ CREATE TABLE IF NOT EXISTS suppressions (
 """
 
 
-def fold(email: str) -> str:
+def address_key(email: str) -> str:
     """The key an address is folded to (duplicates and suppressions are case-insensitive)."""
     return email.strip().lower()
 
@@ -224,16 +224,18 @@ class Ledger:
         """Add an address to the suppression list (idempotent: the first reason stays)."""
         self._write(
             "INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
-            (fold(email), email.strip(), reason, time.time()),
+            (address_key(email), email.strip(), reason, time.time()),
         )
 
     def unsuppress(self, email: str, reason: str = "unsubscribe") -> None:
         """Lift a suppression of the given reason only: "subscribe again" undoes the
         reader's own unsubscribe, never a suppression for another cause (a bounce)."""
-        self._write("DELETE FROM suppressions WHERE key = ? AND reason = ?", (fold(email), reason))
+        self._write(
+            "DELETE FROM suppressions WHERE key = ? AND reason = ?", (address_key(email), reason)
+        )
 
     def is_suppressed(self, email: str) -> bool:
-        return bool(self._read("SELECT 1 FROM suppressions WHERE key = ?", (fold(email),)))
+        return bool(self._read("SELECT 1 FROM suppressions WHERE key = ?", (address_key(email),)))
 
     def suppressions(self) -> Iterator[tuple[str, str, str, float]]:
         """(key, email, reason, created_at) of every suppressed address, streamed."""
@@ -385,7 +387,7 @@ class Ledger:
             self._read(
                 "SELECT 1 FROM deliveries d JOIN issues i ON i.seq = d.issue "
                 "WHERE i.id = ? AND d.key = ?",
-                (issue_id, fold(email)),
+                (issue_id, address_key(email)),
             )
         )
 

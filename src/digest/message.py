@@ -21,136 +21,33 @@ SMTP needs no dot-stuffing pass over the body (see ``qp``), and that is verified
 assumed: each fixed piece is checked once per issue, each personal piece per message,
 and ``Composed.dot_safe`` is only true when every piece passed.
 
-Tokens: ``make_token``/``read_token`` sign an address with HMAC-SHA256 under a secret
-from the environment; the unsubscribe link in the header and in the body carry the same
-token.
+Unsubscribe links carry a signed token (``tokens``).
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
-import hmac
 import html as _html
 import logging
 import re
-import secrets
 import time
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
 
-from .content import one_line  # header values: control characters become spaces
 from .errors import ConfigError
-from .render import PLACEHOLDERS, RenderedEmail, token
+from .model import PLACEHOLDERS, Recipient, RenderedEmail, token
+from .text import ascii_url, one_line  # header values: control characters become spaces
+from .tokens import make_token
 
 if TYPE_CHECKING:
     from .config import Config
-    from .ledger import Ledger
 
 log = logging.getLogger(__name__)
 
-# -- tokens ------------------------------------------------------------------------------
-
-_TOKEN_CONTEXT = b"digest-unsubscribe-v1\0"  # so the key signs nothing else by accident
-_B64 = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    if not _B64.fullmatch(text):
-        raise ValueError("not base64url")
-    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    if _b64(data) != text:  # only the canonical spelling: no malleable tokens
-        raise ValueError("not canonical")
-    return data
-
-
-def _mac(secret: str, payload: bytes) -> bytes:
-    return hmac.new(secret.encode("utf-8"), _TOKEN_CONTEXT + payload, hashlib.sha256).digest()
-
-
-def make_token(secret: str, email: str) -> str:
-    """A URL-safe token naming ``email``, signed with HMAC-SHA256 under ``secret``."""
-    if not secret:
-        raise ValueError("an unsubscribe token needs a secret")
-    payload = email.encode("utf-8")
-    return f"{_b64(payload)}.{_b64(_mac(secret, payload))}"
-
-
-def read_token(secret: str, token: str) -> str | None:
-    """The address a token names, or None if it is malformed or was not signed by us."""
-    if not secret or not isinstance(token, str) or len(token) > 2000:
-        return None
-    payload_text, dot, mac_text = token.partition(".")
-    if not dot:
-        return None
-    try:
-        payload, mac = _unb64(payload_text), _unb64(mac_text)
-    except (ValueError, binascii.Error):
-        return None
-    if not hmac.compare_digest(mac, _mac(secret, payload)):
-        return None
-    try:
-        email = payload.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return email if email and "@" in email else None
-
-
-DEV_SECRET_NOTE = (
-    "{env} is not set: unsubscribe links are signed with a development secret stored in "
-    "the ledger ({where}). That is fine for the outbox and --dry-run; real SMTP sends "
-    "refuse to start until {env} holds a secret."
-)
-
-
-def unsubscribe_secret(cfg: Config, ledger: Ledger | None, *, real: bool) -> str:
-    """The secret that signs unsubscribe tokens.
-
-    From the environment variable named by ``unsubscribe.secret_env``. Without it, a real
-    (SMTP) send is refused; outbox sends, dry runs and ``digest serve`` during
-    development use a random secret generated once and kept in the ledger file (so
-    tokens written to the outbox still verify later), with a loud warning.
-    """
-    env = cfg.unsubscribe.secret_env
-    value = cfg.unsubscribe.secret()
-    if value:
-        if len(value) < 16:
-            raise ConfigError(
-                cfg.source or "config",
-                [("unsubscribe.secret_env", f"the secret in {env} is too short; use 16 or "
-                  "more random characters, e.g. python -c 'import secrets; "
-                  "print(secrets.token_urlsafe(32))'")],
-            )  # fmt: skip
-        return value
-    if real:
-        raise ConfigError(
-            cfg.source or "config",
-            [("unsubscribe.secret_env", f"the environment variable {env} is not set. Real "
-              "sends sign every unsubscribe link with it; create one with python -c 'import "
-              f"secrets; print(secrets.token_urlsafe(32))' and export {env}=<it> (keep it "
-              "the same for every send and for 'digest serve')")],
-        )  # fmt: skip
-    stored = ledger.dev_secret() if ledger is not None else None
-    where = str(ledger.path) if ledger is not None and stored else "this run only"
-    log.warning(DEV_SECRET_NOTE.format(env=env or "unsubscribe.secret_env", where=where))
-    return stored or secrets.token_urlsafe(32)
-
-
 # -- recipients and headers --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Recipient:
-    email: str  # a validated address (ASCII)
-    name: str = ""
-    first_name: str = ""  # default: the first word of name
 
 
 _ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/^_`{|}~-]+)*")
@@ -186,7 +83,7 @@ def _fold_ascii(used: int, value: str) -> str | None:
     return out if longest <= 998 else None
 
 
-def fold(name: str, value: str) -> bytes:
+def fold_header(name: str, value: str) -> bytes:
     """``Name: value`` for an unstructured field (Subject...), CRLF-terminated: printable
     ASCII folded as is, anything else (or anything containing "=?") as encoded words."""
     value = one_line(value)
@@ -316,8 +213,6 @@ MAX_ADDRESS = 254  # octets in an address (RFC 5321 4.5.3.1.3 path less the brac
 
 def _unsubscribe_base(url: str) -> str:
     """The unsubscribe URL with a trailing "/", in ASCII (it goes into a header as is)."""
-    from .config import ascii_url
-
     try:
         base = ascii_url(url.rstrip("/")) + "/"
     except ValueError as exc:
@@ -404,7 +299,7 @@ class Composer:
         if reply_to:
             head.append(address_header("Reply-To", reply_to))
         head += [
-            fold("Subject", subject),
+            fold_header("Subject", subject),
             b"MIME-Version: 1.0\r\n",
             address_header("List-Id", list_id, list_name or from_name, angle=True),
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",

@@ -27,7 +27,6 @@ import re
 import sys
 import types
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -35,83 +34,18 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from .errors import RenderError
-from .templating import (
-    data_scope,
-    environment,
-    html_data,
-    restore_html,
-    restore_literals,
-    restore_text,
-)
+from .model import PLACEHOLDERS, RenderedEmail, token
+from .templating import data_scope, environment, restore_literals
+from .text import restore_html, restore_text
 
 if TYPE_CHECKING:
     from .config import Config
-    from .digest import Issue
+    from .model import Issue
 
 log = logging.getLogger(__name__)
 
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
-
-# The personal or service-specific fields a template may use. In the rendered output each
-# stands as a token of letters and underscores only, which MJML, lxml/premailer and
-# URL-escaping all leave alone (a `|`, `{` or `<` would not survive them).
-PLACEHOLDERS = ("unsubscribe_url", "web_url", "name", "first_name", "email", "postal_address")
-_TOKEN = re.compile(r"__digest_(" + "|".join(PLACEHOLDERS) + r")__")
-
-
-def token(name: str) -> str:
-    """The token standing for placeholder ``name`` in rendered HTML and text."""
-    if name not in PLACEHOLDERS:
-        raise KeyError(name)
-    return f"__digest_{name}__"
-
-
-@dataclass(frozen=True)
-class RenderedEmail:
-    issue_id: str
-    subject: str
-    preheader: str
-    html: str  # complete document, CSS inlined, with placeholder tokens
-    text: str  # plain-text part, with placeholder tokens
-    lang: str = "en"
-    # Values for placeholders that are not personal (web_url, postal_address); used when
-    # a fill() call does not give one.
-    defaults: Mapping[str, str] = field(default_factory=dict)
-    # Things a sender should know but that do not stop the build (size near the clip
-    # limit, an @import that was dropped); `digest check` and `build` print them.
-    warnings: tuple[str, ...] = ()
-    # ``text`` with the template-syntax characters of content as data tokens (see
-    # templating.DATA_TOKEN), for fill(guard=...); "" when content has none.
-    marked_text: str = ""
-
-    def fill(
-        self, values: Mapping[str, str], *, raw: bool = False, guard: str = ""
-    ) -> tuple[str, str]:
-        """Return (html, text) with every token replaced.
-
-        ``values`` are HTML-escaped in the HTML part unless ``raw`` (for merge tags, which
-        must reach the mail service byte for byte). ``defaults`` are plain text (a postal
-        address with ``&`` or ``<``), so they are always escaped there, template syntax as
-        character references. ``guard``: characters of content in the text part to put
-        between invisible WORD JOINERs (see export).
-        """
-        merged = {**self.defaults, **values}
-
-        def html_sub(m: re.Match[str]) -> str:
-            name = m.group(1)
-            if raw and name in values:
-                return values[name]
-            return html_data(merged.get(name, ""))
-
-        def text_sub(m: re.Match[str]) -> str:
-            return merged.get(m.group(1), "")
-
-        text = self.text
-        if guard and self.marked_text:
-            text = restore_text(self.marked_text, guard)
-        return _TOKEN.sub(html_sub, self.html), _TOKEN.sub(text_sub, text)
-
 
 # --- merge tags --------------------------------------------------------------------------
 

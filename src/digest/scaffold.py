@@ -7,14 +7,11 @@ import shutil
 from pathlib import Path
 
 from .errors import DigestError
+from .files import bundled
 from .templating import default_templates
 
 # In a source checkout the example sits at the top of the repository; a wheel ships it as
 # package data (see pyproject.toml).
-_EXAMPLE_CONFIGS = (
-    Path(__file__).resolve().parents[2] / "config.example.toml",
-    Path(__file__).parent / "example" / "config.example.toml",
-)
 
 _ARTICLE = """\
 ---
@@ -67,7 +64,7 @@ def init(folder: Path, *, templates: bool = False, today: dt.date | None = None)
 
 
 def _config_text(templates: bool) -> str:
-    example = next(p for p in _EXAMPLE_CONFIGS if p.is_file())
+    example = bundled("config.example.toml")
     text = example.read_text(encoding="utf-8")
     # The example points at the bundled sample subscribers; a new newsletter has its own.
     text = text.replace('file = "subscribers.example.csv"', 'file = "subscribers.csv"')

@@ -14,7 +14,7 @@ Why no persistent job store: "was this issue sent" lives in the ledger, and one 
 is enough. A job store would be a second record that can disagree with it, and it has
 traps of its own (``replace_existing=True`` at every start drops the missed run it was
 meant to keep; the job and its arguments must pickle). Instead, at start-up and at every
-fire, the issue due now (``digest.due_window``) is sent if its send time is at most
+fire, the issue due now (``issues.due_window``) is sent if its send time is at most
 ``schedule.grace_hours`` ago. Sending goes through ``pipeline.send``, whose ledger makes
 a repeat a no-op, so a double fire, a restart or a second scheduler sends nothing twice.
 """
@@ -29,17 +29,22 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.schedulers.base import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 
-from . import digest
+from . import issue as issues
 from .config import Config
-from .digest import Window
-from .errors import DigestError, NothingToSend
+from .errors import DigestError, NotDue, NothingToSend
+from .model import Window
+from .text import utcnow
+
+if TYPE_CHECKING:
+    from .pipeline import Selection
+    from .sending import SendReport
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +58,6 @@ BUSY_RETRY = 10  # seconds between tries while another send holds the ledger
 # well under SLACK, so a machine that wakes just before the send time still sends it
 # even with grace_hours = 0.
 TICK = 30
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _utc(when: dt.datetime) -> dt.datetime:
@@ -88,7 +89,7 @@ def describe(cfg: Config, when: dt.datetime, *, note: bool = True) -> str:
 
 def next_sends(cfg: Config, now: dt.datetime, count: int) -> list[tuple[str, dt.datetime]]:
     """The next ``count`` (issue id, send time) pairs strictly after ``now``."""
-    return [(digest.due_window(cfg, t).id, t) for t in digest.upcoming(cfg, now, count)]
+    return [(issues.due_window(cfg, t).id, t) for t in issues.upcoming(cfg, now, count)]
 
 
 class SendTimes(BaseTrigger):
@@ -108,7 +109,7 @@ class SendTimes(BaseTrigger):
             after = _utc(previous_fire_time)
         else:
             after = _utc(now) - dt.timedelta(microseconds=1)
-        return digest.upcoming(self.cfg, after, 1)[0]
+        return issues.upcoming(self.cfg, after, 1)[0]
 
     def __str__(self) -> str:
         s = self.cfg.schedule
@@ -154,25 +155,37 @@ class Due:
             return f"{when}, and was sent: nothing to do"
         if self.state == "empty":
             return f"{when}; that week had no articles: nothing to send"
+        from .sending import resume_command  # late: sending loads SMTP, SQLite, the list
+
         past = f"past the grace of {_span(self.grace)} (schedule.grace_hours)"
         if self.state == "sending":
             return (
                 f"{when}, and its send did not finish; {past}, it is not resumed "
-                f"automatically. Resume it by hand: digest send --week {w.id}"
+                f"automatically. Resume it by hand: {resume_command(w.id)}"
             )
         return (
             f"{when}, and was not sent; {past}, it is not sent automatically. "
-            f"To send it anyway: digest send --week {w.id}"
+            f"To send it anyway: {resume_command(w.id)}"
         )
 
 
 def check_due(cfg: Config, now: dt.datetime) -> Due:
     """The issue due at ``now``, how late it is, and whether the ledger has it as sent."""
-    window = digest.due_window(cfg, now)
+    window = issues.due_window(cfg, now)
     due = Due(window, now, grace(cfg), _ledger_state(cfg, window.id))
     if due.state is None and not due.in_grace and _empty(cfg, now, window):
         due = Due(window, now, due.grace, "empty")  # no false "missed" warning
     return due
+
+
+def due_selection(cfg: Config, now: dt.datetime) -> Selection:
+    """``send --due`` (cron mode): the issue due now, or NotDue saying why none is."""
+    from .pipeline import Selection
+
+    found = check_due(cfg, now)
+    if not found.in_grace:
+        raise NotDue(found.explain(cfg), missed=found.missed)
+    return Selection(week=found.window.id)
 
 
 def _ledger_state(cfg: Config, issue_id: str) -> str | None:
@@ -191,7 +204,7 @@ def _ledger_state(cfg: Config, issue_id: str) -> str | None:
 
 
 def _empty(cfg: Config, now: dt.datetime, window: Window) -> bool:
-    from .pipeline import Selection, gather
+    from .pipeline import Selection, gather  # late: reading content is not needed to print dates
 
     try:
         _, col = gather(cfg, now, Selection(week=window.id))
@@ -212,7 +225,7 @@ def _span(d: dt.timedelta) -> str:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class RunResult:
     issue: str
     # sent: every recipient has an outcome; already: sent before (a no-op); stopped:
     # paused, interrupted or deferred recipients left (a later run resumes); nothing: an
@@ -220,37 +233,39 @@ class Outcome:
     # busy: another send held the ledger's lock (fire() waits and tries again).
     action: Literal["sent", "already", "stopped", "nothing", "skipped", "failed", "busy"]
     detail: str = ""
-    report: Any = None
+    report: SendReport | None = None
 
 
 def send_window(
     cfg: Config, now: dt.datetime, window: Window, stop: threading.Event | None = None
-) -> Outcome:
-    """Send one issue through the same pipeline as ``digest send --week``."""
-    from . import pipeline
+) -> RunResult:
+    """Send one issue through the same path as ``digest send --issue``."""
+    # Late: only a send needs SMTP, SQLite and the list; `schedule --next` starts fast.
     from .ledger import SendBusy
+    from .pipeline import Selection
+    from .sending import resume_command, send
 
     try:
-        report = pipeline.send(cfg, now, pipeline.Selection(week=window.id), yes=True, stop=stop)
+        report = send(cfg, now, Selection(week=window.id), yes=True, stop=stop)
     except NothingToSend as exc:
         log.info("nothing to send for %s (%s)", window.id, str(exc).partition(": ")[2])
-        return Outcome(window.id, "nothing", str(exc))
+        return RunResult(window.id, "nothing", str(exc))
     except SendBusy as exc:
-        return Outcome(window.id, "busy", str(exc))
+        return RunResult(window.id, "busy", str(exc))
     except DigestError as exc:
         log.error(
-            "sending %s failed: %s\nRetry by hand with: digest send --week %s",
+            "sending %s failed: %s\nRetry by hand with: %s",
             window.id,
             exc,
-            window.id,
+            resume_command(window.id),
         )
-        return Outcome(window.id, "failed", str(exc))
+        return RunResult(window.id, "failed", str(exc))
     except Exception as exc:  # a bug: log it with its traceback, keep the schedule going
         log.exception("sending %s failed unexpectedly", window.id)
-        return Outcome(window.id, "failed", repr(exc))
+        return RunResult(window.id, "failed", repr(exc))
     if report.noop:
         log.info("%s", report)
-        return Outcome(window.id, "already", str(report), report)
+        return RunResult(window.id, "already", str(report), report)
     if not report.complete:
         if stop is not None and stop.is_set():
             why = "stopped as asked; the rest goes out at the next start within the grace"
@@ -258,15 +273,13 @@ def send_window(
             why = report.paused
         else:
             why = "some recipients were deferred after their retries"
-        log.warning(
-            "%s\n%s. Or send the rest by hand: digest send --week %s", report, why, window.id
-        )
-        return Outcome(window.id, "stopped", str(report), report)
+        log.warning("%s\n%s. Or send the rest by hand: %s", report, why, resume_command(window.id))
+        return RunResult(window.id, "stopped", str(report), report)
     log.info("%s", report)
-    return Outcome(window.id, "sent", str(report), report)
+    return RunResult(window.id, "sent", str(report), report)
 
 
-def fire(cfg: Config, clock: Clock = utcnow, stop: threading.Event | None = None) -> Outcome:
+def fire(cfg: Config, clock: Clock = utcnow, stop: threading.Event | None = None) -> RunResult:
     """The scheduled job: send the issue due now if it is within the grace period.
 
     Module-level (importable) so it could serve a persistent job store too. It does not
@@ -274,7 +287,7 @@ def fire(cfg: Config, clock: Clock = utcnow, stop: threading.Event | None = None
     """
     stop = stop or threading.Event()
     if stop.is_set():
-        return Outcome("", "skipped", "stopping")
+        return RunResult("", "skipped", "stopping")
     now = clock()
     due = check_due(cfg, now)
     if due.in_grace:
@@ -290,14 +303,14 @@ def fire(cfg: Config, clock: Clock = utcnow, stop: threading.Event | None = None
             due = Due(due.window, now, due.grace)
             outcome = send_window(cfg, now, due.window, stop)
         if outcome.action == "busy":
+            from .sending import resume_command
+
             log.warning(
-                "%s\nNot sent; send it by hand: digest send --week %s",
-                outcome.detail,
-                due.window.id,
+                "%s\nNot sent; send it by hand: %s", outcome.detail, resume_command(due.window.id)
             )
     else:
         log.log(logging.WARNING if due.missed else logging.INFO, "%s", due.explain(cfg))
-        outcome = Outcome(due.window.id, "skipped", due.explain(cfg))
+        outcome = RunResult(due.window.id, "skipped", due.explain(cfg))
     if not stop.is_set():
         _log_next(cfg, clock())
     return outcome

@@ -34,7 +34,8 @@ from typing import Any, NamedTuple
 from email_validator import EmailNotValidError, validate_email
 
 from .errors import ConfigError, ContentError
-from .message import Recipient, one_line
+from .model import Recipient
+from .text import one_line
 
 EMAIL_COLUMNS = ("email", "email_address", "e_mail", "mail")
 NAME_COLUMNS = ("name", "full_name", "fullname", "display_name")
@@ -178,7 +179,7 @@ def _columns(reader: Any, path: Path, *, required: bool) -> tuple[int, int | Non
     return email_i, _column(cols, NAME_COLUMNS), _column(cols, FIRST_NAME_COLUMNS)
 
 
-def check(path: Path) -> None:
+def check_file(path: Path) -> None:
     """Refuse a list that cannot be read as it is, before a send freezes or mails
     anything: a missing or unreadable file, no header row with an email column, or a
     stray quote (see the module notes); ContentError naming the file and line. Reads the

@@ -35,21 +35,12 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from .content import (
-    CJK,
-    CJK_CLASS,
-    MONTHS,
-    Article,
-    LazyRegex,
-    children_text,
-    count_words,
-    drop_hidden,
-    inline_text,
-    markdown,
-)
+from .content.dates import MONTHS
+from .content.html import markdown
+from .model import Article, KeyPoint, Summary
+from .text import CJK, CJK_CLASS, LazyRegex, children_text, count_words, drop_hidden, inline_text
 
 ELLIPSIS = "…"
 LOOKAHEAD = 20  # words of text read and split into sentences per word of the budget
@@ -62,18 +53,6 @@ _UNIT = LazyRegex(rf"[{CJK_CLASS}]|[^\s{CJK_CLASS}]+")  # a CJK character or a w
 _ORDINAL_END = re.compile(r"(?:^|\s)\d{1,2}\.$")
 _TRAILING = " \t,;:—–-([{\"'“‘«"
 _LEAD_SEPARATORS = (":", "：", "—", "–", "-", ".")
-
-
-@dataclass(frozen=True)
-class KeyPoint:
-    lead: str  # the bold lead-in, e.g. "Cost"
-    text: str  # the rest of the bullet, plain text
-
-
-@dataclass(frozen=True)
-class Summary:
-    text: str  # plain text, no markup or entities, never cut mid-word
-    key_points: tuple[KeyPoint, ...] = ()
 
 
 def summarize(article: Article, *, words: int = 60, key_points: int = 3) -> Summary:

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import html as _html
 import os
-import re
 import secrets
 import textwrap
 from collections.abc import Iterable, Iterator
@@ -37,10 +35,8 @@ import jinja2.runtime
 from jinja2.lexer import Token, TokenStream
 from markupsafe import Markup
 
-# Default templates live in the repository's templates/email/, shipped inside the package
-# as digest/templates/email when installed as a wheel (see pyproject package-data).
-_PACKAGE_TEMPLATES = Path(__file__).parent / "templates" / "email"
-_REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "email"
+from .files import bundled
+from .text import DATA_CHARS, neutralise
 
 _MONTHS = (
     "January",
@@ -59,7 +55,8 @@ _MONTHS = (
 
 
 def default_templates() -> Path:
-    return _REPO_TEMPLATES if _REPO_TEMPLATES.is_dir() else _PACKAGE_TEMPLATES
+    """The bundled email templates (``templates/email/`` at the top of the repository)."""
+    return bundled("templates/email")
 
 
 def _autoescape(name: str | None) -> bool:
@@ -94,37 +91,13 @@ def wrap(text: str, width: int = 72, indent: str = "", first: str | None = None)
     )
 
 
-# --- content is data, also at the mail service -------------------------------------------
-
-# What mail services' template engines read as syntax: {{ }} and {% %} (Handlebars,
-# Mustache, Go, Django, Liquid), *| |* (Mailchimp), %name% (Mailgun), <% %> (SendGrid),
-# [[ ]] and [name] (Constant Contact, Campaign Monitor), ${ } and $name$ (FreeMarker,
-# Responsys). "<" is escaped anyway. A "%" that starts a percent-escape ("%20" in a URL)
-# opens no tag in any of them and stays, so links keep their usual spelling.
-SYNTAX = re.compile(r"[{}\[\]|$]|%(?![0-9A-Fa-f]{2})")
-_ANY = re.compile(r"[{}\[\]|$%]")  # a quick "nothing to do" (most values) for SYNTAX
-_CHARS = "{}[]|%$"
-_DATA_TOKENS = {c: f"__dchr{ord(c)}__" for c in _CHARS}
-# Case-blind: a `{% filter upper %}` block around data upper-cases its tokens.
-DATA_TOKEN = re.compile(r"__dchr(" + "|".join(str(ord(c)) for c in _CHARS) + r")__", re.I)
-
-_JOINER = "\u2060"  # WORD JOINER: zero width, allows no line break; readers do not see it
 # The key of the render in progress (see data_scope), or None: then nothing is swapped.
 _KEY: ContextVar[str | None] = ContextVar("digest_template_key", default=None)
 
 
-def _data_token(m: re.Match[str]) -> str:
-    return _DATA_TOKENS[m.group()]
-
-
-def neutralise(value: str) -> str:
-    """``value`` with every ``SYNTAX`` character as a data token."""
-    return SYNTAX.sub(_data_token, value) if _ANY.search(value) else value
-
-
 @lru_cache(maxsize=4)
 def _literal_tokens(key: str) -> tuple[tuple[str, str], ...]:
-    return tuple((c, f"__dlit{key}x{ord(c)}__") for c in _CHARS)
+    return tuple((c, f"__dlit{key}x{ord(c)}__") for c in DATA_CHARS)
 
 
 @contextmanager
@@ -165,7 +138,7 @@ class _LiteralText(jinja2.ext.Extension):
 
     def filter_stream(self, stream: TokenStream) -> Iterable[Token]:
         for tok in stream:
-            if tok.type != "data" or not any(c in tok.value for c in _CHARS):
+            if tok.type != "data" or not any(c in tok.value for c in DATA_CHARS):
                 yield tok
                 continue
             n = tok.lineno
@@ -192,48 +165,6 @@ def _finalize(eval_ctx: jinja2.nodes.EvalContext, value: Any) -> Any:
     return neutralise(str(value))  # an object: escape() would print str(value)
 
 
-def restore_html(html: str) -> str:
-    """Data tokens as numeric character references: shown as the characters, read as
-    text (not as a tag) by every template engine, decoded in attributes (href) too."""
-    return DATA_TOKEN.sub(lambda m: f"&#{m.group(1)};", html)
-
-
-def restore_text(text: str, guard: str = "") -> str:
-    """Data tokens as the characters; each one in ``guard`` between invisible WORD
-    JOINERs (U+2060), so it forms no delimiter with a neighbour (``{{``, ``<%``, ``*|``,
-    ``%name``) and readers see the same text."""
-    if not guard:
-        return DATA_TOKEN.sub(lambda m: chr(int(m.group(1))), text)
-    out: list[str] = []
-    pos, joined = 0, False  # joined: out ends with a joiner we wrote
-    for m in DATA_TOKEN.finditer(text):
-        char = chr(int(m.group(1)))
-        if m.start() > pos:
-            out.append(text[pos : m.start()])
-            joined = False
-        if char in guard:
-            out.append(char + _JOINER if joined else _JOINER + char + _JOINER)
-            joined = True
-        else:
-            out.append(char)
-            joined = False
-        pos = m.end()
-    out.append(text[pos:])
-    return "".join(out)
-
-
-def guard_text(value: str, guard: str) -> str:
-    """Plain data (a subject line) with ``guard`` characters between WORD JOINERs."""
-    if not guard:
-        return value
-    return restore_text(neutralise(value), guard)
-
-
-def html_data(value: str) -> str:
-    """A plain-text value for the HTML part: escaped, syntax as character references."""
-    return restore_html(neutralise(_html.escape(value, quote=True)))
-
-
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     # Compiling the templates costs more than the rest of a render; the cache (in the
     # per-user temp folder Jinja picks and checks) is keyed on each template's source.
@@ -254,7 +185,16 @@ def _code_version() -> str:
 
 
 @lru_cache(maxsize=8)
-def environment(user_folder: Path | None = None) -> jinja2.Environment:
+def environment(user_folder: Path | None = None, *, pages: bool = False) -> jinja2.Environment:
+    """The one Jinja environment factory: StrictUndefined, a user's folder before ours.
+
+    For email (the default): ``templates/email/``; autoescape except ``.txt`` templates
+    and one-line config strings; printed values marked as data (see the module
+    docstring). With ``pages``, for our own web pages: ``templates/web/`` (a user's
+    ``<folder>/web/`` first), autoescape everywhere, and no text-template rule.
+    """
+    if pages:
+        return _pages_environment(user_folder)
     search = [str(user_folder)] if user_folder else []
     search.append(str(default_templates()))
     env = jinja2.Environment(
@@ -273,6 +213,19 @@ def environment(user_folder: Path | None = None) -> jinja2.Environment:
     env.filters["wrap"] = wrap
     env.filters["_digest_literal"] = _literal
     return env
+
+
+@lru_cache(maxsize=8)
+def _pages_environment(user_folder: Path | None) -> jinja2.Environment:
+    search = [str(user_folder / "web")] if user_folder else []
+    search.append(str(bundled("templates/web")))
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def render_string(source: str, **context: object) -> str:

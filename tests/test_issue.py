@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from digest import config, digest
-from digest.content import Article
+from digest import config
+from digest import issue as issues
 from digest.errors import NothingToSend
+from digest.model import Article
 
 TZ = "Europe/Berlin"
 
@@ -44,7 +45,7 @@ WEEK48 = "2026-W48"  # sent Mon 2026-11-23 09:00 Berlin, covers 11-16 09:00 .. 1
 
 def test_issue_holds_only_its_window_and_orders_featured_weight_then_newest() -> None:
     c = cfg()
-    w = digest.window_for_week(c, WEEK48)
+    w = issues.window_for_week(c, WEEK48)
     arts = [
         art("old", "2026-11-16T08:59:59+01:00"),  # one second before the window opens
         art("first", "2026-11-16T09:00:00+01:00"),  # at the opening edge: in
@@ -54,7 +55,7 @@ def test_issue_holds_only_its_window_and_orders_featured_weight_then_newest() ->
         art("star", "2026-11-16T12:00:00+01:00", featured=True),
         art("next-week", "2026-11-23T09:00:00+01:00"),  # at the closing edge: next issue
     ]
-    issue = digest.build_issue(c, w, arts, first=digest.window_for_week(c, "2026-W40"))
+    issue = issues.build_issue(c, w, arts, first=issues.window_for_week(c, "2026-W40"))
     assert [i.article.slug for i in issue.items] == ["star", "light", "heavy", "newest", "first"]
     assert issue.id == WEEK48
     assert issue.number == 9  # W40 is #1
@@ -64,23 +65,23 @@ def test_issue_holds_only_its_window_and_orders_featured_weight_then_newest() ->
 
 def test_cap_counts_the_rest_for_the_archive() -> None:
     c = cfg(max_articles=2)
-    w = digest.window_for_week(c, WEEK48)
+    w = issues.window_for_week(c, WEEK48)
     arts = [art(f"a{i}", f"2026-11-{17 + i}T10:00:00+01:00") for i in range(5)]
-    issue = digest.build_issue(c, w, arts)
+    issue = issues.build_issue(c, w, arts)
     assert len(issue.items) == 2
     assert issue.more == 3
 
 
 def test_grouping_by_category_keeps_order_of_first_appearance() -> None:
     c = cfg(group_by="category")
-    w = digest.window_for_week(c, WEEK48)
+    w = issues.window_for_week(c, WEEK48)
     arts = [
         art("a", "2026-11-20T10:00:00+01:00", categories=("AI",)),
         art("b", "2026-11-19T10:00:00+01:00", categories=("Chips",)),
         art("c", "2026-11-18T10:00:00+01:00", categories=("AI",)),
         art("d", "2026-11-17T10:00:00+01:00"),
     ]
-    issue = digest.build_issue(c, w, arts)
+    issue = issues.build_issue(c, w, arts)
     assert [(g.name, [i.article.slug for i in g.items]) for g in issue.groups] == [
         ("AI", ["a", "c"]),
         ("Chips", ["b"]),
@@ -90,16 +91,16 @@ def test_grouping_by_category_keeps_order_of_first_appearance() -> None:
 
 def test_empty_week_is_nothing_to_send() -> None:
     c = cfg()
-    w = digest.window_for_week(c, WEEK48)
+    w = issues.window_for_week(c, WEEK48)
     with pytest.raises(NothingToSend, match="nothing to send for 2026-W48"):
-        digest.build_issue(c, w, [art("late", "2026-12-01T10:00:00+01:00")])
+        issues.build_issue(c, w, [art("late", "2026-12-01T10:00:00+01:00")])
 
 
 def test_subject_is_one_line_and_titles_are_not_templates() -> None:
     c = cfg()
-    w = digest.window_for_week(c, WEEK48)
+    w = issues.window_for_week(c, WEEK48)
     a = art("x", "2026-11-20T10:00:00+01:00", title="{{ 7*7 }} ways\r\nBcc: evil@example.com")
-    issue = digest.build_issue(c, w, [a])
+    issue = issues.build_issue(c, w, [a])
     assert "\r" not in issue.subject and "\n" not in issue.subject
     assert "{{ 7*7 }}" in issue.subject and "49" not in issue.subject
 
@@ -107,6 +108,6 @@ def test_subject_is_one_line_and_titles_are_not_templates() -> None:
 def test_week_option_validation() -> None:
     c = cfg()
     with pytest.raises(config.ConfigError, match="not an ISO week"):
-        digest.window_for_week(c, "2026-48")
+        issues.window_for_week(c, "2026-48")
     with pytest.raises(config.ConfigError, match="has no week 53"):
-        digest.window_for_week(c, "2027-W53")
+        issues.window_for_week(c, "2027-W53")

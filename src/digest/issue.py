@@ -10,63 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from .config import Config
-from .content import Article, one_line
 from .errors import ConfigError, NothingToSend
-from .summarize import Summary, summarize
+from .model import Article, Group, Issue, Item, Window
+from .summarize import summarize
 from .templating import render_string
+from .text import one_line
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 WEEK = dt.timedelta(days=7)
-
-
-@dataclass(frozen=True)
-class Item:
-    article: Article
-    summary: Summary
-
-
-@dataclass(frozen=True)
-class Group:
-    name: str  # "" when the issue is not grouped
-    items: tuple[Item, ...]
-
-
-@dataclass(frozen=True)
-class Window:
-    """The send time of an issue and the span of publication dates it covers."""
-
-    id: str  # ISO week of the send date, "2026-W48"
-    since: dt.datetime  # the previous send time (inclusive)
-    send_at: dt.datetime  # this send time (exclusive end of the window)
-
-    def contains(self, when: dt.datetime) -> bool:
-        # Compare instants in UTC: aware datetimes that share a tzinfo compare by wall time
-        # and ignore ``fold``, so 02:15 in the repeated autumn hour would sort before 02:30.
-        return self.since <= when.astimezone(dt.UTC) < self.send_at
-
-
-@dataclass(frozen=True)
-class Issue:
-    id: str
-    number: int
-    window: Window
-    subject: str
-    preheader: str
-    groups: tuple[Group, ...]
-    more: int = 0  # articles in the window beyond the cap ("N more in the archive")
-    lang: str = "en"
-
-    @property
-    def items(self) -> tuple[Item, ...]:
-        return tuple(i for g in self.groups for i in g.items)
-
-    @property
-    def send_at(self) -> dt.datetime:
-        return self.window.send_at
 
 
 # --- time ------------------------------------------------------------------------------

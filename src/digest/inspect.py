@@ -1,47 +1,26 @@
-"""``digest check``: what would go wrong with this issue, before anyone gets it.
+"""A rendered issue -> findings: what would go wrong with it, before anyone gets it.
 
-Reads every content file (not only the week's), renders the selected issue and inspects
-the result. Returns findings; printing and exit codes are the CLI's business.
+Images without alt text, relative links, a template that lost the unsubscribe link or
+the postal address, and the render's own warnings. ``pipeline.prepare`` runs it on every
+build, so ``build`` reports what ``check`` does; printing and exit codes are the CLI's.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import html
-from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import content, render
 from .config import Config
-from .content import Problem
-from .errors import NothingToSend
+from .model import Problem, token
 
 if TYPE_CHECKING:
-    from .digest import Issue
-    from .pipeline import Built, Selection
-    from .render import RenderedEmail
+    from .model import Issue, RenderedEmail
 
 # Links that are fine although they are not http(s): fragment, mail, phone, and the
 # placeholder tokens and merge tags that a sender or mail service fills in later.
 _OK_PREFIXES = ("http://", "https://", "mailto:", "tel:", "#", "__digest_", "*|", "{{", "<%", "%")
-
-
-@dataclass(frozen=True)
-class Report:
-    problems: tuple[Problem, ...]
-    built: Built | None
-    notice: str | None  # e.g. "nothing to send for 2026-W48"
-    files: int
-
-    @property
-    def errors(self) -> int:
-        return sum(p.level == "error" for p in self.problems)
-
-    @property
-    def warnings(self) -> int:
-        return sum(p.level != "error" for p in self.problems)
 
 
 class _Links(HTMLParser):
@@ -77,7 +56,7 @@ def inspect(cfg: Config, issue: Issue, r: RenderedEmail) -> list[Problem]:
         found.append(
             Problem(where, None, f"relative link (readers can't follow it): {url}", "warning")
         )
-    if render.token("unsubscribe_url") not in r.html:
+    if token("unsubscribe_url") not in r.html:
         found.append(
             Problem(where, None, "no unsubscribe link: the template must use ph.unsubscribe_url")
         )
@@ -93,26 +72,10 @@ def inspect(cfg: Config, issue: Issue, r: RenderedEmail) -> list[Problem]:
     elif not any(
         s in r.html
         for s in (
-            render.token("postal_address"),
+            token("postal_address"),
             cfg.newsletter.postal_address,
             html.escape(cfg.newsletter.postal_address),
         )
     ):
         found.append(Problem(where, None, "the postal address is missing from the email"))
     return found
-
-
-def check(cfg: Config, now: dt.datetime, sel: Selection | None = None) -> Report:
-    """Validate every content file, render the selected issue and inspect it."""
-    from .pipeline import Selection, prepare  # the pipeline inspects what it renders
-
-    everything = content.load(cfg, now=now)
-    problems = list(everything.problems)
-    built, notice = None, None
-    try:
-        built = prepare(cfg, now, sel or Selection())
-    except NothingToSend as exc:
-        notice = str(exc)
-    if built is not None:
-        problems += built.findings
-    return Report(tuple(problems), built, notice, everything.files)

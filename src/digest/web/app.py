@@ -1,0 +1,236 @@
+"""Ledger + archive -> the ASGI app (Starlette) that ``digest serve`` runs.
+
+- ``POST /unsubscribe/<token>``: RFC 8058 one-click unsubscribe. The token is the signed
+  token of the ``List-Unsubscribe`` header; the address goes on the ledger's suppression
+  list (idempotent) and the answer is 200 with no further step.
+- ``GET /unsubscribe/<token>``: a confirm page. A GET never unsubscribes (link scanners
+  and mail security gateways follow links); its button POSTs back to the same URL.
+- ``POST /resubscribe/<token>``: undoes it.
+- ``GET /`` and ``GET /issues/<id>/``: the archive (``archive``).
+- ``GET /preview`` (``digest serve --preview`` only): the editor's live preview.
+
+Every link between pages is relative, so the app and the static archive work under any
+prefix (``newsletter.archive_url`` is usually ``https://example.com/newsletter``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..config import Config
+from ..ledger import Ledger
+from ..tokens import read_token
+from .archive import ISSUE_ID, index_html, issue_html, published_issue, published_issues
+from .pages import ISSUE_CSP, PAGE_CSP, PREVIEW_CSP, css, page, root_of
+from .preview import preview_html
+
+log = logging.getLogger(__name__)
+
+SECURITY_HEADERS = {
+    "content-security-policy": PAGE_CSP,
+    "x-content-type-options": "nosniff",
+    # The unsubscribe URL carries the reader's token: never send it on as a Referer.
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+}
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: adds SECURITY_HEADERS to every response that lacks them,
+    including Starlette's own 404/405/500 answers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _mask(email: str) -> str:
+    """``ada@example.com`` -> ``a…@example.com``: enough to recognise one's address."""
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}…@{domain}" if local else "your address"
+
+
+# --- the app ---------------------------------------------------------------------------
+
+
+def create_app(
+    cfg: Config,
+    *,
+    secret: str | None,
+    preview: bool = False,
+    selection: Any = None,
+    now: Callable[[], dt.datetime] | None = None,
+) -> Starlette:
+    """The ASGI app. ``secret`` checks unsubscribe tokens (None: every token is refused).
+
+    With ``preview``, ``GET /preview`` renders the current content on each request
+    (``selection`` and ``now`` as for ``digest check``; query ``?week=``/``?latest=1``).
+    """
+    secret = secret or None  # an empty secret signs nothing: every token is refused
+    ledger_path = Path(cfg.ledger.path)
+
+    def respond(
+        request: Request,
+        name: str,
+        status: int = 200,
+        *,
+        private: bool = False,
+        **context: Any,
+    ) -> HTMLResponse:
+        body = page(cfg, name, root=root_of(request.url.path), noindex=private, **context)
+        headers = {"cache-control": "no-store" if private else "no-cache"}
+        return HTMLResponse(body, status, headers=headers)
+
+    def bad_token(request: Request) -> HTMLResponse:
+        # The same answer for a tampered, truncated, foreign or unsigned token: nothing
+        # about who is or is not subscribed.
+        return respond(
+            request,
+            "error.html",
+            400,
+            private=True,
+            title="This link does not work",
+            message="The link is incomplete or was changed. Copy the whole unsubscribe "
+            "link from the email, or use the unsubscribe link in another issue.",
+        )
+
+    def suppress(email: str) -> None:
+        with Ledger(ledger_path) as ledger:
+            ledger.suppress(email, reason="unsubscribe")
+
+    def unsuppress(email: str) -> None:
+        with Ledger(ledger_path) as ledger:
+            ledger.unsuppress(email)
+
+    def reader(request: Request) -> tuple[str, str] | HTMLResponse:
+        """(token, address) of a link's signed token, or the page for a bad one."""
+        token = request.path_params["token"]
+        email = read_token(secret, token)
+        return (token, email) if email is not None else bad_token(request)
+
+    async def unsubscribe(request: Request) -> Response:
+        found = reader(request)
+        if isinstance(found, Response):
+            return found
+        token, email = found
+        if request.method != "POST":  # GET, and the HEAD Starlette adds to it
+            return respond(request, "confirm.html", private=True, address=_mask(email))
+        # RFC 8058: a POST to this URL is the unsubscribe. Decided: the body is not
+        # checked for "List-Unsubscribe=One-Click" (nor parsed: multipart or urlencoded,
+        # as the client chose). The RFC has the receiver send that field so a sender can
+        # tell a one-click POST from other POSTs to the same URL; here every POST means
+        # "unsubscribe" (our confirm button sends the same field anyway). The signed
+        # token is what authorises it; link scanners GET or HEAD, a bot that POSTs can send
+        # the field as easily. Requiring it would only fail a reader whose client drops
+        # or re-encodes the body: still subscribed after asking to leave. (NOTES.md, Web)
+        await run_in_threadpool(suppress, email)
+        log.info("unsubscribe: one address suppressed")
+        return respond(
+            request, "unsubscribed.html", private=True, address=_mask(email), token=token
+        )
+
+    async def resubscribe(request: Request) -> Response:
+        found = reader(request)
+        if isinstance(found, Response):
+            return found
+        token, email = found
+        await run_in_threadpool(unsuppress, email)
+        log.info("resubscribe: one address taken off the suppression list")
+        return respond(
+            request, "resubscribed.html", private=True, address=_mask(email), token=token
+        )
+
+    def unsubscribe_info(request: Request) -> Response:
+        return respond(request, "unsubscribe_info.html", private=True)
+
+    def index(request: Request) -> Response:
+        return HTMLResponse(
+            index_html(cfg, published_issues(cfg)), headers={"cache-control": "no-cache"}
+        )
+
+    def issue_redirect(request: Request) -> Response:
+        issue_id = request.path_params["issue_id"]
+        if not ISSUE_ID.match(issue_id):
+            raise HTTPException(404)
+        # Relative Location: stays on this host and prefix whatever the Host header says.
+        return Response(status_code=308, headers={"location": f"{issue_id}/"})
+
+    def issue(request: Request) -> Response:
+        found = published_issue(cfg, request.path_params["issue_id"])
+        if found is None:
+            raise HTTPException(404)
+        return HTMLResponse(
+            issue_html(cfg, found),
+            headers={"content-security-policy": ISSUE_CSP, "cache-control": "no-cache"},
+        )
+
+    def stylesheet(request: Request) -> Response:
+        return Response(
+            css(cfg), media_type="text/css", headers={"cache-control": "public, max-age=300"}
+        )
+
+    def preview_page(request: Request) -> Response:
+        html = preview_html(cfg, request.query_params, selection=selection, now=now)
+        return HTMLResponse(
+            html, headers={"content-security-policy": PREVIEW_CSP, "cache-control": "no-store"}
+        )
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        titles = {404: "Not found", 405: "Not allowed"}
+        title = titles.get(exc.status_code, "Error")
+        message = {
+            404: "There is no page at this address.",
+            405: "This page does not answer that kind of request.",
+        }.get(exc.status_code, "The request could not be handled.")
+        response = respond(request, "error.html", exc.status_code, title=title, message=message)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    routes = [
+        Route("/", index, methods=["GET"]),
+        Route("/style.css", stylesheet, methods=["GET"]),
+        Route("/issues/{issue_id}", issue_redirect, methods=["GET"]),
+        Route("/issues/{issue_id}/", issue, methods=["GET"]),
+        Route("/unsubscribe", unsubscribe_info, methods=["GET"]),
+        Route("/unsubscribe/", unsubscribe_info, methods=["GET"]),
+        Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
+        Route("/resubscribe/{token}", resubscribe, methods=["POST"]),
+    ]
+    if preview:
+        routes.append(Route("/preview", preview_page, methods=["GET"]))
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    # Starlette's slash redirect builds an absolute URL from the Host header; we answer
+    # the few paths that need it ourselves, with relative redirects.
+    app.router.redirect_slashes = False
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,155 @@
+"""Sent issues in the ledger -> the archive: its index and each issue's web version.
+
+``GET /`` and ``GET /issues/<id>/`` answer with these pages, and ``digest archive``
+writes the same pages as static files (``write_archive``). A web version shows no
+personal data and carries no tracking.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Config
+from ..files import write_atomic
+from ..ledger import IssueRecord, Ledger
+from ..model import RenderedEmail
+from ..templating import environment
+from .pages import ISSUE_CSP, css, page, static_csp
+
+log = logging.getLogger(__name__)
+
+# Issue ids become path segments (URLs and archive folders): letters, digits, . _ - only,
+# starting with a letter or digit (so never "." or "..").
+ISSUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ArchivedIssue:
+    """A sent issue, as frozen in the ledger at its first send."""
+
+    id: str
+    subject: str
+    preheader: str
+    date: dt.datetime | None
+    rendered: RenderedEmail
+
+
+# What a web version (at issues/<id>/) shows in place of personal fields: nothing about
+# any reader. Its unsubscribe link goes to a page that says where the personal link is.
+WEB_VALUES = {
+    "name": "",
+    "first_name": "",
+    "email": "",
+    "unsubscribe_url": "../../unsubscribe/",
+    "web_url": "./",
+}
+
+
+def _archived(record: IssueRecord) -> ArchivedIssue | None:
+    """A ledger issue -> ArchivedIssue, or None when it cannot be public."""
+    if not ISSUE_ID.match(record.id):
+        log.warning("issue id %r is not usable in a URL; left out of the archive", record.id)
+        return None
+    # Public from the first send on ("sending" or "sent"): from then on readers have it.
+    date = record.created_at
+    if record.send_at:
+        date = dt.datetime.fromisoformat(record.send_at)
+    return ArchivedIssue(record.id, record.subject, record.preheader, date, record.rendered())
+
+
+_EPOCH = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def newest_first(issues: list[ArchivedIssue]) -> list[ArchivedIssue]:
+    """Newest issue first, by its scheduled send time, then its id.
+
+    Not by when it was sent: an older week sent late by hand (``digest send --week``)
+    belongs below the weeks after it. Send times compare as instants (UTC), not as
+    strings: winter and summer time carry different offsets. The id breaks ties only
+    (ISO week ids sort by year, then week, so ``2025-W52`` < ``2026-W01``).
+    """
+    return sorted(
+        issues,
+        key=lambda i: (i.date.astimezone(dt.UTC) if i.date else _EPOCH, i.id),
+        reverse=True,
+    )
+
+
+def published_issues(cfg: Config) -> list[ArchivedIssue]:
+    """The sent issues in the ledger, newest first. No ledger file: none (not created)."""
+    if not Path(cfg.ledger.path).exists():
+        return []
+    with Ledger(cfg.ledger.path, readonly=True) as ledger:
+        found = [_archived(record) for record in ledger.issues()]
+    return newest_first([a for a in found if a is not None])
+
+
+def published_issue(cfg: Config, issue_id: str) -> ArchivedIssue | None:
+    if not ISSUE_ID.match(issue_id) or not Path(cfg.ledger.path).exists():
+        return None
+    with Ledger(cfg.ledger.path, readonly=True) as ledger:
+        record = ledger.issue(issue_id)
+    return _archived(record) if record is not None else None
+
+
+def index_html(cfg: Config, issues: list[ArchivedIssue], *, static: bool = False) -> str:
+    return page(cfg, "index.html", root="", static=static, issues=issues)
+
+
+_HEAD_END = re.compile(r"</head\s*>", re.IGNORECASE)
+_BODY_START = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+
+
+def inject(document: str, head: str, body: str) -> str:
+    m = _HEAD_END.search(document)
+    document = document[: m.start()] + head + document[m.start() :] if m else head + document
+    m = _BODY_START.search(document)
+    return document[: m.end()] + body + document[m.end() :] if m else body + document
+
+
+def issue_html(cfg: Config, issue: ArchivedIssue, *, static: bool = False) -> str:
+    """The web version of a sent issue: the email itself with the personal fields left
+    empty, plus a link back to the archive. Lives at issues/<id>/."""
+    html, _ = issue.rendered.fill(WEB_VALUES)
+    head = (
+        '<meta name="referrer" content="no-referrer">\n<link rel="icon" href="data:,">\n'
+        # A long URL or word in an article must not make a phone scroll sideways.
+        "<style>body{overflow-wrap:anywhere}</style>\n"
+    )
+    if static:
+        head += f'<meta http-equiv="Content-Security-Policy" content="{static_csp(ISSUE_CSP)}">\n'
+    nav = (
+        environment(cfg.templates.folder, pages=True)
+        .get_template("issue_nav.html")
+        .render(root="../../", newsletter=cfg.newsletter.name)
+    )
+    return inject(html, head, nav)
+
+
+def write_archive(cfg: Config, out: Path) -> list[Path]:
+    """Write the archive as static HTML into ``out`` (the same pages ``serve`` answers).
+
+    Files: index.html, style.css, unsubscribe/index.html, issues/<id>/index.html. Files
+    from earlier runs are overwritten, never deleted.
+    """
+    issues = published_issues(cfg)
+    files = {
+        "index.html": index_html(cfg, issues, static=True),
+        "style.css": css(cfg),
+        "unsubscribe/index.html": page(
+            cfg, "unsubscribe_info.html", root="../", static=True, noindex=True
+        ),
+    }
+    for issue in issues:
+        files[f"issues/{issue.id}/index.html"] = issue_html(cfg, issue, static=True)
+    written = []
+    for rel, text in files.items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, text)  # a web server never serves half a file
+        written.append(path)
+    return written
