@@ -34,6 +34,12 @@ from .errors import (
 from .text import utcnow
 
 if TYPE_CHECKING:
+    import threading
+    from collections.abc import Iterable
+
+    from .config import Config
+    from .model import Problem
+    from .pipeline import Selection
     from .sending import SendPlan, SendReport
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,10 +56,10 @@ class Ctx:
         self.config_path = config
         self.debug = debug
         self._now = now
-        self._cfg = None
+        self._cfg: Config | None = None
 
     @property
-    def cfg(self):  # type: ignore[no-untyped-def]
+    def cfg(self) -> Config:
         if self._cfg is None:
             from .config import load
 
@@ -123,7 +129,7 @@ def selection_options(f: F) -> F:
     return f
 
 
-def _selection(week: str | None, latest: bool, due: bool = False):  # type: ignore[no-untyped-def]
+def _selection(week: str | None, latest: bool, due: bool = False) -> Selection:
     from .pipeline import Selection
 
     if week and latest:
@@ -164,7 +170,7 @@ def main(ctx: click.Context, config: Path, debug: bool, now: str | None) -> None
     ctx.obj = Ctx(config, debug, now)
 
 
-def _report_problems(problems, strict: bool) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+def _report_problems(problems: Iterable[Problem], strict: bool) -> tuple[int, int]:
     errors = warnings = 0
     for p in problems:
         if p.level == "error":
@@ -541,7 +547,7 @@ def send(
 
     warned: list[str] = []
 
-    def confirm(plan) -> bool:  # type: ignore[no-untyped-def]
+    def confirm(plan: SendPlan) -> bool:
         warned.extend(_warn_unfinished(plan.issue_id, plan.unfinished))
         # Ctrl-C at the prompt cancels (Python's own handler is still in place); the
         # "finish the messages in flight" handler is armed once the send is confirmed.
@@ -565,7 +571,7 @@ def send(
         raise click.exceptions.Exit(report.exit_code)
 
 
-def _stop_on_signals(stop) -> None:  # type: ignore[no-untyped-def]
+def _stop_on_signals(stop: threading.Event) -> None:
     """SIGTERM or Ctrl-C: finish the messages in flight, record them, stop (``stop`` is
     set). A second Ctrl-C aborts at once (messages in flight may then be sent again on
     resume)."""

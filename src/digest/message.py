@@ -32,6 +32,7 @@ import html as _html
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formatdate, make_msgid
@@ -233,6 +234,32 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "newsletter"
 
 
+def _qp_html(value: str) -> bytes:
+    return qp(_html.escape(value, quote=True))
+
+
+def _splice(
+    out: list[bytes],
+    pieces: list[_Piece],
+    values: dict[str, str],
+    encode: Callable[[str], bytes],
+) -> bool:
+    """Append ``pieces`` to ``out``, each personal field (a str: its name) encoded once.
+    Whether every encoded value is line-safe (no dot-stuffing needed)."""
+    safe = True
+    encoded: dict[str, bytes] = {}
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            out.append(piece)
+            continue
+        v = encoded.get(piece)
+        if v is None:
+            v = encoded[piece] = encode(values[piece])
+            safe = safe and line_safe(v)
+        out.append(v)
+    return safe
+
+
 @dataclass(frozen=True)
 class Composed:
     message_id: str
@@ -392,28 +419,9 @@ class Composer:
             ]
         )
         check_header_block(personal)  # ValueError: this recipient's message is not sent
-        safe = self._dot_safe
-        text_values: dict[str, bytes] = {}
-        html_values: dict[str, bytes] = {}
         parts = [personal, self._head, self._text_head]
-        for piece in self._text:
-            if isinstance(piece, bytes):
-                parts.append(piece)
-            else:
-                v = text_values.get(piece)
-                if v is None:
-                    v = text_values[piece] = qp(values[piece])
-                    safe = safe and line_safe(v)
-                parts.append(v)
+        safe = _splice(parts, self._text, values, qp) and self._dot_safe
         parts.append(self._html_head)
-        for piece in self._html:
-            if isinstance(piece, bytes):
-                parts.append(piece)
-            else:
-                v = html_values.get(piece)
-                if v is None:
-                    v = html_values[piece] = qp(_html.escape(values[piece], quote=True))
-                    safe = safe and line_safe(v)
-                parts.append(v)
+        safe = _splice(parts, self._html, values, _qp_html) and safe
         parts.append(self._tail)
         return Composed(mid, b"".join(parts), dot_safe=safe)

@@ -90,9 +90,10 @@ class SendReport:
 
     @property
     def exit_code(self) -> int:
-        """0 when every recipient has an outcome (sent, refused, suppressed); 5 when the
-        send must be run again (paused, stopped, or deferred recipients)."""
-        return 0 if self.complete or self.cancelled else 5
+        """0 when every recipient has an outcome (sent, refused, suppressed); a
+        DeliveryError's (5) when the send must be run again (paused, stopped, or
+        deferred recipients)."""
+        return 0 if self.complete or self.cancelled else DeliveryError.exit_code
 
     def __str__(self) -> str:
         if self.noop:
