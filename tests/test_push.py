@@ -1061,3 +1061,13 @@ def test_cli_push_config_errors_exit_2_before_any_request(
     assert generic.exit_code == 2 and "cannot push to 'generic'" in generic.output
     lone = CliRunner().invoke(main, [*base, "export", "--for", "ses", "--api-url", server.url])
     assert lone.exit_code == 2 and "--api-url goes with --push" in lone.output
+
+
+def test_example_config_documents_every_service_setting() -> None:
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    for service in SERVICES:
+        assert f"# [export.{service}]" in text, service
+        section = text.split(f"# [export.{service}]")[1].split("# [export.")[0]
+        model = type(parse({}).export.service(service))
+        for key in model.model_fields:
+            assert f"# {key} =" in section, f"export.{service}.{key} is not documented"
