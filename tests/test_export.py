@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import socket
+import tomllib
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,7 +30,7 @@ from conftest import CHROMIUM
 from digest import export as ex
 from digest import pipeline
 from digest.cli import main
-from digest.config import Config, Templates, load, parse
+from digest.config import Config, Templates, parse
 from digest.errors import ConfigError
 from digest.model import PLACEHOLDERS, RenderedEmail, token
 
@@ -50,8 +51,8 @@ EXPECTED = {
         "postal_address": "*|HTML:LIST_ADDRESS_HTML|*",
     },
     "sendgrid": {
-        "unsubscribe_url": "<%asm_group_unsubscribe_raw_url%>",
-        "name": "{{name}}",
+        "unsubscribe_url": "{{{unsubscribe}}}",
+        "name": "{{first_name}} {{last_name}}",
         "first_name": "{{first_name}}",
         "email": "{{email}}",
     },
@@ -65,7 +66,7 @@ EXPECTED = {
         "unsubscribe_url": "%unsubscribe_url%",
         "name": "%recipient.name%",
         "first_name": "%recipient.first_name%",
-        "email": "%recipient_email%",
+        "email": "%recipient.email%",
     },
     "ses": {
         "unsubscribe_url": "{{amazonSESUnsubscribeUrl}}",
@@ -100,10 +101,10 @@ URL_PLACEHOLDERS = ("unsubscribe_url", "web_url")
 CREATE_ENDPOINTS = (
     "/3.0/campaigns",  # Mailchimp: new campaigns are drafts ("save")
     "/3.0/campaigns/{campaign_id}/content",
-    "/v3/templates",  # SendGrid
-    "/v3/templates/{template_id}/versions",
+    "/v3/marketing/singlesends",  # SendGrid: a Single Send is a draft until scheduled
     "api.postmarkapp.com/templates",
-    "/v3/<domain>/templates",  # Mailgun
+    "/v3/<domain>/templates",  # Mailgun: the newsletter's template, once
+    "/v3/<domain>/templates/the-weekly-digest/versions",  # and a version per issue
     "/v2/email/templates",  # SES CreateEmailTemplate
     "/api/campaigns",  # listmonk: new campaigns are drafts
     "/v1/emails",  # Buttondown: only with status "draft" (checked below)
@@ -151,7 +152,9 @@ def rendered_email() -> RenderedEmail:
 
 
 def config(tmp_path: Path, **extra: Any) -> Config:
+    export = {"listmonk": {"list_ids": [3]}, **extra.pop("export", {})}
     raw: dict[str, Any] = {
+        "export": export,
         "newsletter": {"name": "The Weekly Digest", "postal_address": POSTAL},
         "sender": {
             "name": 'Ada "The Editor" Lovelace',
@@ -263,23 +266,23 @@ def test_payloads_are_valid_json_shaped_per_service(cfg: Config) -> None:
     assert (create["method"], content["method"]) == ("POST", "PUT")
     assert create["url"].endswith("/3.0/campaigns")
     assert content["url"].endswith("/3.0/campaigns/{campaign_id}/content")
-    assert create["json"]["type"] == "regular"
+    assert create["json"]["type"] == "regular" and "recipients" not in create["json"]
+    # No preview_text: the hidden preheader is the preview (Mailchimp would add a second).
     assert create["json"]["settings"] == {
         "subject_line": subject,
-        "preview_text": pre,
         "title": "The Weekly Digest 2026-W48",
         "from_name": 'Ada "The Editor" Lovelace',
         "reply_to": "editor@example.org",
     }
     assert set(content["json"]) == {"html", "plain_text"}
 
-    p = _payload(cfg, "sendgrid")
-    template, version = p["requests"]
-    assert template["json"] == {"name": "The Weekly Digest 2026-W48", "generation": "dynamic"}
-    assert version["url"].endswith("/v3/templates/{template_id}/versions")
-    v = version["json"]
-    assert (v["subject"], v["active"], v["generate_plain_content"]) == (subject, 1, False)
+    (req,) = _payload(cfg, "sendgrid")["requests"]
+    assert req["url"] == "https://api.sendgrid.com/v3/marketing/singlesends"
+    assert req["json"]["name"] == "The Weekly Digest 2026-W48" and "send_to" not in req["json"]
+    v = req["json"]["email_config"]
+    assert (v["subject"], v["generate_plain_content"], v["editor"]) == (subject, False, "code")
     assert v["html_content"].startswith("<!doctype html>") and "Unsubscribe:" in v["plain_content"]
+    assert "suppression_group_id" not in v and "sender_id" not in v
 
     (req,) = _payload(cfg, "postmark")["requests"]
     assert req["url"] == "https://api.postmarkapp.com/templates"
@@ -288,10 +291,12 @@ def test_payloads_are_valid_json_shaped_per_service(cfg: Config) -> None:
     assert b["Subject"] == subject and "{{{ pm:unsubscribe }}}" in b["HtmlBody"]
     assert "{{{ pm:unsubscribe }}}" in b["TextBody"]
 
-    (req,) = _payload(cfg, "mailgun")["requests"]
-    assert "json" not in req and req["url"].endswith("/v3/<domain>/templates")
-    f = req["form"]
-    assert f["name"] == "digest-2026-w48" and "%unsubscribe_url%" in f["template"]
+    template, version = _payload(cfg, "mailgun")["requests"]
+    assert "json" not in template and template["url"].endswith("/v3/<domain>/templates")
+    assert template["form"] == {"name": "the-weekly-digest", "description": "The Weekly Digest"}
+    assert version["url"].endswith("/v3/<domain>/templates/the-weekly-digest/versions")
+    f = version["form"]
+    assert (f["tag"], f["active"]) == ("2026-w48", "yes") and "%unsubscribe_url%" in f["template"]
     assert json.loads(f["headers"]) == {
         "From": sender,
         "Reply-To": "editor@example.org",
@@ -312,13 +317,14 @@ def test_payloads_are_valid_json_shaped_per_service(cfg: Config) -> None:
     assert req["url"].endswith("/api/campaigns")
     assert (b["type"], b["content_type"], b["from_email"]) == ("regular", "html", sender)
     assert b["subject"] == subject and "{{ UnsubscribeURL }}" in b["altbody"]
+    assert b["lists"] == [3] and "template_id" not in b
     assert "status" not in b and "send_at" not in b
 
     (req,) = _payload(cfg, "buttondown")["requests"]
     b = req["json"]
     assert req["url"] == "https://api.buttondown.com/v1/emails"
     assert b["subject"] == subject and b["description"] == pre
-    assert "{{ unsubscribe_url }}" in b["body"]
+    assert "{{ unsubscribe_url }}" in b["body"] and "template" not in b
 
     p = _payload(cfg, "generic")
     assert (p["subject"], p["preheader"]) == (subject, pre)
@@ -478,12 +484,52 @@ def test_every_builtin_preset_names_its_source() -> None:
 
 GOLDEN_NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)  # as tests/test_render.py
 SAMPLE_CONFIG = ROOT / "config.example.toml"
+# The sample config plus what each service needs ([export.SERVICE]), so the golden
+# payloads show every field a configured export sends.
+GOLDEN_EXPORT = """
+[export.mailchimp]
+list_id = "a1b2c3d4e5"
+
+[export.sendgrid]
+list_ids = ["5a3e0e2b-8c7d-4f1e-9b6a-2d4c8e0f1a3b"]
+suppression_group_id = 4242
+sender_id = 1234567
+
+[export.mailgun]
+domain = "mg.example.com"
+
+[export.ses]
+region = "eu-west-1"
+configuration_set = "newsletter"
+contact_list = "readers"
+topic = "weekly"
+
+[export.listmonk]
+api_url = "https://lists.example.com"
+list_ids = [3]
+template_id = 5
+
+[export.buttondown]
+template = "naked"
+"""
+
+
+def golden_config_file(folder: Path) -> Path:
+    """The golden config as a file in ``folder`` (content from the repository)."""
+    path = folder / "config.toml"
+    text = SAMPLE_CONFIG.read_text(encoding="utf-8").replace(
+        'folder = "content"', f'folder = "{ROOT / "content"}"'
+    )
+    path.write_text(text + GOLDEN_EXPORT, encoding="utf-8")
+    return path
 
 
 @pytest.fixture(scope="module")
 def sample() -> tuple[Config, RenderedEmail]:
-    """The sample issue (`digest --config config.example.toml export --latest`), rendered."""
-    cfg = load(SAMPLE_CONFIG)
+    """The sample issue (`digest --config config.example.toml export --latest`), rendered,
+    with the golden [export.SERVICE] settings."""
+    raw = tomllib.loads(SAMPLE_CONFIG.read_text(encoding="utf-8") + GOLDEN_EXPORT)
+    cfg = parse(raw, SAMPLE_CONFIG.resolve())
     built = pipeline.prepare(cfg, GOLDEN_NOW, pipeline.Selection(latest=True))
     return cfg, built.rendered
 
@@ -572,13 +618,15 @@ LITERAL = (
 )
 
 
-def test_personal_fields_and_literal_tags_in_user_templates(tmp_path: Path) -> None:
+def test_personal_fields_and_literal_tags_in_user_templates(
+    sample: tuple[Config, RenderedEmail], tmp_path: Path
+) -> None:
     """A user's own templates: every placeholder, and merge tags written in literally."""
     templates = tmp_path / "templates"
     templates.mkdir()
     (templates / "footer.mjml.j2").write_text(PERSONAL_FOOTER, encoding="utf-8")
     (templates / "email.txt.j2").write_text(PERSONAL_TEXT, encoding="utf-8")
-    cfg = load(SAMPLE_CONFIG).model_copy(update={"templates": Templates(folder=templates)})
+    cfg = sample[0].model_copy(update={"templates": Templates(folder=templates)})
     rendered = pipeline.prepare(cfg, GOLDEN_NOW, pipeline.Selection(latest=True)).rendered
     for service in [*SERVICES, "generic"]:
         exp = ex.export(rendered, cfg, service)
@@ -768,9 +816,9 @@ def test_chromium_shows_content_as_written_and_links_work(
         assert got["links"][:2] == [got["expected"]] * 2, service
 
 
-def _cli(*args: str) -> Any:
+def _cli(*args: str, config: Path = SAMPLE_CONFIG) -> Any:
     return CliRunner().invoke(
-        main, ["--config", str(SAMPLE_CONFIG), "--now", GOLDEN_NOW.isoformat(), *args]
+        main, ["--config", str(config), "--now", GOLDEN_NOW.isoformat(), *args]
     )
 
 
@@ -779,14 +827,30 @@ def test_cli_export_writes_the_golden_files(
 ) -> None:
     _, rendered = sample
     golden = GOLDEN / rendered.issue_id / "mailchimp"
-    result = _cli("export", "--for", "mailchimp", "--latest", "--out", str(tmp_path / "mc"))
+    config_file = golden_config_file(tmp_path)
+    result = _cli(
+        "export",
+        "--for",
+        "mailchimp",
+        "--latest",
+        "--out",
+        str(tmp_path / "mc"),
+        config=config_file,
+    )
     assert result.exit_code == 0, result.output
     assert f"Exported {rendered.issue_id} for mailchimp" in result.output
     assert "note: " in result.output
     assert _snapshot(tmp_path / "mc") == _snapshot(golden)
     # --issue picks the same issue; a second run writes the same bytes.
     again = _cli(
-        "export", "--for", "mailchimp", "--issue", rendered.issue_id, "--out", str(tmp_path / "mc")
+        "export",
+        "--for",
+        "mailchimp",
+        "--issue",
+        rendered.issue_id,
+        "--out",
+        str(tmp_path / "mc"),
+        config=config_file,
     )
     assert again.exit_code == 0, again.output
     assert _snapshot(tmp_path / "mc") == _snapshot(golden)
@@ -832,3 +896,47 @@ def test_generic_export_is_what_build_writes(
     exp = ex.export(rendered, cfg, "generic")
     assert (folder / "email.html").read_text(encoding="utf-8") == exp.html
     assert (folder / "email.txt").read_text(encoding="utf-8") == exp.text
+
+
+# --- what each API would refuse ----------------------------------------------------------
+
+
+def test_listmonk_export_refuses_without_list_ids(tmp_path: Path) -> None:
+    cfg = config(tmp_path, export={"listmonk": {"list_ids": []}})
+    with pytest.raises(ConfigError) as err:
+        ex.export(rendered_email(), cfg, "listmonk")
+    assert err.value.problems[0][0] == "export.listmonk.list_ids"
+    assert err.value.exit_code == 2
+    ok = config(tmp_path, export={"listmonk": {"list_ids": [3, 4], "template_id": 5}})
+    (req,) = _payload(ok, "listmonk")["requests"]
+    assert (req["json"]["lists"], req["json"]["template_id"]) == ([3, 4], 5)
+    assert not [
+        n
+        for n in ex.export(rendered_email(), ok, "listmonk").payload.get("notes", [])
+        if "template_id" in n
+    ]
+
+
+def test_sendgrid_single_send_name_fits_the_api_limit(tmp_path: Path) -> None:
+    cfg = config(tmp_path, newsletter={"name": "N" * 140, "postal_address": POSTAL})
+    (req,) = _payload(cfg, "sendgrid")["requests"]
+    assert len(req["json"]["name"]) == 100 and req["json"]["name"].endswith("\u2026")
+
+
+def test_sendgrid_unsubscribe_settings_exclude_each_other(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        config(
+            tmp_path,
+            export={
+                "sendgrid": {
+                    "suppression_group_id": 1,
+                    "custom_unsubscribe_url": "https://example.com/unsub",
+                }
+            },
+        )
+    assert err.value.problems[0][0] == "export.sendgrid.custom_unsubscribe_url"
+
+
+def test_buttondown_without_template_warns_about_its_wrapper(cfg: Config) -> None:
+    notes = ex.export(rendered_email(), cfg, "buttondown").payload["notes"]
+    assert any('template = "naked"' in n for n in notes)

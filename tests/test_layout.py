@@ -29,7 +29,7 @@ LAYERS: list[set[str]] = [
     {"issue"},
     {"render"},
     {"inspect", "export", "message"},
-    {"pipeline", "delivery"},
+    {"pipeline", "delivery", "push"},
     {"sending"},
     {"schedule", "web", "scaffold"},
     {"cli"},

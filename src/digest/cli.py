@@ -13,6 +13,7 @@ import functools
 import gc
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -379,6 +380,20 @@ def archive(obj: Ctx, out: Path) -> None:
     help="Write the files into this folder (default: out/<issue-id>/<service>/).",
 )
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print the HTML alone, for piping.")
+@click.option(
+    "--push",
+    "do_push",
+    is_flag=True,
+    help="Also create the draft (or template) through the service's API, or update the one "
+    "an earlier push created. Never schedules or sends. The key comes from the variable "
+    "named in [export.SERVICE] key_env.",
+)
+@click.option(
+    "--api-url",
+    metavar="URL",
+    help="With --push: the API's address instead of the vendor's (an EU region, a "
+    "self-hosted listmonk).",
+)
 @click.pass_obj
 @handle_errors
 def export_(
@@ -389,22 +404,36 @@ def export_(
     service: str,
     out: Path | None,
     to_stdout: bool,
+    do_push: bool,
+    api_url: str | None,
 ) -> None:
     """Write an issue with a mail service's merge tags, plus its API payload.
 
     email.html, email.txt, subject.txt, preheader.txt and payload.json (the request
-    that creates a draft campaign or template there). Nothing is sent.
+    that creates a draft campaign or template there). Nothing is sent. With --push,
+    digest makes that request itself and prints the draft's id and where to open it.
 
     \b
     Example:
         digest export --for mailchimp --latest
+        SENDGRID_API_KEY=... digest export --for sendgrid --push
     """
     from .export import export, folder_for, preset_for, write
     from .pipeline import prepare
 
     if issue_id and week and issue_id != week:
         raise click.UsageError("--issue and --week name different issues")
+    if api_url and not do_push:
+        raise click.UsageError("--api-url goes with --push")
+    if do_push and to_stdout:
+        raise click.UsageError("--push and --stdout exclude each other")
+    if api_url and not re.match(r"^https?://[^/\s]+", api_url):
+        raise click.UsageError(f"--api-url {api_url!r} is not an absolute http(s) URL")
     preset_for(obj.cfg, service)  # an unknown service fails before any work
+    if do_push:
+        from .push import endpoint
+
+        endpoint(obj.cfg, service, api_url)  # a missing key or setting fails before any work
     built = prepare(obj.cfg, obj.now(), _selection(issue_id or week, latest))
     exp = export(built.rendered, obj.cfg, service)
     if to_stdout:
@@ -414,6 +443,14 @@ def export_(
     click.echo(f"Exported {exp.issue_id} for {exp.service} -> {_rel(folder)}/")
     for note in exp.payload.get("notes", ()):
         click.echo(f"  note: {note}")
+    if do_push:
+        from .push import push_export
+
+        pushed = push_export(obj.cfg, exp.service, exp.issue_id, exp.payload, api_url=api_url)
+        verb = "Created" if pushed.created else "Updated"
+        click.echo(f"{verb} the draft at {pushed.service}: id {pushed.remote_id}")
+        click.echo(f"  open: {pushed.where}")
+        click.echo("  Nothing was scheduled or sent: review it there, then send it from there.")
 
 
 @main.command()

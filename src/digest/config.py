@@ -234,10 +234,97 @@ _Placeholder = Annotated[str, AfterValidator(_placeholder)]
 _MergeTag = Annotated[str, AfterValidator(_merge_tag)]
 
 
+def _env_name(v: str) -> str:
+    if v and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+        raise ValueError(f"{v!r} is not an environment variable name, e.g. 'SENDGRID_API_KEY'")
+    return v
+
+
+_EnvName = Annotated[str, AfterValidator(_env_name)]
+
+
+class _Service(_Section):
+    """``[export.SERVICE]``: what ``digest export --for SERVICE [--push]`` needs from you.
+
+    The API key is never in the file: ``key_env`` names the environment variable holding
+    it. ``api_url`` replaces the vendor's endpoint (an EU region, a self-hosted server).
+    """
+
+    key_env: _EnvName = ""
+    api_url: AbsoluteUrl = ""
+
+    def key(self) -> str | None:
+        return (os.environ.get(self.key_env) or None) if self.key_env else None
+
+
+class MailchimpExport(_Service):
+    key_env: _EnvName = "MAILCHIMP_API_KEY"
+    list_id: str = ""  # the audience (recipients.list_id)
+
+
+class SendgridExport(_Service):
+    key_env: _EnvName = "SENDGRID_API_KEY"
+    list_ids: tuple[str, ...] = ()  # send_to.list_ids
+    suppression_group_id: int | None = None  # the unsubscribe group {{{unsubscribe}}} uses
+    custom_unsubscribe_url: str = ""  # or your own unsubscribe page
+    sender_id: int | None = None  # a verified Sender (Marketing > Senders)
+
+    @field_validator("custom_unsubscribe_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not _HTTPS_URL.fullmatch(v):
+            raise ValueError(f"{v!r} is not an absolute https URL")
+        return v
+
+
+class PostmarkExport(_Service):
+    key_env: _EnvName = "POSTMARK_SERVER_TOKEN"
+    message_stream: str = "broadcast"  # a Broadcasts stream of the server
+
+
+class MailgunExport(_Service):
+    key_env: _EnvName = "MAILGUN_API_KEY"
+    domain: str = ""  # your sending domain, e.g. "mg.example.com"
+    template: str = ""  # one template per newsletter; default: from newsletter.name
+
+
+class SesExport(_Service):
+    key_env: _EnvName = ""  # SES signs with the AWS credential chain (AWS_ACCESS_KEY_ID, ...)
+    region: str = ""  # default: $AWS_REGION
+    configuration_set: str = ""
+    contact_list: str = ""  # ListManagementOptions: fills {{amazonSESUnsubscribeUrl}}
+    topic: str = ""
+
+
+class ListmonkExport(_Service):
+    key_env: _EnvName = "LISTMONK_API_TOKEN"
+    username: str = ""  # the API user the token belongs to
+    list_ids: tuple[int, ...] = ()  # required: listmonk refuses a campaign without lists
+    template_id: int | None = None  # a campaign template holding only the content
+
+
+class ButtondownExport(_Service):
+    key_env: _EnvName = "BUTTONDOWN_API_KEY"
+    template: str = ""  # "naked": no Buttondown wrapper around our HTML, no second footer
+
+
 class ExportSettings(_Section):
     # [export.presets.NAME]: placeholder name -> that service's merge tag ("" = keep the
     # rendered default). A built-in service name overrides only the tags given.
     presets: dict[_PresetName, dict[_Placeholder, _MergeTag]] = Field(default_factory=dict)
+    # [export.SERVICE]: lists, templates and the API key's variable, for each service.
+    mailchimp: MailchimpExport = MailchimpExport()
+    sendgrid: SendgridExport = SendgridExport()
+    postmark: PostmarkExport = PostmarkExport()
+    mailgun: MailgunExport = MailgunExport()
+    ses: SesExport = SesExport()
+    listmonk: ListmonkExport = ListmonkExport()
+    buttondown: ButtondownExport = ButtondownExport()
+
+    def service(self, name: str) -> _Service | None:
+        """The ``[export.NAME]`` settings of a built-in service, else None."""
+        found = getattr(self, name, None) if name != "presets" else None
+        return found if isinstance(found, _Service) else None
 
 
 class Config(_Section):
@@ -329,6 +416,14 @@ def _cross_checks(cfg: Config, resolved: dict[str, Any]) -> list[tuple[str, str]
     if templates is not None and not templates.is_dir():
         problems.append(
             ("templates.folder", f"{str(templates)!r} is not a folder; create it or remove the key")
+        )
+    sendgrid = cfg.export.sendgrid
+    if sendgrid.suppression_group_id is not None and sendgrid.custom_unsubscribe_url:
+        problems.append(
+            (
+                "export.sendgrid.custom_unsubscribe_url",
+                "set either suppression_group_id or custom_unsubscribe_url, not both",
+            )
         )
     if cfg.output.warn_kb > cfg.output.max_kb:
         problems.append(

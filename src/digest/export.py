@@ -31,8 +31,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .config import Config
-from .errors import DigestError
+from .config import (
+    ButtondownExport,
+    Config,
+    ListmonkExport,
+    MailchimpExport,
+    MailgunExport,
+    SendgridExport,
+    SesExport,
+)
+from .errors import ConfigError, DigestError
 from .files import write_atomic
 from .model import GENERIC_TAGS, PLACEHOLDERS, RenderedEmail
 from .render import TAG_LIKE
@@ -80,6 +88,8 @@ class Preset:
     text_tags: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     guard: str = "{[|%$"  # an engine we do not know: every opener of templating.SYNTAX
+    # Notes that depend on [export.SERVICE] (which list, stream or template is set).
+    setting_notes: Callable[[_Content], list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,11 @@ class _Content:
     from_name: str
     from_email: str
     reply_to: str
+    settings: Any = None  # the service's [export.SERVICE] section, if it has one
+    source: Path | None = None  # the config file, for errors
+
+    def refuse(self, key: str, message: str) -> ConfigError:
+        return ConfigError(self.source or "config", [(key, message)])
 
     @property
     def slug(self) -> str:
@@ -104,6 +119,11 @@ class _Content:
     @property
     def title(self) -> str:
         return f"{self.newsletter} {self.issue_id}"
+
+
+def _cap(text: str, limit: int) -> str:
+    """At most ``limit`` characters (an ellipsis marks a cut): names have API limits."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _request(method: str, url: str, body: dict[str, Any], *, form: bool = False) -> dict[str, Any]:
@@ -118,22 +138,21 @@ def _mailchimp(c: _Content) -> list[dict[str, Any]]:
     # https://mailchimp.com/developer/marketing/api/campaigns/add-campaign/ then
     # https://mailchimp.com/developer/marketing/api/campaign-content/set-campaign-content/
     # A campaign is created as a draft ("save"); sending is a separate call.
-    base = "https://<dc>.api.mailchimp.com/3.0"
+    # No settings.preview_text: Mailchimp would insert it as a second hidden preheader
+    # above ours (the HTML has no *|MC_PREVIEW_TEXT|*), and clients would show it twice.
+    s: MailchimpExport = c.settings
+    base = (s.api_url or "https://<dc>.api.mailchimp.com") + "/3.0"
+    campaign: dict[str, Any] = {"type": "regular"}
+    if s.list_id:
+        campaign["recipients"] = {"list_id": s.list_id}
+    campaign["settings"] = {
+        "subject_line": c.subject,
+        "title": c.title,
+        "from_name": c.from_name,
+        "reply_to": c.reply_to,
+    }
     return [
-        _request(
-            "POST",
-            f"{base}/campaigns",
-            {
-                "type": "regular",
-                "settings": {
-                    "subject_line": c.subject,
-                    "preview_text": c.preheader,
-                    "title": c.title,
-                    "from_name": c.from_name,
-                    "reply_to": c.reply_to,
-                },
-            },
-        ),
+        _request("POST", f"{base}/campaigns", campaign),
         _request(
             "PUT",
             f"{base}/campaigns/{{campaign_id}}/content",
@@ -143,26 +162,31 @@ def _mailchimp(c: _Content) -> list[dict[str, Any]]:
 
 
 def _sendgrid(c: _Content) -> list[dict[str, Any]]:
-    # https://www.twilio.com/docs/sendgrid/api-reference/transactional-templates/create-a-transactional-template
-    # https://www.twilio.com/docs/sendgrid/api-reference/transactional-templates-versions/create-a-new-transactional-template-version
-    # No preheader field: the hidden preheader in the HTML carries it.
-    base = "https://api.sendgrid.com/v3"
-    return [
-        _request("POST", f"{base}/templates", {"name": c.title, "generation": "dynamic"}),
-        _request(
-            "POST",
-            f"{base}/templates/{{template_id}}/versions",
-            {
-                "name": c.issue_id,
-                "subject": c.subject,
-                "html_content": c.html,
-                "plain_content": c.text,
-                "generate_plain_content": False,
-                "editor": "code",
-                "active": 1,
-            },
-        ),
-    ]
+    # https://www.twilio.com/docs/sendgrid/api-reference/single-sends/create-single-send
+    # A newsletter is a Marketing Single Send: a draft until it is scheduled (a separate
+    # call). {{{unsubscribe}}} needs suppression_group_id or custom_unsubscribe_url.
+    # name: 1 to 100 characters (SendGrid's OpenAPI, SinglesendRequest). No preheader
+    # field: the hidden preheader in the HTML carries it.
+    s: SendgridExport = c.settings
+    base = (s.api_url or "https://api.sendgrid.com") + "/v3"
+    email_config: dict[str, Any] = {
+        "subject": c.subject,
+        "html_content": c.html,
+        "plain_content": c.text,
+        "generate_plain_content": False,
+        "editor": "code",
+    }
+    if s.suppression_group_id is not None:
+        email_config["suppression_group_id"] = s.suppression_group_id
+    if s.custom_unsubscribe_url:
+        email_config["custom_unsubscribe_url"] = s.custom_unsubscribe_url
+    if s.sender_id is not None:
+        email_config["sender_id"] = s.sender_id
+    body: dict[str, Any] = {"name": _cap(c.title, 100)}
+    if s.list_ids:
+        body["send_to"] = {"list_ids": list(s.list_ids)}
+    body["email_config"] = email_config
+    return [_request("POST", f"{base}/marketing/singlesends", body)]
 
 
 def _postmark(c: _Content) -> list[dict[str, Any]]:
@@ -171,7 +195,7 @@ def _postmark(c: _Content) -> list[dict[str, Any]]:
     return [
         _request(
             "POST",
-            "https://api.postmarkapp.com/templates",
+            (c.settings.api_url or "https://api.postmarkapp.com") + "/templates",
             {
                 "Name": c.title,
                 "Alias": c.slug,
@@ -184,26 +208,39 @@ def _postmark(c: _Content) -> list[dict[str, Any]]:
     ]
 
 
+def _mailgun_template(c: _Content) -> str:
+    s: MailgunExport = c.settings
+    name = s.template or re.sub(r"[^a-z0-9_-]+", "-", c.newsletter.lower()).strip("-")
+    return name or "digest"
+
+
 def _mailgun(c: _Content) -> list[dict[str, Any]]:
     # https://documentation.mailgun.com/docs/mailgun/api-reference/openapi-final/tag/Templates/
-    # multipart/form-data; "headers" is a JSON string (only From, Subject and Reply-To are
-    # stored). Mailgun keeps one body per template version, so the text part is not sent.
+    # Mailgun keeps at most 100 templates per domain and 40 versions per template: one
+    # template per newsletter, created once, and one version per issue, tagged with the
+    # issue id (the t:version of the send). multipart/form-data; "headers" is a JSON
+    # string (only From, Subject and Reply-To are stored). A version holds one body, the
+    # HTML: the text part goes with the send.
+    s: MailgunExport = c.settings
+    base = f"{s.api_url or 'https://api.mailgun.net'}/v3/{s.domain or '<domain>'}/templates"
+    name = _mailgun_template(c)
     headers = {"Subject": c.subject, "From": _address(c.from_name, c.from_email)}
     if c.reply_to != c.from_email:
         headers["Reply-To"] = c.reply_to
     return [
+        _request("POST", base, {"name": name, "description": c.newsletter}, form=True),
         _request(
             "POST",
-            "https://api.mailgun.net/v3/<domain>/templates",
+            f"{base}/{name}/versions",
             {
-                "name": c.slug.lower(),
-                "description": c.title,
                 "template": c.html,
                 "tag": c.issue_id.lower(),
+                "comment": c.title,
                 "headers": json.dumps(headers, ensure_ascii=False, sort_keys=True),
+                "active": "yes",
             },
             form=True,
-        )
+        ),
     ]
 
 
@@ -213,7 +250,7 @@ def _ses(c: _Content) -> list[dict[str, Any]]:
     return [
         _request(
             "POST",
-            "https://email.<region>.amazonaws.com/v2/email/templates",
+            f"{_ses_base(c.settings)}/v2/email/templates",
             {
                 "TemplateName": c.slug,
                 "TemplateContent": {"Subject": c.subject, "Html": c.html, "Text": c.text},
@@ -222,44 +259,52 @@ def _ses(c: _Content) -> list[dict[str, Any]]:
     ]
 
 
+def _ses_base(s: SesExport) -> str:
+    return s.api_url or f"https://email.{s.region or '<region>'}.amazonaws.com"
+
+
 def _listmonk(c: _Content) -> list[dict[str, Any]]:
     # https://listmonk.app/docs/apis/campaigns/#post-apicampaigns
     # A new campaign is a draft until its status is changed. No preheader field.
-    return [
-        _request(
-            "POST",
-            "https://<listmonk-host>/api/campaigns",
-            {
-                "name": c.title,
-                "subject": c.subject,
-                "lists": [],
-                "from_email": _address(c.from_name, c.from_email),
-                "type": "regular",
-                "content_type": "html",
-                "body": c.html,
-                "altbody": c.text,
-            },
+    # listmonk refuses an empty "lists" (HTTP 400 campaigns.fieldInvalidListIDs) and wraps
+    # the body in its default template unless template_id names another one.
+    s: ListmonkExport = c.settings
+    if not s.list_ids:
+        raise c.refuse(
+            "export.listmonk.list_ids",
+            "listmonk refuses a campaign without lists; set the ids of the lists to send "
+            "to, e.g. list_ids = [1] (Lists in listmonk's admin shows them)",
         )
-    ]
+    body: dict[str, Any] = {
+        "name": c.title,
+        "subject": c.subject,
+        "lists": list(s.list_ids),
+        "from_email": _address(c.from_name, c.from_email),
+        "type": "regular",
+        "content_type": "html",
+        "body": c.html,
+        "altbody": c.text,
+    }
+    if s.template_id is not None:
+        body["template_id"] = s.template_id
+    return [_request("POST", f"{s.api_url or 'https://<listmonk-host>'}/api/campaigns", body)]
 
 
 def _buttondown(c: _Content) -> list[dict[str, Any]]:
     # https://docs.buttondown.com/api-emails-create: creating an email sends it at once
     # unless its status is "draft". "description" is the preview text; there is no
     # plain-text field (Buttondown derives one).
-    return [
-        _request(
-            "POST",
-            "https://api.buttondown.com/v1/emails",
-            {
-                "subject": c.subject,
-                "body": c.html,
-                "description": c.preheader,
-                "slug": c.slug.lower(),
-                "status": "draft",
-            },
-        )
-    ]
+    s: ButtondownExport = c.settings
+    body = {
+        "subject": c.subject,
+        "body": c.html,
+        "description": c.preheader,
+        "slug": c.slug.lower(),
+        "status": "draft",
+    }
+    if s.template:
+        body["template"] = s.template
+    return [_request("POST", f"{s.api_url or 'https://api.buttondown.com'}/v1/emails", body)]
 
 
 def _generic(c: _Content) -> list[dict[str, Any]]:
@@ -281,7 +326,8 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
     {
         # https://mailchimp.com/help/all-the-merge-tags-cheat-sheet/ (UNSUB, ARCHIVE,
         # FNAME, LNAME, EMAIL, HTML:LIST_ADDRESS_HTML and its plain form LIST:ADDRESS).
-        # Mailchimp refuses to send a campaign without *|UNSUB|*.
+        # Without *|UNSUB|* Mailchimp would still send, adding its own footer with an
+        # unsubscribe link and the address: ours carries them, so there is one footer.
         "mailchimp": Preset(
             name="mailchimp",
             tags={
@@ -298,31 +344,62 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
             docs="https://mailchimp.com/developer/marketing/api/campaigns/",
             notes=(
                 "Replace <dc> with your API key's data centre (e.g. us21).",
-                "Add recipients.list_id (your audience) to the campaign before sending it.",
+                "Leave the campaign's preview text empty: the hidden preheader in the HTML "
+                "is the preview, and Mailchimp would add its preview text as a second one.",
+            ),
+            setting_notes=lambda c: (
+                []
+                if c.settings.list_id
+                else [
+                    "No audience: set [export.mailchimp] list_id, or pick the audience in "
+                    "Mailchimp before sending."
+                ]
             ),
         ),
-        # SendGrid dynamic templates: the unsubscribe link of the message's unsubscribe
-        # group, "<%asm_group_unsubscribe_raw_url%>" (SendGrid docs, "Group Unsubscribes",
-        # raw-URL substitution tags; sendgrid/docs#1514). The {{ }} fields are Handlebars
-        # variables from dynamic_template_data. No web-version tag: our archive URL stays.
+        # SendGrid Marketing Campaigns, Single Sends (a newsletter, not a transactional
+        # template): https://www.twilio.com/docs/sendgrid/ui/sending-email/editor#unsubscribe-links
+        # "{{{unsubscribe}}}" (triple braces: not escaped) is the link of the Single Send's
+        # suppression group or custom unsubscribe URL; first_name, last_name and email
+        # are the contact's reserved fields. No web-version tag: our archive URL stays.
         "sendgrid": Preset(
             name="sendgrid",
             tags={
-                "unsubscribe_url": "<%asm_group_unsubscribe_raw_url%>",
-                "name": "{{name}}",
+                "unsubscribe_url": "{{{unsubscribe}}}",
+                "name": "{{first_name}} {{last_name}}",
                 "first_name": "{{first_name}}",
                 "email": "{{email}}",
             },
-            guard="{%",  # Handlebars {{ }}, substitution tags <%...%>
+            guard="{%",  # Handlebars {{ }}
             requests=_sendgrid,
-            docs="https://www.twilio.com/docs/sendgrid/api-reference/transactional-templates",
+            docs="https://www.twilio.com/docs/sendgrid/api-reference/single-sends",
             notes=(
-                "Send with asm.group_id set: without an unsubscribe group SendGrid leaves "
-                "<%asm_group_unsubscribe_raw_url%> empty.",
-                _PERSONAL_DATA.format(
-                    keys="name, first_name and email", where="dynamic_template_data"
-                ),
+                "The Single Send is a draft: schedule or send it in SendGrid (Marketing > "
+                "Single Sends).",
             ),
+            setting_notes=lambda c: [
+                *(
+                    []
+                    if c.settings.suppression_group_id is not None
+                    or c.settings.custom_unsubscribe_url
+                    else [
+                        "No unsubscribe setting: set [export.sendgrid] suppression_group_id "
+                        "(or custom_unsubscribe_url), or SendGrid has no link for "
+                        "{{{unsubscribe}}} and will not send."
+                    ]
+                ),
+                *(
+                    []
+                    if c.settings.list_ids
+                    else [
+                        "No recipients: set [export.sendgrid] list_ids, or pick them in SendGrid."
+                    ]
+                ),
+                *(
+                    []
+                    if c.settings.sender_id is not None
+                    else ["No sender: set [export.sendgrid] sender_id, or pick it in SendGrid."]
+                ),
+            ],
         ),
         # https://postmarkapp.com/support/article/1208-how-to-add-an-unsubscribe-link:
         # "{{{ pm:unsubscribe }}}" (inner spaces kept, triple braces so it is not escaped);
@@ -339,30 +416,48 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
             requests=_postmark,
             docs="https://postmarkapp.com/developer/api/templates-api",
             notes=(
-                "Send through a Broadcasts message stream (/email/batchWithTemplates with "
-                "TemplateAlias and MessageStream).",
                 _PERSONAL_DATA.format(keys="name, first_name and email", where="TemplateModel"),
             ),
+            setting_notes=lambda c: [
+                f"Send through the Broadcasts message stream {c.settings.message_stream!r} "
+                f"(/email/batchWithTemplates with TemplateAlias {c.slug!r} and MessageStream "
+                f"{c.settings.message_stream!r}): {{{{{{ pm:unsubscribe }}}}}} works only there."
+            ],
         ),
         # https://documentation.mailgun.com/docs/mailgun/user-manual/tracking-messages
         # ("%unsubscribe_url%") and .../sending-messages/batch-sending ("%recipient.KEY%"
-        # from recipient-variables); "%recipient_email%" is filled for mailing lists.
+        # from recipient-variables, so the batch send passes "email" for each address).
         "mailgun": Preset(
             name="mailgun",
             tags={
                 "unsubscribe_url": "%unsubscribe_url%",
                 "name": "%recipient.name%",
                 "first_name": "%recipient.first_name%",
-                "email": "%recipient_email%",
+                "email": "%recipient.email%",
             },
             guard="{%",  # Handlebars templates, %recipient.x% variables
             requests=_mailgun,
             docs="https://documentation.mailgun.com/docs/mailgun/user-manual/sending-messages/",
             notes=(
-                "Replace <domain> with your sending domain; the body is multipart/form-data.",
-                "Mailgun templates hold the HTML only: send email.txt as the text part.",
-                _PERSONAL_DATA.format(keys="name and first_name", where="recipient-variables"),
+                "The bodies are multipart/form-data. The first call creates the newsletter's "
+                "template, once; each issue is a new version of it.",
+                "Mailgun keeps 100 templates per domain and 40 versions per template: delete "
+                "old versions (DELETE .../versions/<tag>) before the 41st issue.",
+                _PERSONAL_DATA.format(
+                    keys="name, first_name and email", where="recipient-variables"
+                ),
             ),
+            setting_notes=lambda c: [
+                *(
+                    []
+                    if c.settings.domain
+                    else ["Replace <domain> (or set [export.mailgun] domain)."]
+                ),
+                f"Send with template={_mailgun_template(c)!r} and t:version="
+                f"{c.issue_id.lower()!r} (the version tag of this issue), and pass the text "
+                "part with the send (text=email.txt; t:text=yes would derive one from the "
+                "HTML instead).",
+            ],
         ),
         # https://docs.aws.amazon.com/ses/latest/dg/sending-email-subscription-management.html:
         # "{{amazonSESUnsubscribeUrl}}" is filled only by SendEmail with
@@ -379,12 +474,11 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
             requests=_ses,
             docs="https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_CreateEmailTemplate.html",
             notes=(
-                "Replace <region>; sign the request with AWS SigV4 (e.g. aws sesv2 "
+                "Sign the request with AWS SigV4 (digest export --push, or aws sesv2 "
                 "create-email-template --cli-input-json).",
-                "Send with SendEmail and ListManagementOptions (a contact list), or "
-                "{{amazonSESUnsubscribeUrl}} is not filled.",
                 _PERSONAL_DATA.format(keys="name, first_name and email", where="TemplateData"),
             ),
+            setting_notes=lambda c: _ses_notes(c.settings, c.slug),
         ),
         # https://listmonk.app/docs/templating/ (Go templates, case-sensitive, leading dot
         # on subscriber fields).
@@ -400,10 +494,22 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
             guard="{",  # Go templates
             requests=_listmonk,
             docs="https://listmonk.app/docs/apis/campaigns/",
-            notes=(
-                "Replace <listmonk-host> and fill in lists with your list IDs.",
-                "Pick a campaign template (template_id) that does not add a second footer.",
-            ),
+            setting_notes=lambda c: [
+                *(
+                    []
+                    if c.settings.api_url
+                    else ["Replace <listmonk-host> (or set [export.listmonk] api_url)."]
+                ),
+                *(
+                    []
+                    if c.settings.template_id is not None
+                    else [
+                        "No template_id: listmonk's default template wraps the body in a "
+                        "second document and adds a second footer. Make a template holding "
+                        'only {{ template "content" . }} and set [export.listmonk] template_id.'
+                    ]
+                ),
+            ],
         ),
         # https://docs.buttondown.com/using-templating (Django templates) and its template
         # variables page (github.com/buttondown/docs, template-variables.mdx):
@@ -426,6 +532,15 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
                 "Buttondown, then send from there.",
                 "name and first_name come from each subscriber's metadata.",
             ),
+            setting_notes=lambda c: (
+                []
+                if c.settings.template
+                else [
+                    "Buttondown wraps the body in its own template and adds its own footer, "
+                    'a second unsubscribe link: set [export.buttondown] template = "naked" '
+                    "(the HTML carries {{ unsubscribe_url }})."
+                ]
+            ),
         ),
         # Neutral placeholders for any other tool: search and replace them. Web version and
         # postal address keep their real values. Same as what `digest build` writes.
@@ -438,6 +553,26 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
         ),
     }
 )
+
+
+def _ses_notes(s: SesExport, name: str) -> list[str]:
+    notes = [] if s.region or s.api_url else ["Replace <region> (or set [export.ses] region)."]
+    options = (
+        f"ListManagementOptions ContactListName {s.contact_list!r}"
+        + (f", TopicName {s.topic!r}" if s.topic else "")
+        if s.contact_list
+        else "ListManagementOptions (a contact list; set [export.ses] contact_list)"
+    )
+    config_set = (
+        f"ConfigurationSetName {s.configuration_set!r}"
+        if s.configuration_set
+        else "a ConfigurationSetName for bounces and complaints ([export.ses] configuration_set)"
+    )
+    notes.append(
+        f"Send with SendEmail, Template TemplateName {name!r}, {options} (else "
+        f"{{{{amazonSESUnsubscribeUrl}}}} is not filled) and {config_set}."
+    )
+    return notes
 
 
 def presets(cfg: Config) -> dict[str, Preset]:
@@ -460,6 +595,7 @@ def presets(cfg: Config) -> dict[str, Preset]:
                 docs=base.docs,
                 notes=base.notes,
                 guard=base.guard,
+                setting_notes=base.setting_notes,
             )
     return found
 
@@ -503,6 +639,8 @@ def export(rendered: RenderedEmail, cfg: Config, service: str) -> Export:
         from_name=cfg.sender.name,
         from_email=cfg.sender.email,
         reply_to=cfg.sender.reply_to or cfg.sender.email,
+        settings=cfg.export.service(preset.name),
+        source=cfg.source,
     )
     payload: dict[str, Any] = {"service": preset.name, "issue": rendered.issue_id}
     if preset.requests is _generic:
@@ -518,6 +656,8 @@ def export(rendered: RenderedEmail, cfg: Config, service: str) -> Export:
     else:
         payload |= {"docs": preset.docs, "requests": preset.requests(content)}
     notes = list(preset.notes)
+    if preset.setting_notes is not None:
+        notes += preset.setting_notes(content)
     if not preset.guard:
         notes += _unguarded_note(rendered)
     if notes:

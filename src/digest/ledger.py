@@ -12,6 +12,8 @@ Tables:
   next run tries again) or ``suppressed`` (unsubscribed before it was sent).
 * ``suppressions``: unsubscribed addresses, never mailed.
 * ``meta``: schema version and the development secret (see ``dev_secret``).
+* ``export_drafts``: the id of the draft ``digest export --push`` created for an issue at
+  a mail service, so pushing again updates it instead of making another.
 
 Every write commits at once: a delivery row is durable before the connection that sent
 it takes the next recipient. One ``Ledger`` may be shared by threads (one connection,
@@ -91,6 +93,13 @@ CREATE TABLE IF NOT EXISTS suppressions (
     email      TEXT NOT NULL,
     reason     TEXT NOT NULL,
     created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS export_drafts (
+    issue_id   TEXT NOT NULL,
+    service    TEXT NOT NULL,
+    remote_id  TEXT NOT NULL,            -- the draft (or template) at the mail service
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (issue_id, service)
 );
 """
 
@@ -514,6 +523,22 @@ class Ledger:
                 (since,),
             )
         ]
+
+    # -- drafts at mail services (export --push) ----------------------------------------
+
+    def export_draft(self, issue_id: str, service: str) -> str | None:
+        rows = self._read(
+            "SELECT remote_id FROM export_drafts WHERE issue_id = ? AND service = ?",
+            (issue_id, service),
+        )
+        return rows[0][0] if rows else None
+
+    def record_export_draft(self, issue_id: str, service: str, remote_id: str) -> None:
+        self._write(
+            "INSERT INTO export_drafts VALUES (?, ?, ?, ?) ON CONFLICT (issue_id, service) "
+            "DO UPDATE SET remote_id = excluded.remote_id, updated_at = excluded.updated_at",
+            (issue_id, service, remote_id, time.time()),
+        )
 
     # -- secrets and locks -----------------------------------------------------------------
 
