@@ -27,19 +27,20 @@ NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=BERLIN)
 BASE = "https://blog.example.com"
 
 
-def make_cfg(folder: Path, tmp_path: Path) -> config.Config:
+def make_cfg(folder: Path, tmp_path: Path, language: str = "en") -> config.Config:
     return config.parse(
         {
             "content": {"folder": str(folder)},
             "schedule": {"timezone": "Europe/Berlin", "day": "mon", "time": "09:00"},
-            "newsletter": {"base_url": BASE},
+            "newsletter": {"base_url": BASE, "language": language},
         },
         source=tmp_path / "config.toml",
     )
 
 
-def load(folder: Path, tmp_path: Path, **kw: object) -> Collection:
-    return content.load(make_cfg(folder, tmp_path), now=NOW, **kw)  # type: ignore[arg-type]
+def load(folder: Path, tmp_path: Path, language: str = "en", **kw: object) -> Collection:
+    cfg = make_cfg(folder, tmp_path, language)
+    return content.load(cfg, now=NOW, **kw)  # type: ignore[arg-type]
 
 
 def by_slug(col: Collection) -> dict[str, content.Article]:
@@ -149,7 +150,7 @@ def test_text_starting_like_metadata_is_body(tmp_path: Path) -> None:
 
 
 def test_yaml_1_1_traps(tmp_path: Path) -> None:
-    col = load(FIXTURES / "yaml-1-1", tmp_path)
+    col = load(FIXTURES / "yaml-1-1", tmp_path, language="no")
     (art,) = col.articles
     assert art.title == "No"  # not False
     assert art.lang == "no"  # Norwegian, not False
@@ -255,9 +256,11 @@ def test_formats_folder(tmp_path: Path) -> None:
     assert errors(col) == []
     assert arts["rfc-2822-date"].date == dt.datetime(2026, 11, 20, 14, 2, 3, tzinfo=dt.UTC)
     assert arts["deutsches-datum"].date == dt.datetime(2026, 11, 20, 14, 30, tzinfo=BERLIN)
-    de = arts["deutscher-artikel"]  # 20.11.2026-deutscher-artikel.md
+    # An English newsletter leaves out the German and the Japanese post, quietly.
+    assert "deutscher-artikel" not in arts and col.other_language == 2
+    de = by_slug(load(FIXTURES / "formats", tmp_path, language="de"))["deutscher-artikel"]
     assert de.date == dt.datetime(2026, 11, 20, tzinfo=BERLIN) and de.lang == "de"
-    ja = arts["日本語の記事"]  # 2026年11月20日-日本語の記事.md
+    ja = by_slug(load(FIXTURES / "formats", tmp_path, language="ja"))["日本語の記事"]
     assert ja.date == dt.datetime(2026, 11, 20, tzinfo=BERLIN)
     assert ja.url == f"{BASE}/%E6%97%A5%E6%9C%AC%E8%AA%9E%E3%81%AE%E8%A8%98%E4%BA%8B/"
     assert ja.words == 8  # 16 CJK characters count as 8 words
@@ -364,13 +367,17 @@ def test_field_aliases_and_urls(tmp_path: Path) -> None:
         "authors: [Ann, Bob]\ncategory: News\nimageAlt: Alt\nimage: https://cdn.example.com/a.png\n"
         "permalink: https://other.example.com/a.html\nlanguage: de_AT\n---\nx\n",
     )
+    write(c, "d.md", "---\ntitle: D\ndate: 2026-11-20\nlang: en-GB\n---\nx\n")
     write(
         c,
         "b.md",
         "---\ntitle: B\ndate: 2026-11-20\nexcerpt: From excerpt.\nslug: Be Here\n---\nx\n",
     )
     write(c, "über uns.md", "---\ntitle: C\ndate: 2026-11-20\n---\nx\n")
-    arts = by_slug(load(c, tmp_path))
+    col = load(c, tmp_path)
+    assert "a" not in by_slug(col) and col.other_language == 1  # de-AT in an English one
+    assert by_slug(col)["d"].lang == "en-GB"  # English too
+    arts = by_slug(load(c, tmp_path, language="de"))
     a = arts["a"]
     assert a.summary == "From description." and a.author == "Ann, Bob"
     assert a.categories == ("News",) and a.lang == "de-AT"
@@ -446,11 +453,11 @@ def test_bad_files_are_reported_with_path_and_line_and_the_rest_loads(
         "not-utf8-body.md": (8, "not UTF-8"),
         "empty.md": (None, "empty file"),
         "whitespace-only.md": (None, "empty file"),
-        "no-date.md": (2, "no date"),
         "2026-13-45-impossible-date.md": (2, "impossible date"),
         "not-a-mapping.md": (2, "not a list of 'key: value' lines"),
     }
     assert set(where) == set(expected)
+    assert col.pages == 1  # no-date.md: a page (no date anywhere), skipped, not "bad"
     for name, (line, fragment) in expected.items():
         assert where[name][0] == line, name
         assert fragment in where[name][1], (name, where[name])

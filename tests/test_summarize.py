@@ -27,7 +27,9 @@ NOW = dt.datetime(2026, 11, 26, 12, tzinfo=ZoneInfo("Europe/Berlin"))
 @pytest.fixture(scope="module")
 def articles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Article]:
     source = tmp_path_factory.mktemp("cfg") / "config.toml"
-    cfg = config.parse({"content": {"folder": str(FIXTURES)}}, source=source)
+    cfg = config.parse(
+        {"content": {"folder": str(FIXTURES), "other_languages": "keep"}}, source=source
+    )
     col = content.load(cfg, now=NOW)
     assert col.problems == ()
     return {a.slug: a for a in col.articles}

@@ -70,7 +70,12 @@ class Newsletter(_Section):
 
     @property
     def web_root(self) -> str:
-        return self.archive_url or f"{self.base_url}/newsletter"
+        return self.archive_url or f"{self.base_url or 'https://example.com'}/newsletter"
+
+    @property
+    def base_url_set(self) -> bool:
+        """Whether the config names the base URL; if not, a detected site's own is used."""
+        return bool(self.base_url) and "base_url" in self.model_fields_set
 
 
 class Sender(_Section):
@@ -131,6 +136,18 @@ class Content(_Section):
     key_points: int = Field(default=3, ge=0, le=10)
     max_articles: int = Field(default=10, ge=1, le=200)
     group_by: Literal["", "tag", "category"] = ""
+    # "auto": find the site's generator (Jekyll, Hugo, Zola, Pelican) and follow its rules
+    # for URLs, posts and template code; "none": read the folder as plain Markdown.
+    site: Literal["auto", "none"] = "auto"
+    # Overrides every generator's rule: {year} {month} {day} {slug} {stem} {title} {lang}
+    # {section} {category} {path}, below newsletter.base_url (or absolute).
+    url_pattern: str = ""
+    # Posts in another language than newsletter.language: left out ("skip") or kept.
+    other_languages: Literal["skip", "keep"] = "skip"
+    exclude: tuple[str, ...] = (
+        "README*", "readme*", "LICENSE*", "CHANGELOG*", "CONTRIBUTING*", "CODE_OF_CONDUCT*",
+        "SECURITY*", "404.*", "_index.*",
+    )  # fmt: skip
 
 
 class Templates(_Section):

@@ -70,6 +70,11 @@ class Collection:
     oldest: dt.datetime | None = None  # over all publishable articles
     newest: dt.datetime | None = None
     window: tuple[dt.datetime, dt.datetime] | None = None  # what the chooser returned
+    pages: int = 0  # published but not posts (pages, index pages, redirect stubs): skipped
+    other_language: int = 0  # posts in another language than the newsletter's: skipped
+    excluded: int = 0  # matched content.exclude
+    site: str | None = None  # the generator found (digest check prints it)
+    next_future: dt.datetime | None = None  # the date of the next future-dated article
 
 
 Chooser = Callable[[Sequence[dt.datetime]], tuple[dt.datetime, dt.datetime]]

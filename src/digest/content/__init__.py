@@ -40,22 +40,27 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fnmatch
 import gc
 import os
+import re
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from ..config import Config
 from ..errors import ContentError
 from ..model import Article, Chooser, Collection, Problem
 from ..text import drop_hidden, inline_text, one_line
-from . import dates, fields, html
+from . import dates, fields, html, sites, templatecode
 from .frontmatter import BOM, Head, not_utf8, read_bytes, read_head
+from .sites import DRAFT, LIST, OUTSIDE, PAGE
 
 __all__ = ["Article", "Collection", "Problem", "load"]
 
-SUFFIXES = (".md", ".markdown")
+SUFFIXES = (".md", ".markdown", ".mdx")
 
 
 def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Collection:
@@ -67,7 +72,9 @@ def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Col
     ``(since, until)``; only articles with ``since <= date < until`` are then fully parsed
     and returned. With no ``window`` every file is parsed in full, so that every problem
     is found (``digest check``), and every publishable article is returned. Bad files
-    become ``problems``, never exceptions.
+    become ``problems``, never exceptions. Pages that are not posts (by the site's
+    generator, or for having no date at all), files in ``content.exclude`` and posts in
+    another language than the newsletter's are skipped quietly and counted.
     """
     folder = Path(cfg.content.folder)
     if not folder.is_dir():
@@ -77,28 +84,40 @@ def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Col
     tz = cfg.schedule.tz
     if now.tzinfo is None:
         now = now.replace(tzinfo=tz)
-    base = cfg.newsletter.base_url.rstrip("/")
+    ctx = _Context.of(cfg, folder)
     problems: list[Problem] = []
     heads: list[Head] = []
     live: list[Head] = []
-    drafts = future = 0
+    drafts = future = pages = other_language = 0
     files = _walk(str(folder))
+    kept = [f for f in files if not _excluded(f[1], cfg.content.exclude)]
     with _gc_paused():  # the scan only allocates; collecting 10k live heads costs ~10%
-        scanned = [_scan(path, rel, tz) for path, rel in files]
+        scanned = [_scan(path, rel, tz, ctx) for path, rel in kept]
+    upcoming: list[dt.datetime] = []
     for head in scanned:
+        if head.role == OUTSIDE:
+            continue
         problems += head.problems
         if head.failed:
+            continue
+        if head.role in (PAGE, LIST) or (head.date is None and not head.draft):
+            pages += 1  # not a post: skipped quietly, never a "bad file"
             continue
         if head.draft:
             drafts += 1
         if head.date is None:
             continue  # a draft without a date: nothing more to check
+        if ctx.language and head.lang and not _same_language(head.lang, ctx.language):
+            other_language += 1
+            continue
         heads.append(head)
         if not head.draft:
             if head.date > now:
                 future += 1
+                upcoming.append(head.date)
             else:
                 live.append(head)
+    ctx.heads = scanned
     dates = sorted(h.date for h in live if h.date is not None)
     span = window(dates) if window is not None else None
     if span is None:
@@ -111,10 +130,12 @@ def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Col
     articles: list[Article] = []
     for head in todo:
         seen = len(head.problems)
-        art = _parse(head, base)
+        art = _parse(head, ctx)
         problems += head.problems[seen:]
         if art is not None and id(head) in keep:
             articles.append(art)
+    if span is None:
+        problems += _same_urls(articles)
     articles.sort(key=lambda a: (-a.date.timestamp(), str(a.path)))
     shown = _Shown()
     problems = [
@@ -131,7 +152,134 @@ def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Col
         oldest=dates[0] if dates else None,
         newest=dates[-1] if dates else None,
         window=span,
+        pages=pages,
+        other_language=other_language,
+        excluded=len(files) - len(kept),
+        site=ctx.site.describe(folder.resolve()) if ctx.site else None,
+        next_future=min(upcoming) if upcoming else None,
     )
+
+
+@dataclass
+class _Context:
+    """What reading one folder needs beyond the config: its site and how to link."""
+
+    base: str  # the articles' base URL
+    site: sites.Site | None
+    prefix: str  # the content folder's path below the site's root ("" for the root)
+    url_pattern: str
+    language: str  # the newsletter's; "" reads every language
+    heads: list[Head] = field(default_factory=list)  # every file read (link targets)
+    _targets: dict[str, Head] | None = None
+
+    @classmethod
+    def of(cls, cfg: Config, folder: Path) -> _Context:
+        site = sites.detect(folder) if cfg.content.site == "auto" else None
+        prefix = ""
+        base = cfg.newsletter.base_url
+        if site is not None:
+            with contextlib.suppress(ValueError):
+                prefix = folder.resolve().relative_to(site.root).as_posix()
+            prefix = "" if prefix == "." else prefix
+            if cfg.newsletter.base_url_set or not site.base_url:
+                site = replace(site, base_url=base.rstrip("/"))
+            base = site.base_url
+        language = cfg.newsletter.language if cfg.content.other_languages == "skip" else ""
+        return cls(base.rstrip("/"), site, prefix, cfg.content.url_pattern, language)
+
+    def rel(self, head: Head) -> str:
+        """The file's path below the site's root (below the content folder without one)."""
+        return f"{self.prefix}/{head.rel}" if self.prefix else head.rel
+
+    def url(self, head: Head, title: str, slug: str) -> str | None:
+        """The URL the site publishes the file at (None: digest's own rule)."""
+        if self.url_pattern:
+            return _pattern_url(self.url_pattern, self.base, head, title, slug)
+        if self.site is None:
+            return None
+        facts = sites.Facts(self.rel(head), head.meta, title, head.date, head.date_naive)
+        return self.site.url(facts, slug)
+
+    def resolve(self, kind: str, target: str, here: Head) -> str | None:
+        """The URL of another article named by template code (``{% link %}``, ``ref``,
+        ``@/``, ``{filename}``), or None when it is not found."""
+        if self._targets is None:
+            self._targets = {}
+            for h in self.heads:
+                if h.role != OUTSIDE and not h.failed:
+                    self._targets.setdefault(self.rel(h), h)
+                    self._targets.setdefault(h.rel, h)
+                    self._targets.setdefault("post:" + PurePosixPath(h.rel).stem, h)
+        target = target.strip().strip("\"'")
+        if kind == "static":
+            return f"{self.base}/{target.lstrip('/')}"
+        found = self._targets.get("post:" + target) if kind == "post" else None
+        if found is None:
+            here_dir = PurePosixPath(self.rel(here)).parent
+            candidates = [target.lstrip("/"), str(here_dir / target)]
+            if self.site is not None and self.site.generator in ("Hugo", "Pelican"):
+                content = self.site.settings.get("content_dir") or self.site.settings.get("path")
+                candidates.append(f"{content}/{target.lstrip('/')}")
+            for c in candidates:
+                c = str(PurePosixPath(c))
+                for name in (c, c + ".md", c.rstrip("/") + "/index.md"):
+                    found = found or self._targets.get(name)
+        if found is None:
+            return None
+        title = fields.text_field(found, "title") or PurePosixPath(found.rel).stem
+        stem, _folders = dates.stem_of(found.rel)
+        slug = fields.text_field(found, "slug") or dates.name_date(stem)[1]
+        return self.url(found, title, slug) or fields.url(found, self.base, slug)
+
+
+def _pattern_url(pattern: str, base: str, head: Head, title: str, slug: str) -> str:
+    """``content.url_pattern`` filled for one file."""
+    rel = PurePosixPath(head.rel)
+    when = head.date
+    category = fields.terms(head, "categories", "category")
+    values = {
+        "year": f"{when:%Y}" if when else "",
+        "month": f"{when:%m}" if when else "",
+        "day": f"{when:%d}" if when else "",
+        "slug": slug,
+        "stem": rel.stem,
+        "title": title,
+        "lang": head.lang or "",
+        "section": rel.parts[0] if len(rel.parts) > 1 else "",
+        "category": category[0] if category else "",
+        "path": rel.with_suffix("").as_posix(),
+    }
+    path = re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), pattern)
+    if re.match(r"^https?://", path, re.I):
+        return path
+    return f"{base}/{quote(path.lstrip('/'), safe=html.SAFE_PATH)}"
+
+
+def _excluded(rel: str, patterns: tuple[str, ...]) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(rel, p) for p in patterns)
+
+
+def _same_language(a: str, b: str) -> bool:
+    return a.lower().replace("_", "-").split("-")[0] == b.lower().replace("_", "-").split("-")[0]
+
+
+def _same_urls(articles: list[Article]) -> list[Problem]:
+    """A warning for every article whose URL another article already has."""
+    seen: dict[str, Article] = {}
+    found = []
+    for art in sorted(articles, key=lambda a: str(a.path)):
+        other = seen.setdefault(art.url, art)
+        if other is not art:
+            found.append(
+                Problem(
+                    art.path, None,
+                    f"has the same URL as {other.path}: {art.url}; set a 'slug' or "
+                    "'permalink' in one of them, or content.url_pattern",
+                    "warning",
+                )
+            )  # fmt: skip
+    return found
 
 
 @contextlib.contextmanager
@@ -196,15 +344,66 @@ def _walk(folder: str) -> list[tuple[str, str]]:
     return found
 
 
-def _scan(path: str, rel: str, tz: dt.tzinfo) -> Head:
-    """The head of a file: its metadata, date and draft state."""
+def _scan(path: str, rel: str, tz: dt.tzinfo, ctx: _Context) -> Head:
+    """The head of a file: its metadata, role (post, page, ...), date, draft, language."""
+    site = ctx.site
+    if site is not None and site.kind(ctx.rel(Head(path, rel)), {}) == OUTSIDE:
+        return Head(path, rel, role=OUTSIDE)  # a theme's or tool's file: not read
     head = read_head(path, rel)
-    if not head.failed:
-        dates.date_and_draft(head, tz)
+    if head.failed:
+        return head
+    if site is not None:
+        head.role = site.kind(ctx.rel(head), head.meta)
+    elif _redirect_stub(head):
+        head.role = PAGE
+    if head.role in (PAGE, LIST):
+        return head
+    if head.role == DRAFT:
+        head.draft = True
+    dates.date_and_draft(head, tz)
+    if head.role == DRAFT:
+        head.draft = True
+    lang = site.lang(ctx.rel(head), head.meta) if site else _lang(head)
+    head.lang = lang if lang and fields.LANG_CODE.match(lang) else None  # else: warned later
     return head
 
 
-def _parse(head: Head, base: str) -> Article | None:
+_REDIRECT_KEYS = {"redirect", "redirectto", "redirecturl", "externalurl"}
+
+
+def _redirect_stub(head: Head) -> bool:
+    """Front matter that only sends readers elsewhere (``redirect: /blog/other``)."""
+    return bool(_REDIRECT_KEYS & set(head.meta)) and "title" not in head.meta
+
+
+def _lang(head: Head) -> str | None:
+    """A file's language without a site: front matter, ``name.xx.md``, a top ``xx/``."""
+    value = fields.text_field(head, "lang", "language", "locale")
+    if value:
+        return value.replace("_", "-")
+    parts = head.rel.split("/")
+    m = _NAME_LANG.match(parts[-1])
+    if m and m.group(1).lower() in LANGUAGES:
+        return m.group(1).lower()
+    if len(parts) > 1 and parts[0].lower() in LANGUAGES:
+        return parts[0].lower()
+    return None
+
+
+_NAME_LANG = re.compile(r"^.+\.([a-zA-Z]{2})\.(?:md|markdown|mdx)$")
+# ISO 639-1: a name.xx.md suffix or a top folder xx/ that is a language (not "v1.2.md").
+LANGUAGES = frozenset(
+    """aa ab af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv
+    cy da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr
+    ht hu hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw
+    ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv
+    ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr
+    ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi
+    yo za zh zu""".split()  # noqa: SIM905
+)
+
+
+def _parse(head: Head, ctx: _Context) -> Article | None:
     """Read the whole file and make the Article, or add problems and return None."""
     try:
         raw = read_bytes(head.path).removeprefix(BOM)
@@ -222,6 +421,12 @@ def _parse(head: Head, base: str) -> Article | None:
     if not raw.strip():
         head.problem("empty file; write a title and some text, or delete it")
         return None
+    if head.rel.endswith(".mdx"):
+        body = templatecode.mdx(body)
+    if ctx.site is not None:
+        body = templatecode.expand(
+            body, ctx.site.template_syntax, lambda kind, target: ctx.resolve(kind, target, head)
+        )
     md = html.markdown()
     env: dict[str, Any] = {}
     tokens = md.parse(body, env)
@@ -250,11 +455,12 @@ def _parse(head: Head, base: str) -> Article | None:
     _day, name_slug, _looked = dates.name_date(stem)
     slug = fields.text_field(head, "slug")
     slug = one_line(slug).strip("/").replace(" ", "-") if slug else name_slug.replace(" ", "-")
-    url = fields.url(head, base, slug)
+    url = ctx.url(head, title, slug) or fields.url(head, ctx.base, slug)
     absolute = html.link_resolver(head, body, url)
     body_html = html.to_html(head, tokens, env, absolute)
     image, image_alt = fields.image(head, url, absolute)
     values = {name: read(head) for name, read in fields.PROCESSORS.items()}
+    values["lang"] = values["lang"] or head.lang
     if not body.strip():
         head.warn("the article has no text below its front matter", head.body_line)
     return Article(

@@ -205,19 +205,45 @@ def stem_of(rel: str) -> tuple[str, str]:
 
 
 def date_and_draft(head: Head, tz: dt.tzinfo) -> None:
+    """Set ``head.date`` (None: no date anywhere, so a page, not a post) and
+    ``head.draft``; a date that cannot be read is a problem, unless the file name
+    carries one (the fallback generators use too: then a warning)."""
     meta = head.meta
     head.draft = _is_draft(head)
     key, value = first(meta, "date", "publishdate", "pubdate", "published", "created")
     if key == "published" and boolish(value) is not None:  # Jekyll's "published: false"
         key, value = first(meta, "date", "publishdate", "pubdate", "created")
-    if key is not None:
-        try:
-            head.date = parse_date(value, tz)
-        except (ValueError, OverflowError) as exc:
+    if key is None:
+        head.date = _date_from_path(head, tz)
+        return
+    try:
+        head.date = parse_date(value, tz)
+    except (ValueError, OverflowError) as exc:
+        fallback = _date_from_path(head, tz, report=False)
+        if fallback is None:
             head.problem(str(exc), head.key_line(key))
             return
-    else:
-        head.date = _date_from_path(head, tz)
+        head.warn(
+            f"{exc}; using the date in the file name, {fallback:%Y-%m-%d}", head.key_line(key)
+        )
+        head.date = fallback
+        return
+    head.date_naive = not _zoned(value)
+
+
+def _zoned(value: Any) -> bool:
+    """Whether a front matter date names its zone (the URL of some generators shows
+    the date in the site's zone then)."""
+    if isinstance(value, dt.datetime):
+        return value.tzinfo is not None
+    if not isinstance(value, str):
+        return False
+    try:
+        east = parse_date(value, dt.timezone(dt.timedelta(hours=5)))
+        west = parse_date(value, dt.timezone(dt.timedelta(hours=-5)))
+    except (ValueError, OverflowError):
+        return False
+    return east == west
 
 
 def _is_draft(head: Head) -> bool:
@@ -242,8 +268,12 @@ def _is_draft(head: Head) -> bool:
     return draft
 
 
-def _date_from_path(head: Head, tz: dt.tzinfo) -> dt.datetime | None:
-    """The date in the file or folder name, Zola's ``path``, or ``YYYY/MM/DD/`` folders."""
+def _date_from_path(head: Head, tz: dt.tzinfo, *, report: bool = True) -> dt.datetime | None:
+    """The date in the file or folder name, Zola's ``path``, or ``YYYY/MM/DD/`` folders.
+
+    None when there is none: the file is a page (an about page, an index), not a post.
+    A name that starts with an impossible date (``2026-13-40-x.md``) is a problem.
+    """
     stem, folders = stem_of(head.rel)
     day, _slug, looked = name_date(stem)
     if day is None:
@@ -255,12 +285,10 @@ def _date_from_path(head: Head, tz: dt.tzinfo) -> dt.datetime | None:
                 day = dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     if day is not None:
         return dt.datetime.combine(day, dt.time(), tzinfo=tz)
-    if head.draft:
-        return None  # a draft needs no date yet (Jekyll's _drafts/ have none)
-    what = f"the file name {stem!r} starts with an impossible date" if looked else "no date"
-    head.problem(
-        f"{what}; add 'date: 2026-11-20' to the front matter or name the file "
-        "like 2026-11-20-slug.md",
-        head.key_line("date") if head.kind else None,
-    )
+    if looked and report and not head.draft:
+        head.problem(
+            f"the file name {stem!r} starts with an impossible date; add 'date: 2026-11-20' "
+            "to the front matter or name the file like 2026-11-20-slug.md",
+            head.key_line("date") if head.kind else None,
+        )
     return None

@@ -18,7 +18,7 @@ from ..text import one_line
 from .frontmatter import Head, boolish, first, norm
 from .html import SAFE_PATH, URL_UNSAFE
 
-_LANG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+LANG_CODE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 
 
 def text_field(head: Head, *names: str) -> str | None:
@@ -159,7 +159,7 @@ def featured(head: Head) -> bool:
 
 def lang(head: Head) -> str | None:
     value = text_field(head, "lang", "language")
-    if value and not _LANG.match(value):
+    if value and not LANG_CODE.match(value):
         head.warn(
             f"lang: {value!r} is not a language code like 'en' or 'de-AT'; ignored",
             head.key_line("lang", "language"),

@@ -34,7 +34,10 @@ class Head:
     body_line: int = 1  # file line of the body's first line
     meta: dict[str, Any] = field(default_factory=dict)  # normalised keys
     date: dt.datetime | None = None
+    date_naive: bool = True  # the date named no zone (its wall time is what was written)
     draft: bool = False
+    role: str = "post"  # sites.POST, PAGE, DRAFT, LIST or OUTSIDE
+    lang: str | None = None  # from the front matter or the site's file and folder rules
     failed: bool = False
     problems: list[Problem] = field(default_factory=list)
 
