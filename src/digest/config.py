@@ -142,6 +142,9 @@ class Content(_Section):
     # Overrides every generator's rule: {year} {month} {day} {slug} {stem} {title} {lang}
     # {section} {category} {path}, below newsletter.base_url (or absolute).
     url_pattern: str = ""
+    # Template code in article text, expanded as the generator would (never run): "auto"
+    # (the detected site's), "none", "liquid", "hugo", "tera", "pelican" or "go".
+    template_code: Literal["auto", "none", "liquid", "hugo", "tera", "pelican", "go"] = "auto"
     # Posts in another language than newsletter.language: left out ("skip") or kept.
     other_languages: Literal["skip", "keep"] = "skip"
     exclude: tuple[str, ...] = (

@@ -89,7 +89,7 @@ def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Col
     heads: list[Head] = []
     live: list[Head] = []
     drafts = future = pages = other_language = 0
-    files = _walk(str(folder))
+    files = _walk(str(folder), ctx.suffixes)
     kept = [f for f in files if not _excluded(f[1], cfg.content.exclude)]
     with _gc_paused():  # the scan only allocates; collecting 10k live heads costs ~10%
         scanned = [_scan(path, rel, tz, ctx) for path, rel in kept]
@@ -169,6 +169,7 @@ class _Context:
     prefix: str  # the content folder's path below the site's root ("" for the root)
     url_pattern: str
     language: str  # the newsletter's; "" reads every language
+    syntax: str  # the template code to expand in article text ("": none)
     heads: list[Head] = field(default_factory=list)  # every file read (link targets)
     _targets: dict[str, Head] | None = None
 
@@ -185,7 +186,18 @@ class _Context:
                 site = replace(site, base_url=base.rstrip("/"))
             base = site.base_url
         language = cfg.newsletter.language if cfg.content.other_languages == "skip" else ""
-        return cls(base.rstrip("/"), site, prefix, cfg.content.url_pattern, language)
+        syntax: str = cfg.content.template_code
+        if syntax == "auto":
+            syntax = site.template_syntax if site else ""
+        syntax = "" if syntax == "none" else syntax
+        url_pattern = cfg.content.url_pattern
+        return cls(base.rstrip("/"), site, prefix, url_pattern, language, syntax)
+
+    @property
+    def suffixes(self) -> tuple[str, ...]:
+        # Hugo also reads HTML content files (front matter, then HTML).
+        hugo = self.site is not None and self.site.generator == "Hugo"
+        return (*SUFFIXES, ".html") if hugo else SUFFIXES
 
     def rel(self, head: Head) -> str:
         """The file's path below the site's root (below the content folder without one)."""
@@ -249,7 +261,13 @@ def _pattern_url(pattern: str, base: str, head: Head, title: str, slug: str) -> 
         "category": category[0] if category else "",
         "path": rel.with_suffix("").as_posix(),
     }
-    path = re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), pattern)
+    path = re.sub(
+        r"\{(\w+)(?:\|([^{}]*))?\}",  # {name} or {name|default}
+        lambda m: (
+            values.get(m.group(1)) or m.group(2) or ("" if m.group(1) in values else m.group(0))
+        ),
+        pattern,
+    )
     if re.match(r"^https?://", path, re.I):
         return path
     return f"{base}/{quote(path.lstrip('/'), safe=html.SAFE_PATH)}"
@@ -306,7 +324,7 @@ class _Shown:
             return path
 
 
-def _walk(folder: str) -> list[tuple[str, str]]:
+def _walk(folder: str, suffixes: tuple[str, ...] = SUFFIXES) -> list[tuple[str, str]]:
     """(path, posix path relative to ``folder``) of every content file, sorted.
 
     Hidden files and folders are skipped; symlinked folders are followed once (a loop
@@ -333,7 +351,7 @@ def _walk(folder: str) -> list[tuple[str, str]]:
                 if e.is_dir():
                     stack.append((e.path, f"{rel}{name}/"))
                 elif (
-                    name.lower().endswith(SUFFIXES)
+                    name.lower().endswith(suffixes)
                     and not name.startswith("_index.")
                     and e.is_file()
                 ):
@@ -423,9 +441,12 @@ def _parse(head: Head, ctx: _Context) -> Article | None:
         return None
     if head.rel.endswith(".mdx"):
         body = templatecode.mdx(body)
-    if ctx.site is not None:
+    syntax = ctx.syntax
+    if syntax == "go" and head.meta.get("template") is not True:
+        syntax = ""  # the Go blog runs text/template only on pages marked "template: true"
+    if syntax:
         body = templatecode.expand(
-            body, ctx.site.template_syntax, lambda kind, target: ctx.resolve(kind, target, head)
+            body, syntax, lambda kind, target: ctx.resolve(kind, target, head)
         )
     md = html.markdown()
     env: dict[str, Any] = {}

@@ -400,19 +400,25 @@ def _hugo_url(site: Site, f: Facts, slug: str) -> str | None:
 
 
 def _urlize(text: str, s: dict[str, Any]) -> str:
-    """Hugo's urlize: whitespace to "-", punctuation but ``. _ ~ - + # @ /`` dropped;
-    accents removed with ``removePathAccents``; lower case unless disabled."""
-    if s.get("accents"):
-        text = "".join(
-            c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn"
-        )
-    out = []
-    for c in text.strip():
-        if c.isspace():
-            out.append("-")
-        elif c.isalnum() or c in "._~-+#@/\\":
+    """Hugo's urlize (``paths.Sanitize``, then accents and case): letters, digits, marks
+    and ``. _ ~ - + # @ / \\`` kept; a run of spaces becomes one "-" only between kept
+    characters (never leading or trailing); other characters dropped."""
+    out: list[str] = []
+    pending = was_hyphen = False
+    for c in text:
+        if c.isalnum() or unicodedata.category(c).startswith("M") or c in "._~-+#@/\\":
+            was_hyphen = c == "-"
+            if pending and not was_hyphen:
+                out.append("-")
+            pending = False
             out.append(c)
-    path = re.sub(r"-{2,}", "-", "".join(out))
+        elif out and not was_hyphen and c.isspace():
+            pending = True
+    path = "".join(out)
+    if s.get("accents"):
+        path = "".join(
+            c for c in unicodedata.normalize("NFD", path) if unicodedata.category(c) != "Mn"
+        )
     return path.lower() if s.get("lower", True) else path
 
 
@@ -560,7 +566,7 @@ def _pelican_url(site: Site, f: Facts, slug: str) -> str | None:
     values["author"] = _pelican_slug(author) if isinstance(author, str) else ""
     try:
         return "/" + pattern.format(date=when, **values).lstrip("/")
-    except (KeyError, IndexError, ValueError, AttributeError):
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError):  # no date: a page
         return None
 
 

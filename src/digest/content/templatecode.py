@@ -57,6 +57,10 @@ _PELICAN_LINK = re.compile(
     r"(?:\{(filename|static|attach)\}|\|(filename|static|attach)\|)([^)\s\"']+)"
 )
 
+# Go text/template (the Go blog's "template: true" pages)
+_GO_RAW = re.compile(r"\{\{-?\s*raw\s+`(.*?)`\s*-?\}\}", re.S)
+_GO_ACTION = re.compile(r"\{\{.*?\}\}", re.S)
+
 # MDX
 _MDX_LINE = re.compile(r"^(?:import|export)\s[^\n]*\n?", re.M)
 _JSX_COMMENT = re.compile(r"\{/\*.*?\*/\}", re.S)
@@ -90,7 +94,7 @@ class _Kept:
 
 
 def expand(body: str, syntax: str, resolve: Resolver) -> str:
-    """``body`` as the generator (``liquid``, ``hugo``, ``tera``, ``pelican``) would show
+    """``body`` as the generator (``liquid``, ``hugo``, ``tera``, ``pelican``, ``go``) would show
     it, template code expanded into plain Markdown (see the module docstring)."""
     if "\x00" in body:
         body = body.replace("\x00", "")
@@ -117,6 +121,9 @@ def expand(body: str, syntax: str, resolve: Resolver) -> str:
         )
         body = _HUGO_REF.sub(lambda m: link("file", m.group(1)), body)
         body = _HUGO_SHORTCODE.sub("", body)
+    elif syntax == "go":
+        body = _GO_RAW.sub(lambda m: kept.keep(m.group(1)), body)
+        body = _GO_ACTION.sub("", body)
     elif syntax == "tera":
 
         def tera(text: str) -> str:
