@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from .config import Config
-    from .model import Problem
+    from .model import Collection, Problem
     from .pipeline import Selection
     from .sending import SendPlan, SendReport
 
@@ -211,17 +211,32 @@ def build(obj: Ctx, week: str | None, latest: bool, out: Path | None, strict: bo
         f"HTML {size_kb:.1f} KB -> {_rel(folder)}/"
     )
     click.echo(f"Subject: {r.subject}")
-    skipped = ", ".join(
-        f"{n} {what}"
-        for n, what in ((col.drafts, "drafts"), (col.future, "future-dated"), (errors, "bad"))
-        if n
-    )
+    skipped = _skipped(col, errors)
     click.echo(
         f"Done: read {col.files} files{f' (skipped {skipped})' if skipped else ''} "
         f"in {time.perf_counter() - started:.2f} s"
     )
     if strict and (errors or warnings):
         raise click.exceptions.Exit(ContentError.exit_code)
+
+
+def _skipped(col: Collection, bad: int = 0) -> str:
+    """What the content folder held besides this issue's posts, for one line."""
+    parts = [
+        f"{n} {what}"
+        for n, what in (
+            (col.drafts, "drafts"),
+            (col.future, "future-dated"),
+            (col.pages, "pages (not posts)"),
+            (col.other_language, "in other languages"),
+            (col.excluded, "excluded"),
+            (bad, "bad"),
+        )
+        if n
+    ]
+    if col.next_future is not None:
+        parts.append(f"the next future-dated one is dated {col.next_future:%Y-%m-%d}")
+    return ", ".join(parts)
 
 
 def _n(count: int, noun: str) -> str:
@@ -255,6 +270,10 @@ def check(obj: Ctx, week: str | None, latest: bool, strict: bool) -> None:
     cfg = obj.cfg
     report = run_check(cfg, obj.now(), _selection(week, latest))
     _report_problems(report.problems, strict)
+    if report.site:
+        click.echo(report.site)
+    if report.skipped:
+        click.echo(f"Skipped quietly: {report.skipped}")
     if report.notice:
         click.echo(f"notice: {report.notice}")
     if report.built:

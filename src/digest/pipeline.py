@@ -157,6 +157,8 @@ class Report:
     built: Built | None
     notice: str | None  # e.g. "nothing to send for 2026-W48"
     files: int
+    site: str | None = None  # the generator found, e.g. "Hugo site (hugo.toml), ..."
+    skipped: str = ""  # what was skipped quietly, for one line
 
     @property
     def errors(self) -> int:
@@ -178,4 +180,16 @@ def check(cfg: Config, now: dt.datetime, sel: Selection | None = None) -> Report
         notice = str(exc)
     if built is not None:
         problems += built.findings
-    return Report(tuple(problems), built, notice, everything.files)
+    skipped = ", ".join(
+        f"{n} {what}"
+        for n, what in (
+            (everything.pages, "pages (not posts)"),
+            (everything.other_language, "posts in other languages"),
+            (everything.excluded, "excluded files"),
+            (everything.future, "future-dated"),
+        )
+        if n
+    )
+    if everything.next_future is not None:
+        skipped += f" (the next is dated {everything.next_future:%Y-%m-%d})"
+    return Report(tuple(problems), built, notice, everything.files, everything.site, skipped)

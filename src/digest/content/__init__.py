@@ -230,8 +230,13 @@ class _Context:
             here_dir = PurePosixPath(self.rel(here)).parent
             candidates = [target.lstrip("/"), str(here_dir / target)]
             if self.site is not None and self.site.generator in ("Hugo", "Pelican"):
-                content = self.site.settings.get("content_dir") or self.site.settings.get("path")
-                candidates.append(f"{content}/{target.lstrip('/')}")
+                st = self.site.settings
+                # The current file's content folder first (a language's), then the others.
+                folders = sorted(
+                    [st.get("content_dir") or st.get("path"), *st.get("content_dirs", {}).values()],
+                    key=lambda d: not self.rel(here).startswith(f"{d}/"),
+                )
+                candidates += [f"{d}/{target.lstrip('/')}" for d in folders]
             for c in candidates:
                 c = str(PurePosixPath(c))
                 for name in (c, c + ".md", c.rstrip("/") + "/index.md"):
