@@ -77,6 +77,8 @@ class Sender(_Section):
     name: OneLine = "The Weekly Digest"
     email: Email = "newsletter@example.com"
     reply_to: Email = ""
+    # Issue 12: Gmail's Feedback-ID header ("{issue}" is replaced by the issue id).
+    feedback_id: OneLine = ""
 
 
 class Schedule(_Section):
@@ -131,6 +133,14 @@ class Content(_Section):
     key_points: int = Field(default=3, ge=0, le=10)
     max_articles: int = Field(default=10, ge=1, le=200)
     group_by: Literal["", "tag", "category"] = ""
+    # Issue 12 (an issue a reader can skim): editor's notes, <notes>/<issue-id>.md
+    # (default <folder>/_notes), and the first article shown larger.
+    notes: Path | None = None
+    lead: bool = True
+
+    @property
+    def notes_folder(self) -> Path:
+        return self.notes if self.notes is not None else self.folder / "_notes"
 
 
 class Templates(_Section):
@@ -272,6 +282,7 @@ _PATHS = {
     ("ledger", "path"),
     ("delivery", "outbox"),
     ("smtp", "ca_file"),
+    ("content", "notes"),
 }
 
 
