@@ -82,7 +82,7 @@ def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Col
     heads: list[Head] = []
     live: list[Head] = []
     drafts = future = 0
-    files = _walk(str(folder))
+    files = _walk(str(folder), skip=str(cfg.content.notes_folder))
     with _gc_paused():  # the scan only allocates; collecting 10k live heads costs ~10%
         scanned = [_scan(path, rel, tz) for path, rel in files]
     for head in scanned:
@@ -158,10 +158,11 @@ class _Shown:
             return path
 
 
-def _walk(folder: str) -> list[tuple[str, str]]:
+def _walk(folder: str, skip: str = "") -> list[tuple[str, str]]:
     """(path, posix path relative to ``folder``) of every content file, sorted.
 
-    Hidden files and folders are skipped; symlinked folders are followed once (a loop
+    Hidden files and folders are skipped, and ``skip`` (the editors' notes, which are
+    not articles); symlinked folders are followed once (a loop
     of links is not followed around); only regular files are read.
     """
     found: list[tuple[str, str]] = []
@@ -183,6 +184,8 @@ def _walk(folder: str) -> list[tuple[str, str]]:
                 continue
             try:
                 if e.is_dir():
+                    if skip and e.path == skip:
+                        continue
                     stack.append((e.path, f"{rel}{name}/"))
                 elif (
                     name.lower().endswith(SUFFIXES)
