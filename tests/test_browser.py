@@ -192,7 +192,8 @@ def test_right_to_left_reads_in_order(browser: Any, arabic_file: Path) -> None:
       return {
         dir: getComputedStyle(document.body.firstElementChild).direction,
         align: getComputedStyle(title).textAlign,
-        firstRight: first.right, latinRight: latin.right, titleRight: title.getBoundingClientRect().right,
+        firstRight: first.right, latinRight: latin.right,
+        titleRight: title.getBoundingClientRect().right,
         englishDir: getComputedStyle(english).direction,
         bdi: document.querySelector('.dateline bdi').textContent,
       };
