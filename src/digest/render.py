@@ -281,13 +281,10 @@ def _reason(issue: Issue, cfg: Config, t: Labels) -> str:
     return t.gettext("You get this email because you subscribed to %(name)s.", name=news.name)
 
 
-def render(issue: Issue, cfg: Config) -> RenderedEmail:
-    """Render ``issue`` once, with placeholder tokens for personal fields."""
-    import mjml
-
-    env = environment(cfg.templates.folder)
+def _context(issue: Issue, cfg: Config) -> dict[str, Any]:
+    """What the templates see (documented in email.mjml.j2)."""
     t = labels(issue.lang)
-    context = {
+    return {
         "issue": issue,
         "newsletter": cfg.newsletter,
         "ph": placeholders(),
@@ -295,6 +292,22 @@ def render(issue: Issue, cfg: Config) -> RenderedEmail:
         "_": t.gettext,
         "reason": _reason(issue, cfg, t),
     }
+
+
+def mjml_source(issue: Issue, cfg: Config) -> str:
+    """The MJML the email template renders for ``issue`` (for comparing with other MJML
+    compilers: bench/build.py, bench/caniemail.py)."""
+    env = environment(cfg.templates.folder)
+    with data_scope() as key:
+        return restore_literals(_render_template(env, HTML_TEMPLATE, _context(issue, cfg)), key)
+
+
+def render(issue: Issue, cfg: Config) -> RenderedEmail:
+    """Render ``issue`` once, with placeholder tokens for personal fields."""
+    import mjml
+
+    env = environment(cfg.templates.folder)
+    context = _context(issue, cfg)
     with data_scope() as key:
         source = restore_literals(_render_template(env, HTML_TEMPLATE, context), key)
         marked_text = restore_literals(_render_template(env, TEXT_TEMPLATE, context), key)
