@@ -2,8 +2,10 @@
 
 Issues are built straight from the dataclasses (no content.py or summarize.py involved).
 
-Golden files of the sample issue (tests/golden/build/<issue-id>/email.html, email.txt)
-are regenerated after an intended change to the templates or the sample content with
+Golden files of the sample issue (tests/golden/build/<issue-id>/email.html, email.txt),
+and of a Japanese and an Arabic edition (tests/golden/editions/<lang>/<issue-id>/, from
+the articles in tests/fixtures/content/<lang>/), are regenerated after an intended change
+to the templates or the sample content with
 
     DIGEST_REGEN_GOLDEN=1 .venv/bin/python -m pytest tests/test_render.py
 
