@@ -43,9 +43,10 @@ process.stdout.write(JSON.stringify(out));
 
 
 def ensure_node() -> None:
-    if not (NODE / "node_modules" / "@jsx-email" / "doiuse-email").exists() or not (
-        NODE / "node_modules" / ".bin" / "mjml"
-    ).exists():
+    if (
+        not (NODE / "node_modules" / "@jsx-email" / "doiuse-email").exists()
+        or not (NODE / "node_modules" / ".bin" / "mjml").exists()
+    ):
         NODE.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             ["npm", "install", "--prefix", str(NODE), *PACKAGES, "--no-audit", "--no-fund"],
