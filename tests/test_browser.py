@@ -1,7 +1,9 @@
 """The rendered email in a real headless Chromium (Debian's /usr/bin/chromium via Playwright).
 
-At 375 px (a phone) and 600 px: no horizontal overflow, no visible text under 14 px, every
-image with alt text; and the dark-mode rules apply when the reader prefers dark.
+At 320 and 375 px (phones) and 600 px, light and dark, in English and in Arabic
+(right to left): no horizontal overflow, no visible text under 14 px, every image with alt
+text; the dark-mode rules apply when the reader prefers dark; a title that mixes Arabic
+and Latin reads in the right order.
 Nothing is fetched: the test serves the article images itself and blocks everything else.
 """
 
@@ -101,9 +103,38 @@ def open_page(browser: Any, path: Path, width: int, scheme: str = "light") -> tu
     return page, requested
 
 
-@pytest.mark.parametrize("width", [375, 600])
-def test_layout_fonts_and_alt_text(browser: Any, email_file: Path, width: int) -> None:
-    page, requested = open_page(browser, email_file, width)
+MIXED = "كيف يغيّر GPT-5 عمل فرق البرمجة"
+
+
+@pytest.fixture(scope="module")
+def arabic_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An Arabic issue: a mixed-direction title, an English article, images, the rest."""
+    issue = make_issue(
+        [
+            (make_article(1, MIXED, image=True, author="عمر منصور"), make_summary(1, 0, "نص.")),
+            (make_article(2, "Grid batteries reshape the evening peak", lang="en"),
+             make_summary(2, 2)),
+            (make_article(3, "مراكز البيانات تدفئ البيوت", image=True), make_summary(3, 1)),
+            (make_article(4, "البنوك تودّع كلمات المرور"), make_summary(4, 0)),
+        ],
+        lang="ar",
+        more=2,
+    )  # fmt: skip
+    r = render.render(issue, make_config())
+    html, _ = r.fill({"unsubscribe_url": "https://example.com/u/token"})
+    path = tmp_path_factory.mktemp("browser-ar") / "email.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [320, 375, 600])
+@pytest.mark.parametrize("which", ["email_file", "arabic_file"])
+def test_layout_fonts_and_alt_text(
+    browser: Any, request: pytest.FixtureRequest, which: str, width: int, scheme: str
+) -> None:
+    email_file = request.getfixturevalue(which)
+    page, requested = open_page(browser, email_file, width, scheme)
     try:
         m = page.evaluate(MEASURE)
     finally:
@@ -143,3 +174,40 @@ def test_dark_mode_rules_apply(browser: Any, email_file: Path) -> None:
     assert lum(lc["card"]) > 0.9 and lum(lc["title"]) < 0.3
     assert lum(dc["card"]) < 0.2 and lum(dc["table"]) < 0.2 and lum(dc["body"]) < 0.2
     assert lum(dc["title"]) > 0.8
+
+
+def test_right_to_left_reads_in_order(browser: Any, arabic_file: Path) -> None:
+    """Where words land on screen: Arabic from the right, "GPT-5" kept whole and in
+    order inside it, the English article left to right, the date isolated."""
+    probe = """(mixed) => {
+      const title = [...document.querySelectorAll('.title')].find(h => h.textContent === mixed);
+      const node = title.querySelector('a').firstChild;
+      const box = (start, end) => {
+        const r = document.createRange();
+        r.setStart(node, start); r.setEnd(node, end);
+        return r.getBoundingClientRect();
+      };
+      const first = box(0, 3), latin = box(mixed.indexOf('GPT'), mixed.indexOf('GPT') + 5);
+      const english = [...document.querySelectorAll('.title')].find(h => h.lang === 'en');
+      return {
+        dir: getComputedStyle(document.body.firstElementChild).direction,
+        align: getComputedStyle(title).textAlign,
+        firstRight: first.right, latinRight: latin.right,
+        titleRight: title.getBoundingClientRect().right,
+        englishDir: getComputedStyle(english).direction,
+        bdi: document.querySelector('.dateline bdi').textContent,
+      };
+    }"""
+    page, _ = open_page(browser, arabic_file, 375)
+    try:
+        got = page.evaluate(probe, MIXED)
+        page.screenshot(path=str(arabic_file.with_suffix(".png")))
+    finally:
+        page.close()
+    assert got["dir"] == "rtl"
+    assert got["align"] in ("right", "start")
+    # The first word (logical order) is the rightmost; the Latin run sits to its left.
+    assert got["firstRight"] > got["latinRight"]
+    assert abs(got["firstRight"] - got["titleRight"]) < 40
+    assert got["englishDir"] == "ltr"
+    assert got["bdi"] == "23 نوفمبر 2026"

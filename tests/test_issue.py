@@ -60,7 +60,9 @@ def test_issue_holds_only_its_window_and_orders_featured_weight_then_newest() ->
     assert issue.id == WEEK48
     assert issue.number == 9  # W40 is #1
     assert issue.subject == "Signal #9: Star"
-    assert issue.preheader.startswith("5 articles this week: Star; Light")
+    # The preheader follows the subject in the inbox: it does not repeat its title.
+    assert issue.preheader.startswith("5 articles this week: Light; Heavy")
+    assert "Star" not in issue.preheader
 
 
 def test_cap_counts_the_rest_for_the_archive() -> None:
@@ -70,6 +72,8 @@ def test_cap_counts_the_rest_for_the_archive() -> None:
     issue = issues.build_issue(c, w, arts)
     assert len(issue.items) == 2
     assert issue.more == 3
+    # The rest are listed by title (in order), not only counted.
+    assert [a.slug for a in issue.rest] == ["a2", "a1", "a0"]
 
 
 def test_grouping_by_category_keeps_order_of_first_appearance() -> None:
@@ -111,3 +115,27 @@ def test_week_option_validation() -> None:
         issues.window_for_week(c, "2026-48")
     with pytest.raises(config.ConfigError, match="has no week 53"):
         issues.window_for_week(c, "2027-W53")
+
+
+def test_editor_note_of_the_week_is_read_and_not_an_article(tmp_path: Path) -> None:
+    from digest import content
+
+    folder = tmp_path / "content"
+    (folder / "_notes").mkdir(parents=True)
+    (folder / "a.md").write_text("---\ntitle: A\ndate: 2026-11-20T10:00:00+01:00\n---\nBody.\n")
+    (folder / "_notes" / "2026-W48.md").write_text(
+        "A short week: see [the archive](/newsletter/).\n\n- One\n- Two\n<script>x</script>\n"
+    )
+    c = cfg(folder=str(folder))
+    now = dt.datetime(2026, 11, 23, 8, 0, tzinfo=c.schedule.tz)
+    found = content.load(c, now=now)
+    assert [a.slug for a in found.articles] == ["a"]  # the note is not an article
+    issue = issues.build_issue(c, issues.window_for_week(c, WEEK48), found.articles)
+    assert issue.note is not None
+    assert 'href="https://example.com/newsletter/"' in issue.note.html
+    assert "<script>" not in issue.note.html
+    assert issue.note.paragraphs == ("A short week: see the archive.", "- One", "- Two")
+    # Another week has none; an edition's own note comes first.
+    assert issues.load_note(c, "2026-W47", "en") is None
+    (folder / "_notes" / "2026-W48.de.md").write_text("Kurze Woche.\n")
+    assert issues.load_note(c, WEEK48, "de").paragraphs == ("Kurze Woche.",)  # type: ignore[union-attr]

@@ -23,6 +23,7 @@ SRC = ROOT / "src" / "digest"
 LAYERS: list[set[str]] = [
     {"text", "errors", "files"},
     {"model"},
+    {"i18n"},
     {"config", "templating", "ledger", "subscribers"},
     {"tokens", "content"},
     {"summarize"},
@@ -147,7 +148,10 @@ def test_wheel_holds_the_package_and_runs_init_and_build(tmp_path: Path) -> None
         for p in (ROOT / "templates").rglob("*")
         if p.is_file()
     }
-    assert shipped == templates | {"digest/config.example.toml"}
+    # The gettext catalogs of the email's words (issue 12), read as .po at render time.
+    catalogs = {f"digest/{p.relative_to(SRC).as_posix()}" for p in (SRC / "locale").rglob("*.po")}
+    assert len(catalogs) >= 8, catalogs
+    assert shipped == templates | {"digest/config.example.toml"} | catalogs
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)

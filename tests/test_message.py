@@ -162,6 +162,18 @@ def test_headers_of_a_message():
     assert urls[0] in text and f'href="{urls[0]}"' in html
 
 
+def test_date_has_a_numeric_zone_and_feedback_id_is_optional():
+    # RFC 5322 prefers a numeric zone; "GMT" is obsolete syntax some filters score.
+    m = composer().compose(Recipient("ann@example.com"))
+    head = m.data.split(b"\r\n\r\n", 1)[0].decode()
+    assert re.search(r"^Date: \w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000\r$", head, re.M)
+    assert "Feedback-ID" not in head
+    m = composer(feedback_id="{issue}:weekly:digest").compose(Recipient("ann@example.com"))
+    assert parsed(m.data)["Feedback-ID"] == "2026-W48:weekly:digest"
+    with pytest.raises(ConfigError, match=r"sender\.feedback_id"):
+        composer(feedback_id="a\r\nBcc: x@example.com")
+
+
 def test_message_id_is_deterministic_per_issue_and_recipient():
     c = composer()
     a1 = c.compose(Recipient("ann@example.com")).message_id

@@ -2,8 +2,10 @@
 
 Issues are built straight from the dataclasses (no content.py or summarize.py involved).
 
-Golden files of the sample issue (tests/golden/build/<issue-id>/email.html, email.txt)
-are regenerated after an intended change to the templates or the sample content with
+Golden files of the sample issue (tests/golden/build/<issue-id>/email.html, email.txt),
+and of a Japanese and an Arabic edition (tests/golden/editions/<lang>/<issue-id>/, from
+the articles in tests/fixtures/content/<lang>/), are regenerated after an intended change
+to the templates or the sample content with
 
     DIGEST_REGEN_GOLDEN=1 .venv/bin/python -m pytest tests/test_render.py
 
@@ -12,12 +14,14 @@ are regenerated after an intended change to the templates or the sample content 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html as _html
 import logging
 import os
 import re
 import threading
+import tomllib
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +33,18 @@ import pytest
 from digest import render, templating
 from digest.config import Config, parse
 from digest.errors import NothingToSend, RenderError
-from digest.model import PLACEHOLDERS, Article, Group, Issue, Item, KeyPoint, Summary, Window, token
+from digest.model import (
+    PLACEHOLDERS,
+    Article,
+    Group,
+    Issue,
+    Item,
+    KeyPoint,
+    Note,
+    Summary,
+    Window,
+    token,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "build"
@@ -135,6 +150,7 @@ def make_issue(
         ),
         more=more,
         lang=lang,
+        rest=tuple(make_article(20 + i, f"Also this week, story {i + 1}") for i in range(more)),
     )
 
 
@@ -205,8 +221,14 @@ def test_every_link_absolute_and_every_image_has_alt(sample: render.RenderedEmai
     imgs = re.findall(r"<img\b[^>]*>", html)
     assert imgs and all(re.search(r'alt="[^"]+"', i) for i in imgs)
     assert 'href="https://example.com/newsletter/issues/2026-W48/"' in html  # web version
-    assert 'href="https://example.com/newsletter/"' in html  # "4 more in the archive"
-    assert "4 more articles in the archive" in visible_text(html)
+    assert 'href="https://example.com/newsletter/"' in html  # the archive, after the rest
+    shown = visible_text(html)
+    assert "Also this week" in shown and "All past issues in the archive" in shown
+    # The articles past the cap are listed by title, each linked.
+    for i in range(4):
+        link = rf'href="https://example.com/posts/article-{20 + i}/"[^>]*>'
+        link += f"Also this week, story {i + 1}<"
+        assert re.search(link, html), link
 
 
 def test_placeholders_are_tokens_and_defaults_fill_them(sample: render.RenderedEmail) -> None:
@@ -242,14 +264,14 @@ def test_article_parts(sample: render.RenderedEmail) -> None:
     for part in (
         "Why the grid is the new data center: part 1",
         "Dana Reyes",
-        "18 November 2026",
+        "November 18, 2026",
         "2\xa0min read",
         "Cost:",
         "Power purchase agreements",
         "Read more",
         "The Signal Weekly",
         "Issue #3",
-        "23 November 2026",
+        "November 23, 2026",
         "You get this email because you subscribed",
         "Unsubscribe",
         "View in your browser",
@@ -278,7 +300,11 @@ def test_article_in_another_language_gets_its_lang() -> None:
     issue = make_issue([(make_article(1, "Das Netz ist das neue Rechenzentrum", lang="de"),
                          make_summary(1))])  # fmt: skip
     r = render.render(issue, make_config())
-    assert re.search(r'<div class="article" lang="de" dir="auto"', r.html)
+    assert re.search(r'<h2 class="serif title" lang="de" dir="auto"', r.html)
+    assert re.search(r'<p class="summary" lang="de" dir="auto"', r.html)
+    # The labels around it stay in the issue's language, outside its lang.
+    assert re.search(r'<p class="small meta"[^>]*>.*?min read</p>', r.html)
+    assert not re.search(r'<div class="article[^"]*"[^>]* lang=', r.html)
 
 
 # --- hostile content -----------------------------------------------------------------------
@@ -712,7 +738,8 @@ def test_text_part_is_wrapped_and_has_every_url() -> None:
     for url in ("https://example.com/newsletter/issues/2026-W48/", "https://example.com/u/x",
                 "https://example.com/newsletter/"):  # fmt: skip
         assert url in lines
-    assert "3 more articles in the archive:" in text
+    assert "All past issues in the archive:" in text
+    assert "ALSO THIS WEEK" in text and "- Also this week, story 3" in text
     assert "- Cost: Power purchase agreements" in text
     assert "<" not in text and "&amp;" not in text
 
@@ -750,6 +777,173 @@ def test_sample_issue_matches_golden_files(tmp_path: Path) -> None:
     assert sorted(p.name for p in GOLDEN.iterdir()) == [built.issue.id], "stale golden folders"
 
 
+EDITIONS = Path(__file__).parent / "golden" / "editions"
+PREHEADERS = {
+    "ja": "今週の記事は{{ count }}本：{{ titles }}",
+    "ar": "{{ count }} مقالات هذا الأسبوع: {{ titles }}",
+}
+
+
+@pytest.mark.parametrize("lang", ["ja", "ar"])
+def test_editions_match_golden_files(tmp_path: Path, lang: str) -> None:
+    """The sample config with `newsletter.language` and the articles of
+    tests/fixtures/content/<lang>/ (written in that language), built for a fixed clock."""
+    from digest import config, pipeline
+
+    raw = tomllib.loads((ROOT / "config.example.toml").read_text(encoding="utf-8"))
+    raw["newsletter"]["language"] = lang
+    # A newsletter in that language writes its own preheader; with no description of its
+    # own, the footer says why in the catalog's words.
+    raw["newsletter"]["preheader"] = PREHEADERS[lang]
+    del raw["newsletter"]["description"]
+    raw["content"]["folder"] = str(ROOT / "tests" / "fixtures" / "content" / lang)
+    cfg = config.parse(raw, ROOT / "config.example.toml")
+    built = pipeline.prepare(cfg, GOLDEN_NOW, pipeline.Selection(latest=True))
+    folder = pipeline.write_build(cfg, built, tmp_path)
+    golden = EDITIONS / lang / built.issue.id
+    if os.environ.get("DIGEST_REGEN_GOLDEN"):
+        golden.mkdir(parents=True, exist_ok=True)
+        for name in ("email.html", "email.txt"):
+            (golden / name).write_bytes((folder / name).read_bytes())
+    for name in ("email.html", "email.txt"):
+        assert (folder / name).read_text(encoding="utf-8") == (golden / name).read_text(
+            encoding="utf-8"
+        ), f"{name} differs from {golden / name}; if intended, regenerate (see module doc)"
+    assert f'<html lang="{lang}"' in (folder / "email.html").read_text(encoding="utf-8")
+
+
 def test_placeholders_are_letters_and_underscores() -> None:
     for name in PLACEHOLDERS:
         assert re.fullmatch(r"[a-z_]+", token(name))
+
+
+# --- issue 12: the reader's language, skimming, clients -----------------------------------
+
+ENGLISH_WORDS = ("Read more", "View in your browser", "Unsubscribe", "min read", "Issue #")
+IN_LANGUAGE = {
+    "de": ("Weiterlesen", "23. November 2026", "Abmelden", "Ausgabe 3"),
+    "fr": ("Lire la suite", "23 novembre 2026", "Se désabonner", "Numéro 3"),
+    "es": ("Seguir leyendo", "23 de noviembre de 2026", "Darse de baja", "Número 3"),
+    "pt": ("Continuar lendo", "23 de novembro de 2026", "Cancelar inscrição", "Edição 3"),
+    "ja": ("続きを読む", "2026年11月23日", "配信停止", "第3号"),
+    "zh": ("阅读全文", "2026年11月23日", "退订", "第3期"),
+    "ar": ("اقرأ المزيد", "23 نوفمبر 2026", "إلغاء الاشتراك", "العدد 3"),
+}
+
+
+@pytest.mark.parametrize("lang", sorted(IN_LANGUAGE))
+def test_every_fixed_word_and_date_follows_the_issue_language(lang: str) -> None:
+    r = render.render(make_issue(lang=lang, more=1), make_config())
+    html, text = r.fill({"unsubscribe_url": "https://example.com/u/x"})
+    shown = visible_text(html)
+    for word in IN_LANGUAGE[lang]:
+        assert word in shown, word
+        assert word in text, word
+    for word in ENGLISH_WORDS:
+        assert word not in shown and word not in text, word
+    # The config's description is English: the footer says why in the issue's language.
+    assert "You get this email because" not in shown + text
+
+
+def test_a_template_can_still_write_its_own_words(tmp_path: Path) -> None:
+    default = (templating.default_templates() / "footer.mjml.j2").read_text()
+    folder = templates(
+        tmp_path, footer__mjml__j2=default.replace('_("Unsubscribe")', '"Austragen"')
+    )
+    r = render.render(make_issue(lang="de"), make_config(folder))
+    assert "Austragen" in visible_text(r.html) and "Abmelden" not in visible_text(r.html)
+
+
+def test_right_to_left_issue() -> None:
+    r = render.render(make_issue(lang="ar"), make_config())
+    assert re.search(r'<html lang="ar" dir="rtl"', r.html)
+    assert 'dir="rtl"' in r.html[r.html.index("<body") :]
+    # Text starts on the right; the date line is isolated; arrows point the reading way.
+    assert re.search(r'<td align="right"[^>]*>\s*<div[^>]*text-align:right', r.html)
+    assert re.search(r"<bdi>23 نوفمبر 2026</bdi>", r.html)
+    assert "\u2190" in r.html and "\u2192" not in r.html
+    assert "padding:0 20px 0 0" in r.html  # list bullets on the right
+    ltr = render.render(make_issue(), make_config())
+    assert 'dir="ltr"' in ltr.html and "\u2192" in ltr.html and "\u2190" not in ltr.html
+
+
+def test_article_language_keeps_its_lang_and_labels_stay_in_the_issue_language() -> None:
+    item = (make_article(1, "Why the grid matters", lang="en"), make_summary(1, points=0))
+    r = render.render(make_issue([item], lang="de"), make_config())
+    assert re.search(r'<h2 class="serif title" lang="en" dir="auto"', r.html)
+    assert "Weiterlesen" in r.html and "Read more" not in r.html
+
+
+def test_text_part_wraps_by_display_width_and_adds_no_space_after_a_full_stop() -> None:
+    ja = "電力会社はデータセンターの需要に追いつけない。\n新しい送電線の建設には十年かかる。" * 4
+    item = (make_article(1, "データセンターと電力網" * 3), make_summary(1, points=0, text=ja))
+    r = render.render(make_issue([item], lang="ja"), make_config())
+    for line in r.text.splitlines():
+        assert templating.display_width(line) <= 72 or " " not in line.strip(), line
+    assert "。 " not in r.text and "。新しい" in r.text
+    lines = [line for line in r.text.splitlines() if "電力会社" in line]
+    assert max(templating.display_width(line) for line in lines) > 60  # filled, not cut at 36
+    # English keeps its spaces and never splits a word.
+    assert templating.wrap("a " + "x" * 80 + " b", 20) == "a\n" + "x" * 80 + "\nb"
+
+
+def test_in_this_issue_lists_and_links_four_or_more_articles() -> None:
+    four = [(make_article(n), make_summary(n)) for n in range(1, 5)]
+    r = render.render(make_issue(four), make_config())
+    assert "In this issue" in visible_text(r.html) and "IN THIS ISSUE" in r.text
+    for n in range(1, 5):
+        assert f'href="#article-{n}"' in r.html and f'id="article-{n}"' in r.html
+    three = render.render(make_issue(four[:3]), make_config())
+    assert "In this issue" not in visible_text(three.html)
+
+
+def test_grouped_issue_has_h2_groups_and_h3_titles_and_a_larger_lead() -> None:
+    grouped = make_issue(groups={"Energy": [(make_article(1), make_summary(1))],
+                                 "Chips": [(make_article(2), make_summary(2))]})  # fmt: skip
+    r = render.render(dataclasses.replace(grouped, lead=True), make_config())
+    assert re.search(r'<h2 class="group"[^>]*>Energy</h2>', r.html)
+    assert len(re.findall(r'<h3 class="serif title"', r.html)) == 2
+    assert not re.search(r'<h2 class="serif title"', r.html)
+    assert re.search(r'<div class="article lead"[^>]*id="article-1"', r.html)
+    assert re.search(r'class="serif title" style="[^"]*font-size:30px', r.html)
+
+
+def test_editor_note_is_shown_above_the_articles_and_in_the_text_part() -> None:
+    note = Note(Path("content/_notes/2026-W48.md"),
+                '<p>Hello from the <a href="https://example.com/x">desk</a>.</p>',
+                ("Hello from the desk.", "- One thing"))  # fmt: skip
+    r = render.render(dataclasses.replace(make_issue(), note=note), make_config())
+    shown = visible_text(r.html)
+    assert shown.index("Hello from the") < shown.index("Why the grid")
+    assert r.text.index("Hello from the desk.") < r.text.index("Why the grid")
+    assert "\n- One thing\n" in r.text
+
+
+def test_outlook_gets_image_widths_dividers_fonts_and_dark_mode() -> None:
+    r = render.render(make_issue(), make_config())
+    # Outlook on Windows uses width="": the column's content width, 600 - 2 x 28.
+    imgs = re.findall(r"<img\b[^>]*>", r.html)
+    assert imgs and all('width="544"' in i for i in imgs), imgs
+    # Dividers are MJML's (a table for Outlook), not borders on divs.
+    assert not re.search(r"<div[^>]*border-top", r.html)
+    assert r.html.count("<!--[if mso | IE]><table") >= 3 and 'class="rule"' in r.html
+    # A font Outlook knows, so it never falls back to Times New Roman.
+    assert re.search(r"<!--\[if mso\]><style[^>]*>[^<]*font-family: 'Segoe UI', Arial", r.html)
+    assert "[data-ogsc] .serif" in r.html and "[data-ogsb] .card" in r.html
+
+
+def test_catalogs_have_every_word_the_templates_use() -> None:
+    from babel.messages.pofile import read_po
+
+    from digest import i18n
+
+    used = set()
+    for path in templating.default_templates().glob("*.j2"):
+        used |= set(re.findall(r"""(?:_|ngettext)\(\s*["']([^"']+)["']""", path.read_text()))
+    assert "Read more" in used and "%(num)s min read" in used
+    assert set(i18n.languages()) >= {"en", "de", "fr", "es", "pt", "ja", "zh", "ar"}
+    for lang in i18n.languages():
+        with open(i18n.catalog_path(lang), "rb") as f:
+            catalog = read_po(f, locale=lang)
+        have = {m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id and m.string}
+        assert used <= have, (lang, used - have)

@@ -82,6 +82,8 @@ class Sender(_Section):
     name: OneLine = "The Weekly Digest"
     email: Email = "newsletter@example.com"
     reply_to: Email = ""
+    # Issue 12: Gmail's Feedback-ID header ("{issue}" is replaced by the issue id).
+    feedback_id: OneLine = ""
 
 
 class Schedule(_Section):
@@ -151,6 +153,14 @@ class Content(_Section):
         "README*", "readme*", "LICENSE*", "CHANGELOG*", "CONTRIBUTING*", "CODE_OF_CONDUCT*",
         "SECURITY*", "404.*", "_index.*",
     )  # fmt: skip
+    # Issue 12 (an issue a reader can skim): editor's notes, <notes>/<issue-id>.md
+    # (default <folder>/_notes), and the first article shown larger.
+    notes: Path | None = None
+    lead: bool = True
+
+    @property
+    def notes_folder(self) -> Path:
+        return self.notes if self.notes is not None else self.folder / "_notes"
 
 
 class Templates(_Section):
@@ -379,6 +389,7 @@ _PATHS = {
     ("ledger", "path"),
     ("delivery", "outbox"),
     ("smtp", "ca_file"),
+    ("content", "notes"),
 }
 
 

@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 from .config import Config
-from .errors import ConfigError, NothingToSend
-from .model import Article, Group, Issue, Item, Window
+from .content.html import note as note_html
+from .errors import ConfigError, ContentError, NothingToSend
+from .model import Article, Group, Issue, Item, Note, Window
 from .summarize import summarize
 from .templating import render_string
 from .text import one_line
@@ -140,6 +141,24 @@ def _one_line(text: str, limit: int) -> str:
     return cut + "…"
 
 
+def load_note(cfg: Config, issue_id: str, lang: str) -> Note | None:
+    """The editor's note of an issue: ``<notes>/<id>.<lang>.md``, else ``<id>.md``."""
+    folder = cfg.content.notes_folder
+    for name in (f"{issue_id}.{lang}.md", f"{issue_id}.md"):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            source = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ContentError(
+                path, f"cannot read the editor's note: {exc}; save it as UTF-8"
+            ) from None
+        html, paragraphs = note_html(source, cfg.newsletter.base_url.rstrip("/"))
+        return Note(path, html, paragraphs) if paragraphs else None
+    return None
+
+
 def build_issue(
     cfg: Config, window: Window, articles: Iterable[Article], *, first: Window | None = None
 ) -> Issue:
@@ -155,7 +174,7 @@ def build_issue(
             f"{window.send_at:%Y-%m-%d %H:%M %Z}"
         )
     cap = cfg.content.max_articles
-    shown, more = chosen[:cap], max(0, len(chosen) - cap)
+    shown, rest = chosen[:cap], tuple(chosen[cap:])
     items = [
         Item(a, summarize(a, words=cfg.content.summary_words, key_points=cfg.content.key_points))
         for a in shown
@@ -174,7 +193,11 @@ def build_issue(
         "titles": "; ".join(a.title for a in shown),
     }
     subject = _one_line(render_string(cfg.newsletter.subject, **ctx), 150)
+    # The preheader follows the subject in the inbox: it does not say a title again.
+    others = [a.title for a in shown if one_line(a.title) not in subject]
+    ctx["titles"] = "; ".join(others or [a.title for a in shown])
     preheader = _one_line(render_string(cfg.newsletter.preheader, **ctx), 140)
+    lang = cfg.newsletter.language
     return Issue(
         id=window.id,
         number=number,
@@ -182,6 +205,9 @@ def build_issue(
         subject=subject,
         preheader=preheader,
         groups=tuple(Group(k, tuple(v)) for k, v in groups.items()),
-        more=more,
-        lang=cfg.newsletter.language,
+        more=len(rest),
+        lang=lang,
+        rest=rest,
+        note=load_note(cfg, window.id, lang),
+        lead=cfg.content.lead and len(shown) > 1,
     )

@@ -285,6 +285,7 @@ class Composer:
         unsubscribe_mailto: str = "",
         subject_prefix: str = "",
         random_ids: bool = False,
+        feedback_id: str = "",
     ) -> None:
         if not secret:
             raise ValueError("Composer needs the unsubscribe secret")
@@ -325,6 +326,14 @@ class Composer:
         head = [address_header("From", from_email, from_name)]
         if reply_to:
             head.append(address_header("Reply-To", reply_to))
+        if feedback_id:
+            # Gmail's Feedback-ID ("campaign:customer:type:sender"): ASCII, one line.
+            value = feedback_id.replace("{issue}", rendered.issue_id)
+            if not re.fullmatch(r"[!-~]+(?: [!-~]+)*", value) or len(value) > 200:
+                raise ConfigError("config", [("sender.feedback_id", f"{feedback_id!r} "
+                    "cannot be a header: use up to 200 printable ASCII characters, like "
+                    "'{issue}:weekly:newsletter'")])  # fmt: skip
+            head.append(f"Feedback-ID: {value}\r\n".encode("ascii"))
         head += [
             fold_header("Subject", subject),
             b"MIME-Version: 1.0\r\n",
@@ -371,6 +380,7 @@ class Composer:
                 unsubscribe_mailto=cfg.unsubscribe.mailto,
                 subject_prefix=subject_prefix,
                 random_ids=random_ids,
+                feedback_id=cfg.sender.feedback_id,
             )
         except ConfigError as exc:  # name the config file
             raise ConfigError(cfg.source or "config", exc.problems) from None
@@ -403,7 +413,9 @@ class Composer:
         values = self.values(r)
         now = int(time.time())
         if now != self._date_at:
-            self._date_at, self._date = now, formatdate(now, usegmt=True).encode("ascii")
+            # A numeric zone (RFC 5322 3.3): "GMT" is obsolete syntax that spam filters score.
+            date = formatdate(now, usegmt=True).removesuffix("GMT") + "+0000"
+            self._date_at, self._date = now, date.encode("ascii")
         mid = self.message_id(r.email)
         personal = b"".join(
             [

@@ -119,6 +119,15 @@ class Window:
 
 
 @dataclass(frozen=True)
+class Note:
+    """The editor's note of an issue: a Markdown file, as sanitized HTML and as text."""
+
+    path: Path
+    html: str
+    paragraphs: tuple[str, ...]  # plain text; a list item starts with "- "
+
+
+@dataclass(frozen=True)
 class Issue:
     id: str
     number: int
@@ -126,8 +135,11 @@ class Issue:
     subject: str
     preheader: str
     groups: tuple[Group, ...]
-    more: int = 0  # articles in the window beyond the cap ("N more in the archive")
+    more: int = 0  # articles in the window beyond the cap (== len(rest))
     lang: str = "en"
+    rest: tuple[Article, ...] = ()  # those articles, listed by title after the others
+    note: Note | None = None  # the editor's note, shown above the articles
+    lead: bool = False  # show the first article larger (the featured one, if any)
 
     @property
     def items(self) -> tuple[Item, ...]:

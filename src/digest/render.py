@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from .errors import RenderError
+from .i18n import Labels, labels, primary
 from .model import PLACEHOLDERS, RenderedEmail, token
 from .templating import data_scope, environment, restore_literals
 from .text import restore_html, restore_text
@@ -270,16 +271,43 @@ def placeholders() -> dict[str, str]:
     return {name: token(name) for name in PLACEHOLDERS}
 
 
+def _reason(issue: Issue, cfg: Config, t: Labels) -> str:
+    """Why the reader gets this email: ``newsletter.description`` when the user wrote one
+    in the issue's language, else the catalog's sentence in that language."""
+    news = cfg.newsletter
+    own = "description" in news.model_fields_set and news.description.strip()
+    if own and primary(issue.lang) == primary(news.language):
+        return news.description
+    return t.gettext("You get this email because you subscribed to %(name)s.", name=news.name)
+
+
+def _context(issue: Issue, cfg: Config) -> dict[str, Any]:
+    """What the templates see (documented in email.mjml.j2)."""
+    t = labels(issue.lang)
+    return {
+        "issue": issue,
+        "newsletter": cfg.newsletter,
+        "ph": placeholders(),
+        "t": t,
+        "_": t.gettext,
+        "reason": _reason(issue, cfg, t),
+    }
+
+
+def mjml_source(issue: Issue, cfg: Config) -> str:
+    """The MJML the email template renders for ``issue`` (for comparing with other MJML
+    compilers: bench/build.py, bench/caniemail.py)."""
+    env = environment(cfg.templates.folder)
+    with data_scope() as key:
+        return restore_literals(_render_template(env, HTML_TEMPLATE, _context(issue, cfg)), key)
+
+
 def render(issue: Issue, cfg: Config) -> RenderedEmail:
     """Render ``issue`` once, with placeholder tokens for personal fields."""
     import mjml
 
     env = environment(cfg.templates.folder)
-    context = {
-        "issue": issue,
-        "newsletter": cfg.newsletter,
-        "ph": placeholders(),
-    }
+    context = _context(issue, cfg)
     with data_scope() as key:
         source = restore_literals(_render_template(env, HTML_TEMPLATE, context), key)
         marked_text = restore_literals(_render_template(env, TEXT_TEMPLATE, context), key)

@@ -21,7 +21,7 @@ import datetime as dt
 import hashlib
 import os
 import secrets
-import textwrap
+import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -38,21 +38,6 @@ from markupsafe import Markup
 from .files import bundled
 from .text import DATA_CHARS, neutralise
 
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-
 
 def default_templates() -> Path:
     """The bundled email templates (``templates/email/`` at the top of the repository)."""
@@ -64,31 +49,121 @@ def _autoescape(name: str | None) -> bool:
 
 
 def longdate(when: dt.date | dt.datetime, lang: str = "en") -> str:
-    """``23 November 2026`` in English; the unambiguous ``2026-11-23`` otherwise.
+    """CLDR's long date in ``lang`` (Babel): ``November 23, 2026``, ``2026年11月23日``."""
+    from .i18n import labels
 
-    (Month names in other languages would need a locale library; ISO dates read
-    correctly everywhere.)
+    return labels(lang).date(when)
+
+
+def _wide(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in "WF"
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal or a monospaced mail app: East Asian wide
+    characters count two, combining marks none."""
+    n = 0
+    for ch in str(text):
+        if _wide(ch):
+            n += 2
+        elif not unicodedata.combining(ch) and ch not in "\u200b\u200c\u200d\u2060\ufeff":
+            n += 1
+    return n
+
+
+# Punctuation that must not start a line (kinsoku): it stays with the unit before it.
+_NO_LINE_START = frozenset("。、，．！？：；」』）〕】〉》・ー…,.!?:;)]}")
+
+
+def _drop_space(before: str, after: str, newline: bool) -> bool:
+    """Whether whitespace between ``before`` and ``after`` goes: always after wide
+    punctuation ("。", "、"), whose own width is the pause; between two wide characters
+    only when it was a line break in the source (Chinese and Japanese put no space there,
+    but a space a writer typed, as in "佐藤 美咲", stays)."""
+    if not _wide(before):
+        return False
+    return unicodedata.category(before).startswith("P") or (newline and _wide(after))
+
+
+def prose(text: str) -> str:
+    """``text`` with whitespace runs made one space, and none where CJK puts none (see
+    ``_drop_space``): for the HTML, where a browser would show the space."""
+    out: list[str] = []
+    gap = ""
+    for ch in str(text):
+        if ch.isspace():
+            gap += ch
+            continue
+        if gap:
+            if out and not _drop_space(out[-1], ch, "\n" in gap):
+                out.append(" ")
+            gap = ""
+        out.append(ch)
+    return "".join(out)
+
+
+def _units(text: str) -> list[tuple[str, bool]]:
+    """``text`` as units a line may break between: (unit, a space before it).
+
+    A word of narrow characters is one unit; each wide (CJK) character is its own, as
+    lines in Chinese and Japanese break between any two characters. Punctuation that may
+    not start a line sticks to the unit before it. Spaces follow ``prose``.
     """
-    if lang.lower().split("-")[0] == "en":
-        return f"{when.day} {_MONTHS[when.month - 1]} {when.year}"
-    return when.strftime("%Y-%m-%d")
+    units: list[list[Any]] = []
+    buf = ""
+    space = False
+
+    def flush() -> None:
+        nonlocal buf, space
+        if buf:
+            units.append([buf, space])
+            buf, space = "", False
+
+    for ch in prose(text):
+        if ch == " ":
+            flush()
+            space = bool(units)
+            continue
+        if ch in _NO_LINE_START and not buf and not space and units:
+            units[-1][0] += ch  # no line starts with it
+            continue
+        if _wide(ch):
+            flush()
+            units.append([ch, space])
+            space = False
+        else:
+            if buf == "" and units and not space and _wide(units[-1][0][-1]):
+                flush()  # a line may break between CJK and Latin
+            buf += ch
+    flush()
+    return [(u, s) for u, s in units]
 
 
 def wrap(text: str, width: int = 72, indent: str = "", first: str | None = None) -> str:
     """Fill ``text`` to ``width`` columns for the plain-text part.
 
-    Words are never split, so a long URL stays whole on its own line. ``first`` is the
-    prefix of the first line (default ``indent``), e.g. ``"  * "`` with ``indent="    "``
-    for a hanging list item.
+    Columns are display columns (a CJK character takes two); lines break between words,
+    and between any two CJK characters, never inside a word, so a long URL stays whole on
+    its own line. ``first`` is the prefix of the first line (default ``indent``), e.g.
+    ``"- "`` with ``indent="  "`` for a hanging list item.
     """
-    return textwrap.fill(
-        " ".join(str(text).split()),
-        width=width,
-        initial_indent=indent if first is None else first,
-        subsequent_indent=indent,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
+    units = _units(str(text))
+    if not units:
+        return ""
+    start = indent if first is None else first
+    lines: list[str] = []
+    line, used, empty = start, display_width(start), True
+    for unit, space in units:
+        w = display_width(unit)
+        gap = 1 if space and not empty else 0
+        if not empty and used + gap + w > width:
+            lines.append(line)
+            line, used, gap = indent, display_width(indent), 0
+        line += " " * gap + unit
+        used += gap + w
+        empty = False
+    lines.append(line)
+    return "\n".join(lines)
 
 
 # The key of the render in progress (see data_scope), or None: then nothing is swapped.
@@ -211,6 +286,8 @@ def environment(user_folder: Path | None = None, *, pages: bool = False) -> jinj
     )
     env.filters["longdate"] = longdate
     env.filters["wrap"] = wrap
+    env.filters["display_width"] = display_width
+    env.filters["prose"] = prose
     env.filters["_digest_literal"] = _literal
     return env
 

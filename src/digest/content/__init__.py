@@ -89,7 +89,7 @@ def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Col
     heads: list[Head] = []
     live: list[Head] = []
     drafts = future = pages = other_language = 0
-    files = _walk(str(folder), ctx.suffixes)
+    files = _walk(str(folder), ctx.suffixes, skip=str(cfg.content.notes_folder))
     kept = [f for f in files if not _excluded(f[1], cfg.content.exclude)]
     with _gc_paused():  # the scan only allocates; collecting 10k live heads costs ~10%
         scanned = [_scan(path, rel, tz, ctx) for path, rel in kept]
@@ -329,10 +329,13 @@ class _Shown:
             return path
 
 
-def _walk(folder: str, suffixes: tuple[str, ...] = SUFFIXES) -> list[tuple[str, str]]:
+def _walk(
+    folder: str, suffixes: tuple[str, ...] = SUFFIXES, skip: str = ""
+) -> list[tuple[str, str]]:
     """(path, posix path relative to ``folder``) of every content file, sorted.
 
-    Hidden files and folders are skipped; symlinked folders are followed once (a loop
+    Hidden files and folders are skipped, and ``skip`` (the editors' notes, which are
+    not articles); symlinked folders are followed once (a loop
     of links is not followed around); only regular files are read.
     """
     found: list[tuple[str, str]] = []
@@ -354,6 +357,8 @@ def _walk(folder: str, suffixes: tuple[str, ...] = SUFFIXES) -> list[tuple[str, 
                 continue
             try:
                 if e.is_dir():
+                    if skip and e.path == skip:
+                        continue
                     stack.append((e.path, f"{rel}{name}/"))
                 elif (
                     name.lower().endswith(suffixes)

@@ -89,6 +89,43 @@ def to_html(
     )
 
 
+def note(source: str, base: str) -> tuple[str, tuple[str, ...]]:
+    """An editor's note (Markdown) -> (sanitized HTML, its paragraphs as plain text; a list
+    item starts with ``"- "``). Relative links resolve against ``base``; ones that cannot
+    be made absolute are removed."""
+    md = markdown()
+    tokens = md.parse(source)
+
+    def absolute(link: str) -> str | None:
+        if URL_UNSAFE.search(link):
+            return None
+        full = urljoin(base + "/", quote(link.strip(), safe=SAFE_PATH + "?#"))
+        return full if urlsplit(full).scheme.lower() in SCHEMES else None
+
+    import nh3
+
+    html = nh3.clean(
+        md.renderer.render(tokens, md.options, {}),
+        tags=_TAGS,
+        clean_content_tags=_HIDDEN,
+        attributes=_ATTRIBUTES,
+        url_schemes=SCHEMES,
+        url_relative=absolute,
+    )
+    paragraphs: list[str] = []
+    in_item = 0
+    for tok in tokens:
+        if tok.type == "list_item_open":
+            in_item += 1
+        elif tok.type == "list_item_close":
+            in_item -= 1
+        elif tok.type == "inline":
+            text = inline_text(tok).strip()
+            if text:
+                paragraphs.append(("- " if in_item else "") + text)
+    return html, tuple(paragraphs)
+
+
 def words(tokens: Sequence[Any]) -> int:
     """Words of the body's text and code, for reading time."""
     parts = []
