@@ -47,7 +47,9 @@ def issue() -> RenderedEmail:
     )
 
 
-def write_config(tmp_path: Path, port: int | None = None, extra: str = "") -> Path:
+def write_config(
+    tmp_path: Path, port: int | None = None, extra: str = "", concurrency: int = 4
+) -> Path:
     transport = (
         f'transport = "smtp"\n\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
         "timeout = 10\n"
@@ -76,7 +78,7 @@ secret_env = "DIGEST_TEST_SECRET"
 url = "https://example.com/u"
 
 [delivery]
-concurrency = 4
+concurrency = {concurrency}
 retry_seconds = 0.01
 retry_max_seconds = 0.05
 max_attempts = 10
@@ -126,13 +128,15 @@ def sent_in_ledger(config: Path) -> dict[str, int]:
 # -- crash safety ----------------------------------------------------------------------------
 
 
-def crash_and_resume(tmp_path: Path, sig: signal.Signals, seed: int, rounds: int = 5):
+def crash_and_resume(
+    tmp_path: Path, sig: signal.Signals, seed: int, rounds: int = 5, concurrency: int = 4
+):
     """Start `digest send`, kill it with ``sig`` once the server has taken a random number
     of messages, and start it again; ``rounds`` times, then let it finish."""
     addresses = write_subscribers(tmp_path, 2000)
     server = SmtpServer(pipelining=True, keep_data=False).start()
     try:
-        config = write_config(tmp_path, server.port)
+        config = write_config(tmp_path, server.port, concurrency=concurrency)
         freeze(config)
         rng = random.Random(seed)
         kills, codes = 0, []
@@ -168,8 +172,13 @@ def crash_and_resume(tmp_path: Path, sig: signal.Signals, seed: int, rounds: int
     return addresses, got, kills, codes, config, final
 
 
-def test_sigkill_at_random_points_then_resume(tmp_path):
-    addresses, got, kills, codes, config, _ = crash_and_resume(tmp_path, signal.SIGKILL, seed=5)
+@pytest.mark.parametrize("concurrency", [4, 8])
+def test_sigkill_at_random_points_then_resume(tmp_path, concurrency):
+    """The README's bound: after a crash, at most the messages in flight are sent again,
+    one per connection, with the same Message-ID; everyone receives the issue."""
+    addresses, got, kills, codes, config, _ = crash_and_resume(
+        tmp_path, signal.SIGKILL, seed=5, concurrency=concurrency
+    )
     assert kills >= 3 and codes.count(-signal.SIGKILL) == kills
     assert set(got) == set(addresses)  # everyone received it
     duplicates = 0
@@ -177,7 +186,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
         # Anyone who got it twice got the same message: the same Message-ID.
         assert set(ids) == {message_id(WEEK, address, "example.com")}, address
         duplicates += len(ids) - 1
-    assert duplicates <= 4 * kills  # at most one per connection in flight per kill
+    assert duplicates <= concurrency * kills  # at most one per connection in flight per kill
     counts = sent_in_ledger(config)
     assert counts["sent"] == 2000 and counts["pending"] == 0
 
@@ -677,3 +686,35 @@ def test_include_new_asks_about_the_new_subscribers_not_the_0_left(tmp_path):
     assert f"Send {WEEK}" in prompt and "who joined since it was sent (about 2)" in prompt
     assert code == 0, out
     assert len(list((tmp_path / "outbox" / "new").glob("*.eml"))) == 5
+
+
+def test_ctrl_c_during_include_new_names_the_command_that_resumes(tmp_path):
+    """Stopped during `send --include-new`, the hint must name a command that finishes
+    the job: `digest send --issue ID` alone is a no-op on a sent issue."""
+    write_subscribers(tmp_path, 5)
+    with SmtpServer(faults=Faults(slow=0.05, slow_share=1.0)) as server:
+        config = write_config(tmp_path, server.port, concurrency=1)
+        freeze(config)
+        assert run(config, "send", "--issue", WEEK, "--yes").returncode == 0
+        addresses = write_subscribers(tmp_path, 45)  # the first 5 and 40 who joined since
+        proc = subprocess.Popen(
+            digest(config, "send", "--issue", WEEK, "--include-new", "--yes"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(),
+        )
+        deadline = time.monotonic() + 30
+        while len(server.messages) < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 5, err
+        hint = re.search(r"to resume, run: (digest send [^\n]*)", err)
+        assert hint, err
+        assert "--include-new" in hint.group(1)
+        args = hint.group(1).split()[1:]
+        resumed = run(config, *args, "--yes")
+    assert resumed.returncode == 0, resumed.stderr
+    got = server.by_recipient()
+    assert set(got) == set(addresses) and all(len(ids) == 1 for ids in got.values())

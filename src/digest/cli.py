@@ -691,11 +691,12 @@ def _print_send_report(r: SendReport) -> None:
     elif r.interrupted and r.dry_run:
         warn("stopped before the end")
     elif r.interrupted:
-        warn(f"stopped before the end (none is lost): to resume, run: {resume_command(r.issue_id)}")
+        again = resume_command(r.issue_id, *r.resume_options)
+        warn(f"stopped before the end (none is lost): to resume, run: {again}")
     elif r.deferred:
         warn(
             f"{r.deferred:,} recipient(s) deferred after retries: try them later with: "
-            f"{resume_command(r.issue_id)}"
+            f"{resume_command(r.issue_id, *r.resume_options)}"
         )
     if r.failed and not r.dry_run:
         click.echo(

@@ -80,6 +80,9 @@ class SendReport:
     # Other issues started and not finished, when this one was picked implicitly (by the
     # clock or --latest) rather than named: "run the same command" would not resume them.
     unfinished: tuple[str, ...] = ()
+    # Options the resume command needs besides --issue: a stopped --include-new must be
+    # resumed with --include-new (on a sent issue, a plain resume is a no-op).
+    resume_options: tuple[str, ...] = ()
     dry_run: bool = False
     folder: Path | None = None  # where the outbox or dry-run messages are
     seconds: float = 0.0
@@ -194,6 +197,8 @@ def send(
                 built.rendered, number=built.issue.number, send_at=built.issue.send_at
             )
         report = SendReport(rec.id, rec.subject, transport.name, unfinished=others)
+        if include_new:
+            report.resume_options = ("--include-new",)
         queue = not rec.queued or include_new
         if queue and not _queue(cfg, ledger, rec.id, report, stop, first=not rec.queued):
             return _finish(ledger, report, None, started)
@@ -204,13 +209,13 @@ def send(
         requeued = ledger.requeue(result.requeue) if result.requeue else 0
         _finish(ledger, report, result, started)
         if report.paused:
-            report.paused += _resume_note(rec.id, requeued)
+            report.paused += _resume_note(rec.id, requeued, report.resume_options)
         if report.complete:
             ledger.set_issue_state(rec.id, ISSUE_SENT)
         if isinstance(transport, delivery.OutboxTransport):
             report.folder = transport.folder / "new"
         if result.fatal is not None:
-            raise _stopped(result.fatal, report.sent, rec.id)
+            raise _stopped(result.fatal, report.sent, rec.id, report.resume_options)
         return report
 
 
@@ -221,7 +226,7 @@ def resume_command(issue_id: str, *options: str) -> str:
     return " ".join(("digest send --issue", issue_id, *options))
 
 
-def _resume_note(issue_id: str, requeued: int) -> str:
+def _resume_note(issue_id: str, requeued: int, options: Sequence[str] = ()) -> str:
     """What a pause message adds: that nothing is lost (true: refusals in the run of
     failures that caused the pause were put back in the queue) and how to resume."""
     note = ""
@@ -230,11 +235,14 @@ def _resume_note(issue_id: str, requeued: int) -> str:
             f" The {requeued:,} recipient(s) refused in that run of failures were put back "
             "in the queue: when everyone is refused, the cause is the server, not them."
         )
-    return note + f" Nothing is lost: to resume, run: {resume_command(issue_id)}"
+    return note + f" Nothing is lost: to resume, run: {resume_command(issue_id, *options)}"
 
 
 def _stopped(
-    exc: BaseException, sent: int | None = None, issue_id: str | None = None
+    exc: BaseException,
+    sent: int | None = None,
+    issue_id: str | None = None,
+    options: Sequence[str] = (),
 ) -> BaseException:
     """A DigestError as it is; anything else (a full disk...) as a DeliveryError. With
     ``sent`` (messages sent in this run), a Fatal also says truly what was sent."""
@@ -244,12 +252,12 @@ def _stopped(
             if not sent
             else f"{sent:,} message(s) were sent before it stopped, and are recorded; "
             "once this is fixed, resume with: "
-            + (resume_command(issue_id) if issue_id else "the same command")
+            + (resume_command(issue_id, *options) if issue_id else "the same command")
         )
         return Fatal(f"{exc} {what}")
     if isinstance(exc, DigestError | KeyboardInterrupt):
         return exc
-    again = resume_command(issue_id) if issue_id else "the same command"
+    again = resume_command(issue_id, *options) if issue_id else "the same command"
     error = DeliveryError(
         f"sending stopped by an unexpected error: {type(exc).__name__}: {exc}. What was sent "
         f"is recorded; fix the cause, then resume with: {again}"
