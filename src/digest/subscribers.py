@@ -13,11 +13,13 @@ them needs SMTPUTF8 support end to end, which relays rarely give.
 
 A stray or unclosed quote (``ann@example.com,"Ann``) makes a CSV reader take every line
 up to the next quote, often the rest of the file, as one field: the subscribers on those
-lines would silently not be mailed. A quoted field that runs over a line break and holds
-an ``@`` after it is therefore reported as a broken row naming the line where the quote
+lines would silently not be mailed. A quoted field that runs over a line break and holds,
+after it, a line that reads as a subscriber row of this file (the delimiter, an address in
+the email column) is therefore reported as a broken row naming the line where the quote
 opened, and ``check`` (run by ``digest send`` before anything is frozen or sent) refuses
-the whole list until the quote is fixed. A line break without an address after it (a name
-written on two lines, a note) is kept as it was: the value is joined into one line.
+the whole list until the quote is fixed. Any other multi-line cell is valid CSV (RFC 4180)
+and kept: a name written on two lines is joined into one line; a note in a column we
+ignore, even one naming addresses, is ignored.
 """
 
 from __future__ import annotations
@@ -123,13 +125,37 @@ def _has_bad_bytes(text: str) -> bool:
     return not text.isascii() and _SURROGATE.search(text) is not None
 
 
-def _swallowed(row: list[str]) -> bool:
-    """Whether a row spanning lines took in what looks like further subscriber rows."""
+def _swallowed(row: list[str], email_i: int, width: int) -> bool:
+    """Whether a row spanning lines took in what reads as further subscriber rows.
+
+    A quoted cell may hold line breaks (RFC 4180), and a note may name addresses; what a
+    stray quote swallows is different: whole lines of this file, each with the file's
+    delimiter and an address in its email column. Only such a line counts, so a
+    multi-line note ("Ask bob@example.com about it") is a valid cell.
+    """
     for value in row:
-        i = min((j for j in (value.find("\n"), value.find("\r")) if j >= 0), default=-1)
-        if i >= 0 and "@" in value[i:]:
-            return True
+        if "\n" not in value and "\r" not in value:
+            continue
+        for line in value.splitlines()[1:]:
+            if "@" in line and _reads_as_row(line, email_i, width):
+                return True
     return False
+
+
+def _reads_as_row(line: str, email_i: int, width: int) -> bool:
+    try:
+        fields = next(csv.reader([line]), [])
+    except csv.Error:
+        return False
+    # A file of more than one column: a swallowed row has at least one delimiter (rows may
+    # leave out trailing empty cells, so not necessarily all of them).
+    if len(fields) <= email_i or (width > 1 and len(fields) < 2):
+        return False
+    try:
+        normalize(fields[email_i])
+    except InvalidAddress:
+        return False
+    return True
 
 
 def _stray_quote(line: int, end: int) -> str:
@@ -153,9 +179,10 @@ def _open(path: Path):  # type: ignore[no-untyped-def]
         raise ContentError(path, f"cannot read the subscriber list: {exc}") from None
 
 
-def _columns(reader: Any, path: Path, *, required: bool) -> tuple[int, int | None, int | None]:
-    """The email, name and first-name columns named by the header row. An empty file has
-    none: ``(-1, None, None)``, or a ContentError if ``required``."""
+def _columns(reader: Any, path: Path, *, required: bool) -> tuple[int, int | None, int | None, int]:
+    """The email, name and first-name columns named by the header row, and how many
+    columns it names. An empty file has none: ``(-1, None, None, 0)``, or a ContentError
+    if ``required``."""
     try:
         header = next(reader)
     except StopIteration:
@@ -164,7 +191,7 @@ def _columns(reader: Any, path: Path, *, required: bool) -> tuple[int, int | Non
                 path, "the subscriber list is empty; the first row must name the columns, "
                 "e.g. 'email,name', and each further row is one subscriber", line=1
             ) from None  # fmt: skip
-        return -1, None, None
+        return -1, None, None, 0
     except csv.Error as exc:
         raise ContentError(path, f"not a CSV file: {exc}", line=1) from None
     cols = [re.sub(r"[\s-]+", "_", h.strip().lower()) for h in header]
@@ -176,7 +203,7 @@ def _columns(reader: Any, path: Path, *, required: bool) -> tuple[int, int | Non
             "the first row must name the columns, e.g. 'email,name'",
             line=1,
         )
-    return email_i, _column(cols, NAME_COLUMNS), _column(cols, FIRST_NAME_COLUMNS)
+    return email_i, _column(cols, NAME_COLUMNS), _column(cols, FIRST_NAME_COLUMNS), len(cols)
 
 
 def check_file(path: Path) -> None:
@@ -187,7 +214,7 @@ def check_file(path: Path) -> None:
     without any quote not even that."""
     path = Path(path)
     with _open(path) as f:
-        _columns(csv.reader(f), path, required=True)
+        email_i, _, _, width = _columns(csv.reader(f), path, required=True)
     with path.open("rb") as raw:
         if not any(b'"' in chunk for chunk in iter(lambda: raw.read(1 << 20), b"")):
             return
@@ -197,7 +224,7 @@ def check_file(path: Path) -> None:
         try:
             for row in reader:
                 start, line = line + 1, reader.line_num
-                if start < line and _swallowed(row):
+                if start < line and _swallowed(row, email_i, width):
                     raise ContentError(path, _stray_quote(start, line), line=start)
         except csv.Error:
             return  # read() reports it as a bad row
@@ -209,7 +236,7 @@ def read(path: Path) -> Iterator[Subscriber | BadRow]:
     f = _open(path)
     with f:
         reader = csv.reader(f)
-        email_i, name_i, first_i = _columns(reader, path, required=False)
+        email_i, name_i, first_i, width = _columns(reader, path, required=False)
         if email_i < 0:
             return
         prev = reader.line_num
@@ -225,7 +252,7 @@ def read(path: Path) -> Iterator[Subscriber | BadRow]:
                 prev = reader.line_num
                 continue
             line, prev = prev + 1, reader.line_num
-            if line < prev and _swallowed(row):
+            if line < prev and _swallowed(row, email_i, width):
                 yield BadRow(path, line, _stray_quote(line, prev), broken=True)
                 continue
             if not row or not "".join(row).strip():
