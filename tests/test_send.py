@@ -718,3 +718,37 @@ def test_ctrl_c_during_include_new_names_the_command_that_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     got = server.by_recipient()
     assert set(got) == set(addresses) and all(len(ids) == 1 for ids in got.values())
+
+
+def test_an_unsubscribe_during_the_send_is_honoured_for_every_row_not_yet_sent(tmp_path):
+    """Readers who unsubscribe (through `digest serve`, another process) while their rows
+    are queued but not sent get nothing: suppression is checked just before each message,
+    not once per batch of rows read ahead."""
+    addresses = write_subscribers(tmp_path, 200)
+    with SmtpServer() as server:
+        config = write_config(tmp_path, server.port, concurrency=2)
+        paced = config.read_text().replace("max_attempts = 10", "max_attempts = 10\n"
+                                           "rate_per_second = 60")  # fmt: skip
+        config.write_text(paced)
+        freeze(config)
+        proc = subprocess.Popen(
+            digest(config, "send", "--issue", WEEK, "--yes"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(),
+        )
+        deadline = time.monotonic() + 30
+        while len(server.messages) < 20 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        leaving = addresses[100:]
+        with Ledger(load(config).ledger.path) as ledger:  # as `digest serve` does
+            for address in leaving:
+                ledger.suppress(address)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    got = server.by_recipient()
+    assert not set(got) & set(leaving), sorted(set(got) & set(leaving))[:5]
+    assert set(addresses[:20]) <= set(got)
+    counts = sent_in_ledger(config)
+    assert counts["suppressed"] == 100 and counts["sent"] == len(got) == 100

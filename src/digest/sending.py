@@ -320,7 +320,15 @@ def _deliver(
 
     states = {"sent": SENT, "failed": FAILED, "deferred": DEFERRED, "retry": PENDING}
 
+    def unsubscribed(job: Job) -> bool:
+        # One primary-key lookup per message (see BENCHMARKS.md, "Suppression"): an
+        # unsubscribe during a long, rate-limited send is honoured for every row not sent.
+        return ledger.is_suppressed(job.email)
+
     def record(job: Job, kind: str, detail: str, message_id: str) -> None:
+        if kind == "suppressed":
+            ledger.mark(job.id, SUPPRESSED, attempted=False)
+            return
         ledger.mark(
             job.id,
             states[kind],
@@ -343,6 +351,7 @@ def _deliver(
         settings=delivery.settings_for(cfg),
         limiter=limiter,
         stop=stop,
+        skip=unsubscribed,
     )
     tick = None
     if progress is not None:
