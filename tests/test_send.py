@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import email.utils
 import hashlib
 import os
 import random
@@ -752,3 +753,43 @@ def test_an_unsubscribe_during_the_send_is_honoured_for_every_row_not_yet_sent(t
     assert set(addresses[:20]) <= set(got)
     counts = sent_in_ledger(config)
     assert counts["suppressed"] == 100 and counts["sent"] == len(got) == 100
+
+
+def test_a_list_rewritten_in_place_during_queueing_is_read_again_not_cut_short(tmp_path):
+    """An export job truncates the list and writes it again while the send reads it: the
+    read hits an early end without any error. The send must not queue (and mark sent)
+    only the rows before the cut: it notices the change and reads the list again."""
+    addresses = write_subscribers(tmp_path, 10_000)
+    path = tmp_path / "subscribers.csv"
+    data = path.read_bytes()
+    config = write_config(tmp_path)
+    freeze(config)
+    cfg = load(config)
+
+    def export_job() -> None:
+        # Once the send has queued its first batch (5,000 rows), rewrite the file in
+        # place, slowly, as a job writing a big export does.
+        db = Ledger(cfg.ledger.path, readonly=True)
+        deadline = time.monotonic() + 30
+        while db.counts(WEEK)["pending"] < 5000 and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        with path.open("wb") as f:
+            for i in range(0, len(data), 16384):
+                f.write(data[i : i + 16384])
+                f.flush()
+                time.sleep(0.04)
+
+    writer = threading.Thread(target=export_job)
+    writer.start()
+    try:
+        report = sending.send(cfg, dt.datetime.fromisoformat(NOW), pipeline.Selection(week=WEEK))
+    finally:
+        writer.join()
+    assert report.complete and report.sent == 10_000, report
+    sent = [
+        email.utils.parseaddr(email.message_from_bytes(p.read_bytes())["To"])[1]
+        for p in (tmp_path / "outbox" / "new").glob("*.eml")
+    ]
+    assert sorted(sent) == sorted(addresses)  # everyone, once
+    again = sending.send(cfg, dt.datetime.fromisoformat(NOW), pipeline.Selection(week=WEEK))
+    assert again.noop and again.new_since == 0  # nobody is "joined since"

@@ -382,6 +382,20 @@ class Ledger:
             flush()
         return inserted, skipped
 
+    def last_delivery_id(self) -> int:
+        """The highest delivery id so far: rows queued after this call have higher ids."""
+        return int(self._read("SELECT COALESCE(MAX(id), 0) FROM deliveries")[0][0])
+
+    def unqueue_after(self, issue_id: str, after: int) -> int:
+        """Remove the issue's pending deliveries with ids above ``after``: the rows of one
+        pass over the subscriber list that cannot be trusted (the file changed during
+        it). Nothing of them was sent: delivery starts only after a trusted pass."""
+        cur = self._write(
+            "DELETE FROM deliveries WHERE issue = ? AND id > ? AND state = 'pending'",
+            (self._seq(issue_id), after),
+        )
+        return cur.rowcount
+
     def is_queued(self, issue_id: str, email: str) -> bool:
         return bool(
             self._read(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import tempfile
 import threading
 import time
@@ -38,6 +39,16 @@ from .model import Recipient
 from .pipeline import Selection, choose_window, prepare
 from .subscribers import Audience, check_file, count_rows, parse_addresses
 from .tokens import secret_for
+
+log = logging.getLogger(__name__)
+
+# When the subscriber list changed during a read (a job rewriting it in place), it is read
+# again once it has not changed for QUIET seconds (waiting at most QUIET_MAX for that), up
+# to READS reads in all; then the send refuses. The quiet period matters: a re-read made
+# while the writer is between two writes would see a consistent but half-written file.
+READS = 4
+QUIET = 1.0
+QUIET_MAX = 120.0
 
 
 @dataclass(frozen=True)
@@ -275,25 +286,83 @@ def _queue(
     *,
     first: bool,
 ) -> bool:
-    """Stream the subscriber list into the ledger's queue. False if stopped midway."""
-    audience = Audience(cfg.subscribers.file)
+    """Stream the subscriber list into the ledger's queue. False if stopped midway.
 
-    def rows() -> Iterator[tuple[str, str, str, str]]:
-        for s in audience:
-            if stop.is_set():
-                return
-            yield s.key, s.email, s.name, s.first_name
+    Only a pass that read the file as it is at the end of the pass counts: if the file
+    changed during it (``Audience.changed``), the rows that pass queued are taken out
+    again and the list is read anew once it has been quiet for ``QUIET`` seconds, up to
+    ``READS`` reads; then the send refuses (ContentError). An issue is never marked
+    queued from a short or mixed read.
+    """
+    path = cfg.subscribers.file
+    why = ""
+    for attempt in range(1, READS + 1):
+        mark = ledger.last_delivery_id()
+        audience = Audience(path)
 
-    _, skipped = ledger.enqueue(issue_id, rows())
+        def rows(audience: Audience = audience) -> Iterator[tuple[str, str, str, str]]:
+            for s in audience:
+                if stop.is_set():
+                    return
+                yield s.key, s.email, s.name, s.first_name
+
+        _, skipped = ledger.enqueue(issue_id, rows())
+        if stop.is_set():
+            ledger.unqueue_after(issue_id, mark)  # a part read: the next run reads it all
+            report.interrupted = True
+            return False
+        changed = audience.changed()
+        if changed is None:
+            break
+        removed = ledger.unqueue_after(issue_id, mark)
+        why = changed
+        if attempt == READS:
+            raise ContentError(
+                path,
+                f"the subscriber list changed while it was being read ({why}), "
+                f"{READS} times in a row; nothing was queued or sent from those reads. "
+                "If a job writes this file, have it write another file and rename it "
+                "into place when done; then run the send again",
+            )
+        log.warning(
+            "%s changed while it was being read (%s): the %d row(s) queued from that read "
+            "were taken out; reading it again once it has not changed for %.0f s",
+            path,
+            why,
+            removed,
+            QUIET,
+        )
+        if not _wait_quiet(Path(path), stop):
+            report.interrupted = True
+            return False
     report.problems = [str(p) for p in audience.problems]
     if audience.broken is not None:  # the file changed since it was checked: still refuse
         b = audience.broken
         raise ContentError(b.path, b.message, line=b.line)
-    if stop.is_set():
-        report.interrupted = True
-        return False
     if first:
         ledger.mark_queued(issue_id, invalid=audience.invalid, duplicates=skipped)
+    return True
+
+
+def _wait_quiet(path: Path, stop: threading.Event) -> bool:
+    """Wait until ``path`` has not changed (size, mtime, inode) for ``QUIET`` seconds, or
+    ``QUIET_MAX`` have passed. False if ``stop`` was set meanwhile."""
+
+    def look() -> tuple[int, int, int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns, st.st_ino
+
+    began = last_change = time.monotonic()
+    seen = look()
+    while time.monotonic() - last_change < QUIET and time.monotonic() - began < QUIET_MAX:
+        if stop.wait(0.1):
+            return False
+        now = look()
+        if now != seen:
+            seen, last_change = now, time.monotonic()
     return True
 
 

@@ -25,6 +25,9 @@ ignore, even one naming addresses, is ignored.
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
+import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -166,8 +169,40 @@ def _stray_quote(line: int, end: int) -> str:
     )
 
 
-def _open(path: Path):  # type: ignore[no-untyped-def]
+class _Tap(io.RawIOBase):
+    """A raw file that keeps a hash and a count of every byte read through it: what the
+    CSV reader actually saw, to compare with the file once the read is over."""
+
+    def __init__(self, raw: io.RawIOBase) -> None:
+        self.raw = raw
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        n = self.raw.readinto(buffer)
+        if n:
+            self.hash.update(memoryview(buffer)[:n])
+            self.size += n
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def _open(path: Path, tap: list[_Tap] | None = None):  # type: ignore[no-untyped-def]
     try:
+        if tap is not None:  # read through a _Tap, handed back in ``tap``
+            tap.append(_Tap(path.open("rb", buffering=0)))  # type: ignore[arg-type]
+            return io.TextIOWrapper(
+                io.BufferedReader(tap[-1], 1 << 16),
+                encoding="utf-8-sig",
+                errors="surrogateescape",
+                newline="",
+            )
         return path.open(newline="", encoding="utf-8-sig", errors="surrogateescape")
     except FileNotFoundError:
         raise ContentError(
@@ -230,10 +265,11 @@ def check_file(path: Path) -> None:
             return  # read() reports it as a bad row
 
 
-def read(path: Path) -> Iterator[Subscriber | BadRow]:
-    """Stream the subscriber CSV: a ``Subscriber`` per good row, a ``BadRow`` per bad one."""
+def read(path: Path, tap: list[_Tap] | None = None) -> Iterator[Subscriber | BadRow]:
+    """Stream the subscriber CSV: a ``Subscriber`` per good row, a ``BadRow`` per bad one.
+    ``tap`` (an empty list): the file is read through a ``_Tap`` appended to it."""
     path = Path(path)
-    f = _open(path)
+    f = _open(path, tap)
     with f:
         reader = csv.reader(f)
         email_i, name_i, first_i, width = _columns(reader, path, required=False)
@@ -288,8 +324,9 @@ class Audience:
     """One pass over the subscriber file, keeping count of what was skipped.
 
     Iterate it for the good rows; afterwards ``rows``, ``invalid`` and ``problems`` (the
-    first ``keep`` bad rows) tell what was read, and ``broken`` the first stray quote.
-    Memory stays flat however long the file.
+    first ``keep`` bad rows) tell what was read, ``broken`` the first stray quote, and
+    ``changed()`` whether the file changed while it was read. Memory stays flat however
+    long the file.
     """
 
     path: Path
@@ -298,9 +335,12 @@ class Audience:
     invalid: int = 0
     problems: list[BadRow] = field(default_factory=list)
     broken: BadRow | None = None
+    digest: str = ""  # sha256 of the bytes read, once the whole file has been read
+    size: int = -1  # how many bytes were read, once the whole file has been read
 
     def __iter__(self) -> Iterator[Subscriber]:
-        for item in read(self.path):
+        tap: list[_Tap] = []
+        for item in read(self.path, tap):
             self.rows += 1
             if isinstance(item, BadRow):
                 self.invalid += 1
@@ -310,6 +350,31 @@ class Audience:
                     self.problems.append(item)
                 continue
             yield item
+        if tap:
+            self.digest, self.size = tap[0].hash.hexdigest(), tap[0].size
+
+    def changed(self) -> str | None:
+        """After a complete pass: None if the file now holds exactly the bytes that were
+        read, else what differs. A file truncated and rewritten during the read (an
+        export job writing it in place) gives a short read that ends without an error:
+        the rows after the cut would never be mailed. Comparing the bytes (size, then a
+        hash) also catches a same-size rewrite, a file replaced by a rename (the read
+        went on in the old one) and a read that mixed old and new content."""
+        if self.size < 0:
+            return "it was not read to the end"
+        try:
+            now = os.stat(self.path).st_size
+        except OSError as exc:
+            return f"it cannot be read any more ({exc.strerror or exc})"
+        if now != self.size:
+            return f"{self.size:,} bytes were read, the file now has {now:,}"
+        digest = hashlib.sha256()
+        with Path(self.path).open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != self.digest:
+            return "its content changed while it was read"
+        return None
 
 
 def count_rows(path: Path) -> int:
