@@ -94,6 +94,9 @@ class SendReport:
     # Options the resume command needs besides --issue: a stopped --include-new must be
     # resumed with --include-new (on a sent issue, a plain resume is a no-op).
     resume_options: tuple[str, ...] = ()
+    # send --due: other issues left unfinished make the exit code non-zero (their
+    # recipients are stranded until a later run resumes them).
+    due: bool = False
     dry_run: bool = False
     folder: Path | None = None  # where the outbox or dry-run messages are
     seconds: float = 0.0
@@ -107,7 +110,10 @@ class SendReport:
         """0 when every recipient has an outcome (sent, refused, suppressed); a
         DeliveryError's (5) when the send must be run again (paused, stopped, or
         deferred recipients)."""
-        return 0 if self.complete or self.cancelled else DeliveryError.exit_code
+        if self.cancelled:
+            return 0
+        stranded = self.due and bool(self.unfinished)
+        return 0 if self.complete and not stranded else DeliveryError.exit_code
 
     def __str__(self) -> str:
         if self.noop:
@@ -161,11 +167,12 @@ def send(
         rec = ledger.issue(issue_id)
         if rec is None and built is None:
             built = prepare(cfg, now, sel)
-        implicit = sel.week is None
+        # Picked by the clock, --latest or --due: other unfinished issues are pointed out.
+        implicit = sel.week is None or sel.due
         others = tuple(i for i in ledger.unfinished() if i != issue_id) if implicit else ()
         if rec is not None and rec.finished and not (include_new or retry_failed):
             report = _noop(cfg, ledger, rec.id, rec.subject, started)
-            report.unfinished = others
+            report.unfinished, report.due = others, sel.due
             return report
         transport = delivery.transport_for(cfg)
         secret = secret_for(cfg, "send", ledger)
@@ -207,7 +214,7 @@ def send(
             rec = ledger.freeze(
                 built.rendered, number=built.issue.number, send_at=built.issue.send_at
             )
-        report = SendReport(rec.id, rec.subject, transport.name, unfinished=others)
+        report = SendReport(rec.id, rec.subject, transport.name, unfinished=others, due=sel.due)
         if include_new:
             report.resume_options = ("--include-new",)
         queue = not rec.queued or include_new
