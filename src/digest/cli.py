@@ -516,8 +516,10 @@ def send(
     out/<issue>/dry-run/ and touches no ledger and no server.
 
     Exit codes: 0 done; 5 paused, stopped, deferred recipients or another send running
-    (run again to resume); 10 nothing to send; 2 config or usage error; 3 the subscriber
-    list cannot be read as it is (missing, no email column, a stray quote).
+    (run again to resume), or with --due another issue started and not finished (the
+    next --due run resumes it, however late); 10 nothing to send; 2 config or usage
+    error; 3 the subscriber list cannot be read as it is (missing, no email column, a
+    stray quote, or it kept changing while it was read).
 
     \b
     Example:
