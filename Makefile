@@ -30,6 +30,7 @@ golden: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/build.py
 	$(BIN)/python bench/send.py
+	$(BIN)/python bench/suppression.py
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

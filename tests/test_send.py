@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import email.utils
 import hashlib
 import os
 import random
@@ -47,7 +48,9 @@ def issue() -> RenderedEmail:
     )
 
 
-def write_config(tmp_path: Path, port: int | None = None, extra: str = "") -> Path:
+def write_config(
+    tmp_path: Path, port: int | None = None, extra: str = "", concurrency: int = 4
+) -> Path:
     transport = (
         f'transport = "smtp"\n\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
         "timeout = 10\n"
@@ -76,7 +79,7 @@ secret_env = "DIGEST_TEST_SECRET"
 url = "https://example.com/u"
 
 [delivery]
-concurrency = 4
+concurrency = {concurrency}
 retry_seconds = 0.01
 retry_max_seconds = 0.05
 max_attempts = 10
@@ -126,13 +129,15 @@ def sent_in_ledger(config: Path) -> dict[str, int]:
 # -- crash safety ----------------------------------------------------------------------------
 
 
-def crash_and_resume(tmp_path: Path, sig: signal.Signals, seed: int, rounds: int = 5):
+def crash_and_resume(
+    tmp_path: Path, sig: signal.Signals, seed: int, rounds: int = 5, concurrency: int = 4
+):
     """Start `digest send`, kill it with ``sig`` once the server has taken a random number
     of messages, and start it again; ``rounds`` times, then let it finish."""
     addresses = write_subscribers(tmp_path, 2000)
     server = SmtpServer(pipelining=True, keep_data=False).start()
     try:
-        config = write_config(tmp_path, server.port)
+        config = write_config(tmp_path, server.port, concurrency=concurrency)
         freeze(config)
         rng = random.Random(seed)
         kills, codes = 0, []
@@ -168,8 +173,13 @@ def crash_and_resume(tmp_path: Path, sig: signal.Signals, seed: int, rounds: int
     return addresses, got, kills, codes, config, final
 
 
-def test_sigkill_at_random_points_then_resume(tmp_path):
-    addresses, got, kills, codes, config, _ = crash_and_resume(tmp_path, signal.SIGKILL, seed=5)
+@pytest.mark.parametrize("concurrency", [4, 8])
+def test_sigkill_at_random_points_then_resume(tmp_path, concurrency):
+    """The README's bound: after a crash, at most the messages in flight are sent again,
+    one per connection, with the same Message-ID; everyone receives the issue."""
+    addresses, got, kills, codes, config, _ = crash_and_resume(
+        tmp_path, signal.SIGKILL, seed=5, concurrency=concurrency
+    )
     assert kills >= 3 and codes.count(-signal.SIGKILL) == kills
     assert set(got) == set(addresses)  # everyone received it
     duplicates = 0
@@ -177,7 +187,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
         # Anyone who got it twice got the same message: the same Message-ID.
         assert set(ids) == {message_id(WEEK, address, "example.com")}, address
         duplicates += len(ids) - 1
-    assert duplicates <= 4 * kills  # at most one per connection in flight per kill
+    assert duplicates <= concurrency * kills  # at most one per connection in flight per kill
     counts = sent_in_ledger(config)
     assert counts["sent"] == 2000 and counts["pending"] == 0
 
@@ -677,3 +687,109 @@ def test_include_new_asks_about_the_new_subscribers_not_the_0_left(tmp_path):
     assert f"Send {WEEK}" in prompt and "who joined since it was sent (about 2)" in prompt
     assert code == 0, out
     assert len(list((tmp_path / "outbox" / "new").glob("*.eml"))) == 5
+
+
+def test_ctrl_c_during_include_new_names_the_command_that_resumes(tmp_path):
+    """Stopped during `send --include-new`, the hint must name a command that finishes
+    the job: `digest send --issue ID` alone is a no-op on a sent issue."""
+    write_subscribers(tmp_path, 5)
+    with SmtpServer(faults=Faults(slow=0.05, slow_share=1.0)) as server:
+        config = write_config(tmp_path, server.port, concurrency=1)
+        freeze(config)
+        assert run(config, "send", "--issue", WEEK, "--yes").returncode == 0
+        addresses = write_subscribers(tmp_path, 45)  # the first 5 and 40 who joined since
+        proc = subprocess.Popen(
+            digest(config, "send", "--issue", WEEK, "--include-new", "--yes"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(),
+        )
+        deadline = time.monotonic() + 30
+        while len(server.messages) < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 5, err
+        hint = re.search(r"to resume, run: (digest send [^\n]*)", err)
+        assert hint, err
+        assert "--include-new" in hint.group(1)
+        args = hint.group(1).split()[1:]
+        resumed = run(config, *args, "--yes")
+    assert resumed.returncode == 0, resumed.stderr
+    got = server.by_recipient()
+    assert set(got) == set(addresses) and all(len(ids) == 1 for ids in got.values())
+
+
+def test_an_unsubscribe_during_the_send_is_honoured_for_every_row_not_yet_sent(tmp_path):
+    """Readers who unsubscribe (through `digest serve`, another process) while their rows
+    are queued but not sent get nothing: suppression is checked just before each message,
+    not once per batch of rows read ahead."""
+    addresses = write_subscribers(tmp_path, 200)
+    with SmtpServer() as server:
+        config = write_config(tmp_path, server.port, concurrency=2)
+        paced = config.read_text().replace("max_attempts = 10", "max_attempts = 10\n"
+                                           "rate_per_second = 60")  # fmt: skip
+        config.write_text(paced)
+        freeze(config)
+        proc = subprocess.Popen(
+            digest(config, "send", "--issue", WEEK, "--yes"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(),
+        )
+        deadline = time.monotonic() + 30
+        while len(server.messages) < 20 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        leaving = addresses[100:]
+        with Ledger(load(config).ledger.path) as ledger:  # as `digest serve` does
+            for address in leaving:
+                ledger.suppress(address)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    got = server.by_recipient()
+    assert not set(got) & set(leaving), sorted(set(got) & set(leaving))[:5]
+    assert set(addresses[:20]) <= set(got)
+    counts = sent_in_ledger(config)
+    assert counts["suppressed"] == 100 and counts["sent"] == len(got) == 100
+
+
+def test_a_list_rewritten_in_place_during_queueing_is_read_again_not_cut_short(tmp_path):
+    """An export job truncates the list and writes it again while the send reads it: the
+    read hits an early end without any error. The send must not queue (and mark sent)
+    only the rows before the cut: it notices the change and reads the list again."""
+    addresses = write_subscribers(tmp_path, 10_000)
+    path = tmp_path / "subscribers.csv"
+    data = path.read_bytes()
+    config = write_config(tmp_path)
+    freeze(config)
+    cfg = load(config)
+
+    def export_job() -> None:
+        # Once the send has queued its first batch (5,000 rows), rewrite the file in
+        # place, slowly, as a job writing a big export does.
+        db = Ledger(cfg.ledger.path, readonly=True)
+        deadline = time.monotonic() + 30
+        while db.counts(WEEK)["pending"] < 5000 and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        with path.open("wb") as f:
+            for i in range(0, len(data), 16384):
+                f.write(data[i : i + 16384])
+                f.flush()
+                time.sleep(0.04)
+
+    writer = threading.Thread(target=export_job)
+    writer.start()
+    try:
+        report = sending.send(cfg, dt.datetime.fromisoformat(NOW), pipeline.Selection(week=WEEK))
+    finally:
+        writer.join()
+    assert report.complete and report.sent == 10_000, report
+    sent = [
+        email.utils.parseaddr(email.message_from_bytes(p.read_bytes())["To"])[1]
+        for p in (tmp_path / "outbox" / "new").glob("*.eml")
+    ]
+    assert sorted(sent) == sorted(addresses)  # everyone, once
+    again = sending.send(cfg, dt.datetime.fromisoformat(NOW), pipeline.Selection(week=WEEK))
+    assert again.noop and again.new_since == 0  # nobody is "joined since"

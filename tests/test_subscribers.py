@@ -141,6 +141,34 @@ def test_line_breaks_without_addresses_after_them_are_no_stray_quote(tmp_path):
     check_file(write(tmp_path, "email\nann@example.com\n"))  # no quote at all: not even parsed
 
 
+@pytest.mark.parametrize(
+    "notes",
+    [
+        # RFC 4180: a quoted cell may hold line breaks, and a note may name addresses.
+        '"Met at PyCon.\nAsk bob@example.com about the talk."',
+        '"Referred by\nbob@example.com"',
+        '"Lines:\nbob@example.com wrote in, cy@example.com too\n- cc: dee@example.com"',
+    ],
+)
+def test_a_multi_line_note_naming_addresses_is_a_valid_list(tmp_path, notes):
+    """A quoted multi-line cell in an ignored column is valid CSV: no stray quote, no
+    refused send. A stray quote is told apart by what it swallows: lines that read as
+    subscriber rows of this file (its delimiter, an address in the email column)."""
+    path = write(
+        tmp_path,
+        f"email,name,notes\nann@example.com,Ann,{notes}\nbob@example.com,Bob,\n"
+        'cy@example.com,"Cy",x\n',
+    )
+    check_file(path)  # no error
+    items = list(read(path))
+    assert [i.email for i in items if isinstance(i, Subscriber)] == [
+        "ann@example.com",
+        "bob@example.com",
+        "cy@example.com",
+    ]
+    assert not [i for i in items if isinstance(i, BadRow)]
+
+
 def test_fast_path_agrees_with_email_validator():
     rng = random.Random(3)
     chars = string.ascii_letters + string.digits + "!#$%&'*+/=?^_`{|}~-.@\"(),:;<>[]\\ é"

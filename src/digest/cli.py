@@ -572,8 +572,10 @@ def send(
     out/<issue>/dry-run/ and touches no ledger and no server.
 
     Exit codes: 0 done; 5 paused, stopped, deferred recipients or another send running
-    (run again to resume); 10 nothing to send; 2 config or usage error; 3 the subscriber
-    list cannot be read as it is (missing, no email column, a stray quote).
+    (run again to resume), or with --due another issue started and not finished (the
+    next --due run resumes it, however late); 10 nothing to send; 2 config or usage
+    error; 3 the subscriber list cannot be read as it is (missing, no email column, a
+    stray quote, or it kept changing while it was read).
 
     \b
     Example:
@@ -747,11 +749,12 @@ def _print_send_report(r: SendReport) -> None:
     elif r.interrupted and r.dry_run:
         warn("stopped before the end")
     elif r.interrupted:
-        warn(f"stopped before the end (none is lost): to resume, run: {resume_command(r.issue_id)}")
+        again = resume_command(r.issue_id, *r.resume_options)
+        warn(f"stopped before the end (none is lost): to resume, run: {again}")
     elif r.deferred:
         warn(
             f"{r.deferred:,} recipient(s) deferred after retries: try them later with: "
-            f"{resume_command(r.issue_id)}"
+            f"{resume_command(r.issue_id, *r.resume_options)}"
         )
     if r.failed and not r.dry_run:
         click.echo(

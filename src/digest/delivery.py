@@ -466,6 +466,9 @@ class Job:
 # transient failure after the last attempt of this run.
 Record = Callable[[Job, str, str, str], None]
 Compose = Callable[[Job], Composed]
+# Asked just before each message goes (after any wait for the rate limit): True means do
+# not send it (the reader unsubscribed meanwhile); the job is recorded as "suppressed".
+Skip = Callable[[Job], bool]
 
 
 @dataclass
@@ -474,6 +477,7 @@ class EngineResult:
     failed: int = 0
     deferred: int = 0
     retried: int = 0
+    suppressed: int = 0  # skipped by ``skip`` just before sending
     paused: str = ""  # why the engine stopped taking jobs early ("" if it did not)
     interrupted: bool = False
     fatal: BaseException | None = None
@@ -504,11 +508,13 @@ class Engine:
         settings: Settings,
         limiter: RateLimiter | None = None,
         stop: threading.Event | None = None,
+        skip: Skip | None = None,
     ) -> None:
         self.transport = transport
         self.jobs = jobs
         self.compose = compose
         self.record = record
+        self.skip = skip
         self.s = settings
         self.limiter = limiter or RateLimiter()
         self.stop = stop or threading.Event()
@@ -636,6 +642,13 @@ class Engine:
                             delay = backoff(connect_failures, self.s.retry_base, self.s.retry_max)
                             self.stop.wait(delay)
                             continue
+                    # The last moment before the message goes: rows are read ahead in
+                    # batches, and at a low hourly rate a batch lasts hours.
+                    if self.skip is not None and self.skip(job):
+                        self.record(job, "suppressed", "", "")
+                        with self._cond:
+                            self.result.suppressed += 1
+                        continue
                     try:
                         m = self.compose(job)
                     except Exception as exc:  # this recipient's message cannot be built

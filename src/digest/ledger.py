@@ -304,6 +304,11 @@ class Ledger:
         )
         return [r[0] for r in rows]
 
+    def send_times(self) -> list[tuple[str, dt.datetime]]:
+        """(id, scheduled send time) of every issue frozen with one (one a week: small)."""
+        rows = self._read("SELECT id, send_at FROM issues WHERE send_at IS NOT NULL")
+        return [(i, dt.datetime.fromisoformat(t)) for i, t in rows]
+
     def issue(self, issue_id: str) -> IssueRecord | None:
         rows = self._read(f"SELECT {self._ISSUE_COLS} FROM issues WHERE id = ?", (issue_id,))
         return self._issue(rows[0]) if rows else None
@@ -390,6 +395,20 @@ class Ledger:
         if chunk:
             flush()
         return inserted, skipped
+
+    def last_delivery_id(self) -> int:
+        """The highest delivery id so far: rows queued after this call have higher ids."""
+        return int(self._read("SELECT COALESCE(MAX(id), 0) FROM deliveries")[0][0])
+
+    def unqueue_after(self, issue_id: str, after: int) -> int:
+        """Remove the issue's pending deliveries with ids above ``after``: the rows of one
+        pass over the subscriber list that cannot be trusted (the file changed during
+        it). Nothing of them was sent: delivery starts only after a trusted pass."""
+        cur = self._write(
+            "DELETE FROM deliveries WHERE issue = ? AND id > ? AND state = 'pending'",
+            (self._seq(issue_id), after),
+        )
+        return cur.rowcount
 
     def is_queued(self, issue_id: str, email: str) -> bool:
         return bool(

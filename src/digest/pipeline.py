@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from .config import Config
 from .errors import DigestError, NothingToSend
 from .files import write_atomic
 from .inspect import inspect
+from .ledger import Ledger
 from .model import GENERIC_TAGS, Collection, Issue, Problem, RenderedEmail, Window
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,12 @@ class Built:
 def choose_window(
     cfg: Config, now: dt.datetime, sel: Selection, dates: Sequence[dt.datetime] = ()
 ) -> Window:
+    return after_previous_send(cfg, _scheduled_window(cfg, now, sel, dates))
+
+
+def _scheduled_window(
+    cfg: Config, now: dt.datetime, sel: Selection, dates: Sequence[dt.datetime]
+) -> Window:
     if sel.week:
         return issues.window_for_week(cfg, sel.week)
     if sel.due:
@@ -57,6 +65,34 @@ def choose_window(
             raise NothingToSend("nothing to send: no published articles in the content folder")
         return issues.window_containing(cfg, max(past))
     return issues.next_window(cfg, now)
+
+
+def after_previous_send(cfg: Config, w: Window) -> Window:
+    """The window, starting at the previous issue's send time when ``schedule.day`` (or
+    ``time``) changed since that send.
+
+    The schedule gives ``[previous scheduled send, this send)``. If the ledger holds
+    another issue whose send time falls strictly between a week before the scheduled
+    start and this send, other than the scheduled start itself, the schedule changed: the
+    window starts at that send, so the articles published since it are neither lost (the
+    day moved later in the week: the scheduled start is after the real last send) nor
+    sent twice (moved earlier). A week missed entirely changes nothing.
+    """
+    path = Path(cfg.ledger.path)
+    if not path.exists():
+        return w
+    try:
+        with Ledger(path, readonly=True) as ledger:
+            times = ledger.send_times()
+    except (DigestError, sqlite3.Error) as exc:
+        log.debug("cannot read the ledger %s: %s", path, exc)
+        return w
+    since, send_at = w.since.astimezone(dt.UTC), w.send_at.astimezone(dt.UTC)
+    earlier = [t.astimezone(dt.UTC) for i, t in times if i != w.id]
+    inside = [t for t in earlier if since - issues.WEEK < t < send_at]
+    if not inside or max(inside) == since:
+        return w
+    return Window(w.id, max(inside).astimezone(w.since.tzinfo), w.send_at)
 
 
 def first_window(cfg: Config, col: Collection, fallback: Window) -> Window:

@@ -158,10 +158,10 @@ class Due:
         from .sending import resume_command  # late: sending loads SMTP, SQLite, the list
 
         past = f"past the grace of {_span(self.grace)} (schedule.grace_hours)"
-        if self.state == "sending":
+        if self.state == "sending":  # send --due and the scheduler resume it nonetheless
             return (
-                f"{when}, and its send did not finish; {past}, it is not resumed "
-                f"automatically. Resume it by hand: {resume_command(w.id)}"
+                f"{when}, and its send did not finish; {past}, but started: it is "
+                f"resumed. By hand: {resume_command(w.id)}"
             )
         return (
             f"{when}, and was not sent; {past}, it is not sent automatically. "
@@ -179,13 +179,46 @@ def check_due(cfg: Config, now: dt.datetime) -> Due:
 
 
 def due_selection(cfg: Config, now: dt.datetime) -> Selection:
-    """``send --due`` (cron mode): the issue due now, or NotDue saying why none is."""
+    """``send --due`` (cron mode): the issue to work on now, or NotDue saying why none is.
+
+    In order: the issue due now, if within the grace and not sent; else the oldest issue
+    started and not finished, however late (the grace guards starting a stale issue, not
+    finishing one already started: its recipients would be stranded); else the issue due
+    now if within the grace (sent: a no-op that says so); else NotDue. ``due=True`` in the
+    selection: the send reports other unfinished issues and exits non-zero while any
+    remain.
+    """
     from .pipeline import Selection
 
     found = check_due(cfg, now)
-    if not found.in_grace:
-        raise NotDue(found.explain(cfg), missed=found.missed)
-    return Selection(week=found.window.id)
+    if found.in_grace and found.state != "sent":
+        return Selection(week=found.window.id, due=True)
+    stranded = stranded_issues(cfg)
+    if stranded:
+        log.warning(
+            "%s was started and not finished: resuming it (the grace of %s only guards "
+            "starting an issue late)",
+            stranded[0],
+            _span(found.grace),
+        )
+        return Selection(week=stranded[0], due=True)
+    if found.in_grace:
+        return Selection(week=found.window.id, due=True)
+    raise NotDue(found.explain(cfg), missed=found.missed)
+
+
+def stranded_issues(cfg: Config) -> list[str]:
+    """Ids of the issues started and not finished in the ledger, oldest first."""
+    if not cfg.ledger.path.exists():
+        return []
+    from .ledger import Ledger
+
+    try:
+        with Ledger(cfg.ledger.path, readonly=True) as ledger:
+            return ledger.unfinished()
+    except (DigestError, sqlite3.Error) as exc:
+        log.debug("cannot read the ledger %s: %s", cfg.ledger.path, exc)
+        return []
 
 
 def _ledger_state(cfg: Config, issue_id: str) -> str | None:
@@ -308,6 +341,10 @@ def fire(cfg: Config, clock: Clock = utcnow, stop: threading.Event | None = None
             log.warning(
                 "%s\nNot sent; send it by hand: %s", outcome.detail, resume_command(due.window.id)
             )
+    elif stranded := stranded_issues(cfg):
+        # Past the grace, but started: finish it (the grace guards starting only).
+        log.warning("%s was started and not finished: resuming it", stranded[0])
+        outcome = send_window(cfg, now, issues.window_for_week(cfg, stranded[0]), stop)
     else:
         log.log(logging.WARNING if due.missed else logging.INFO, "%s", due.explain(cfg))
         outcome = RunResult(due.window.id, "skipped", due.explain(cfg))
@@ -356,6 +393,8 @@ def build_scheduler(
     first: dict[str, dt.datetime] = {}
     if due.in_grace:
         log.info("%s: sending it now", due.explain(cfg))
+        first["next_run_time"] = dt.datetime.now(cfg.schedule.tz)
+    elif stranded_issues(cfg):  # a send left unfinished: fire() resumes it right away
         first["next_run_time"] = dt.datetime.now(cfg.schedule.tz)
     else:
         log.log(logging.WARNING if due.missed else logging.INFO, "%s", due.explain(cfg))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import tempfile
 import threading
 import time
@@ -38,6 +39,16 @@ from .model import Recipient
 from .pipeline import Selection, choose_window, prepare
 from .subscribers import Audience, check_file, count_rows, parse_addresses
 from .tokens import secret_for
+
+log = logging.getLogger(__name__)
+
+# When the subscriber list changed during a read (a job rewriting it in place), it is read
+# again once it has not changed for QUIET seconds (waiting at most QUIET_MAX for that), up
+# to READS reads in all; then the send refuses. The quiet period matters: a re-read made
+# while the writer is between two writes would see a consistent but half-written file.
+READS = 4
+QUIET = 1.0
+QUIET_MAX = 120.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,12 @@ class SendReport:
     # Other issues started and not finished, when this one was picked implicitly (by the
     # clock or --latest) rather than named: "run the same command" would not resume them.
     unfinished: tuple[str, ...] = ()
+    # Options the resume command needs besides --issue: a stopped --include-new must be
+    # resumed with --include-new (on a sent issue, a plain resume is a no-op).
+    resume_options: tuple[str, ...] = ()
+    # send --due: other issues left unfinished make the exit code non-zero (their
+    # recipients are stranded until a later run resumes them).
+    due: bool = False
     dry_run: bool = False
     folder: Path | None = None  # where the outbox or dry-run messages are
     seconds: float = 0.0
@@ -93,7 +110,10 @@ class SendReport:
         """0 when every recipient has an outcome (sent, refused, suppressed); a
         DeliveryError's (5) when the send must be run again (paused, stopped, or
         deferred recipients)."""
-        return 0 if self.complete or self.cancelled else DeliveryError.exit_code
+        if self.cancelled:
+            return 0
+        stranded = self.due and bool(self.unfinished)
+        return 0 if self.complete and not stranded else DeliveryError.exit_code
 
     def __str__(self) -> str:
         if self.noop:
@@ -147,11 +167,12 @@ def send(
         rec = ledger.issue(issue_id)
         if rec is None and built is None:
             built = prepare(cfg, now, sel)
-        implicit = sel.week is None
+        # Picked by the clock, --latest or --due: other unfinished issues are pointed out.
+        implicit = sel.week is None or sel.due
         others = tuple(i for i in ledger.unfinished() if i != issue_id) if implicit else ()
         if rec is not None and rec.finished and not (include_new or retry_failed):
             report = _noop(cfg, ledger, rec.id, rec.subject, started)
-            report.unfinished = others
+            report.unfinished, report.due = others, sel.due
             return report
         transport = delivery.transport_for(cfg)
         secret = secret_for(cfg, "send", ledger)
@@ -193,7 +214,9 @@ def send(
             rec = ledger.freeze(
                 built.rendered, number=built.issue.number, send_at=built.issue.send_at
             )
-        report = SendReport(rec.id, rec.subject, transport.name, unfinished=others)
+        report = SendReport(rec.id, rec.subject, transport.name, unfinished=others, due=sel.due)
+        if include_new:
+            report.resume_options = ("--include-new",)
         queue = not rec.queued or include_new
         if queue and not _queue(cfg, ledger, rec.id, report, stop, first=not rec.queued):
             return _finish(ledger, report, None, started)
@@ -204,13 +227,13 @@ def send(
         requeued = ledger.requeue(result.requeue) if result.requeue else 0
         _finish(ledger, report, result, started)
         if report.paused:
-            report.paused += _resume_note(rec.id, requeued)
+            report.paused += _resume_note(rec.id, requeued, report.resume_options)
         if report.complete:
             ledger.set_issue_state(rec.id, ISSUE_SENT)
         if isinstance(transport, delivery.OutboxTransport):
             report.folder = transport.folder / "new"
         if result.fatal is not None:
-            raise _stopped(result.fatal, report.sent, rec.id)
+            raise _stopped(result.fatal, report.sent, rec.id, report.resume_options)
         return report
 
 
@@ -221,7 +244,7 @@ def resume_command(issue_id: str, *options: str) -> str:
     return " ".join(("digest send --issue", issue_id, *options))
 
 
-def _resume_note(issue_id: str, requeued: int) -> str:
+def _resume_note(issue_id: str, requeued: int, options: Sequence[str] = ()) -> str:
     """What a pause message adds: that nothing is lost (true: refusals in the run of
     failures that caused the pause were put back in the queue) and how to resume."""
     note = ""
@@ -230,11 +253,14 @@ def _resume_note(issue_id: str, requeued: int) -> str:
             f" The {requeued:,} recipient(s) refused in that run of failures were put back "
             "in the queue: when everyone is refused, the cause is the server, not them."
         )
-    return note + f" Nothing is lost: to resume, run: {resume_command(issue_id)}"
+    return note + f" Nothing is lost: to resume, run: {resume_command(issue_id, *options)}"
 
 
 def _stopped(
-    exc: BaseException, sent: int | None = None, issue_id: str | None = None
+    exc: BaseException,
+    sent: int | None = None,
+    issue_id: str | None = None,
+    options: Sequence[str] = (),
 ) -> BaseException:
     """A DigestError as it is; anything else (a full disk...) as a DeliveryError. With
     ``sent`` (messages sent in this run), a Fatal also says truly what was sent."""
@@ -244,12 +270,12 @@ def _stopped(
             if not sent
             else f"{sent:,} message(s) were sent before it stopped, and are recorded; "
             "once this is fixed, resume with: "
-            + (resume_command(issue_id) if issue_id else "the same command")
+            + (resume_command(issue_id, *options) if issue_id else "the same command")
         )
         return Fatal(f"{exc} {what}")
     if isinstance(exc, DigestError | KeyboardInterrupt):
         return exc
-    again = resume_command(issue_id) if issue_id else "the same command"
+    again = resume_command(issue_id, *options) if issue_id else "the same command"
     error = DeliveryError(
         f"sending stopped by an unexpected error: {type(exc).__name__}: {exc}. What was sent "
         f"is recorded; fix the cause, then resume with: {again}"
@@ -267,25 +293,83 @@ def _queue(
     *,
     first: bool,
 ) -> bool:
-    """Stream the subscriber list into the ledger's queue. False if stopped midway."""
-    audience = Audience(cfg.subscribers.file)
+    """Stream the subscriber list into the ledger's queue. False if stopped midway.
 
-    def rows() -> Iterator[tuple[str, str, str, str]]:
-        for s in audience:
-            if stop.is_set():
-                return
-            yield s.key, s.email, s.name, s.first_name
+    Only a pass that read the file as it is at the end of the pass counts: if the file
+    changed during it (``Audience.changed``), the rows that pass queued are taken out
+    again and the list is read anew once it has been quiet for ``QUIET`` seconds, up to
+    ``READS`` reads; then the send refuses (ContentError). An issue is never marked
+    queued from a short or mixed read.
+    """
+    path = cfg.subscribers.file
+    why = ""
+    for attempt in range(1, READS + 1):
+        mark = ledger.last_delivery_id()
+        audience = Audience(path)
 
-    _, skipped = ledger.enqueue(issue_id, rows())
+        def rows(audience: Audience = audience) -> Iterator[tuple[str, str, str, str]]:
+            for s in audience:
+                if stop.is_set():
+                    return
+                yield s.key, s.email, s.name, s.first_name
+
+        _, skipped = ledger.enqueue(issue_id, rows())
+        if stop.is_set():
+            ledger.unqueue_after(issue_id, mark)  # a part read: the next run reads it all
+            report.interrupted = True
+            return False
+        changed = audience.changed()
+        if changed is None:
+            break
+        removed = ledger.unqueue_after(issue_id, mark)
+        why = changed
+        if attempt == READS:
+            raise ContentError(
+                path,
+                f"the subscriber list changed while it was being read ({why}), "
+                f"{READS} times in a row; nothing was queued or sent from those reads. "
+                "If a job writes this file, have it write another file and rename it "
+                "into place when done; then run the send again",
+            )
+        log.warning(
+            "%s changed while it was being read (%s): the %d row(s) queued from that read "
+            "were taken out; reading it again once it has not changed for %.0f s",
+            path,
+            why,
+            removed,
+            QUIET,
+        )
+        if not _wait_quiet(Path(path), stop):
+            report.interrupted = True
+            return False
     report.problems = [str(p) for p in audience.problems]
     if audience.broken is not None:  # the file changed since it was checked: still refuse
         b = audience.broken
         raise ContentError(b.path, b.message, line=b.line)
-    if stop.is_set():
-        report.interrupted = True
-        return False
     if first:
         ledger.mark_queued(issue_id, invalid=audience.invalid, duplicates=skipped)
+    return True
+
+
+def _wait_quiet(path: Path, stop: threading.Event) -> bool:
+    """Wait until ``path`` has not changed (size, mtime, inode) for ``QUIET`` seconds, or
+    ``QUIET_MAX`` have passed. False if ``stop`` was set meanwhile."""
+
+    def look() -> tuple[int, int, int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns, st.st_ino
+
+    began = last_change = time.monotonic()
+    seen = look()
+    while time.monotonic() - last_change < QUIET and time.monotonic() - began < QUIET_MAX:
+        if stop.wait(0.1):
+            return False
+        now = look()
+        if now != seen:
+            seen, last_change = now, time.monotonic()
     return True
 
 
@@ -312,7 +396,15 @@ def _deliver(
 
     states = {"sent": SENT, "failed": FAILED, "deferred": DEFERRED, "retry": PENDING}
 
+    def unsubscribed(job: Job) -> bool:
+        # One primary-key lookup per message (see BENCHMARKS.md, "Suppression"): an
+        # unsubscribe during a long, rate-limited send is honoured for every row not sent.
+        return ledger.is_suppressed(job.email)
+
     def record(job: Job, kind: str, detail: str, message_id: str) -> None:
+        if kind == "suppressed":
+            ledger.mark(job.id, SUPPRESSED, attempted=False)
+            return
         ledger.mark(
             job.id,
             states[kind],
@@ -335,6 +427,7 @@ def _deliver(
         settings=delivery.settings_for(cfg),
         limiter=limiter,
         stop=stop,
+        skip=unsubscribed,
     )
     tick = None
     if progress is not None:

@@ -13,16 +13,21 @@ them needs SMTPUTF8 support end to end, which relays rarely give.
 
 A stray or unclosed quote (``ann@example.com,"Ann``) makes a CSV reader take every line
 up to the next quote, often the rest of the file, as one field: the subscribers on those
-lines would silently not be mailed. A quoted field that runs over a line break and holds
-an ``@`` after it is therefore reported as a broken row naming the line where the quote
+lines would silently not be mailed. A quoted field that runs over a line break and holds,
+after it, a line that reads as a subscriber row of this file (the delimiter, an address in
+the email column) is therefore reported as a broken row naming the line where the quote
 opened, and ``check`` (run by ``digest send`` before anything is frozen or sent) refuses
-the whole list until the quote is fixed. A line break without an address after it (a name
-written on two lines, a note) is kept as it was: the value is joined into one line.
+the whole list until the quote is fixed. Any other multi-line cell is valid CSV (RFC 4180)
+and kept: a name written on two lines is joined into one line; a note in a column we
+ignore, even one naming addresses, is ignored.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
+import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -123,13 +128,37 @@ def _has_bad_bytes(text: str) -> bool:
     return not text.isascii() and _SURROGATE.search(text) is not None
 
 
-def _swallowed(row: list[str]) -> bool:
-    """Whether a row spanning lines took in what looks like further subscriber rows."""
+def _swallowed(row: list[str], email_i: int, width: int) -> bool:
+    """Whether a row spanning lines took in what reads as further subscriber rows.
+
+    A quoted cell may hold line breaks (RFC 4180), and a note may name addresses; what a
+    stray quote swallows is different: whole lines of this file, each with the file's
+    delimiter and an address in its email column. Only such a line counts, so a
+    multi-line note ("Ask bob@example.com about it") is a valid cell.
+    """
     for value in row:
-        i = min((j for j in (value.find("\n"), value.find("\r")) if j >= 0), default=-1)
-        if i >= 0 and "@" in value[i:]:
-            return True
+        if "\n" not in value and "\r" not in value:
+            continue
+        for line in value.splitlines()[1:]:
+            if "@" in line and _reads_as_row(line, email_i, width):
+                return True
     return False
+
+
+def _reads_as_row(line: str, email_i: int, width: int) -> bool:
+    try:
+        fields = next(csv.reader([line]), [])
+    except csv.Error:
+        return False
+    # A file of more than one column: a swallowed row has at least one delimiter (rows may
+    # leave out trailing empty cells, so not necessarily all of them).
+    if len(fields) <= email_i or (width > 1 and len(fields) < 2):
+        return False
+    try:
+        normalize(fields[email_i])
+    except InvalidAddress:
+        return False
+    return True
 
 
 def _stray_quote(line: int, end: int) -> str:
@@ -140,8 +169,40 @@ def _stray_quote(line: int, end: int) -> str:
     )
 
 
-def _open(path: Path):  # type: ignore[no-untyped-def]
+class _Tap(io.RawIOBase):
+    """A raw file that keeps a hash and a count of every byte read through it: what the
+    CSV reader actually saw, to compare with the file once the read is over."""
+
+    def __init__(self, raw: io.RawIOBase) -> None:
+        self.raw = raw
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        n = self.raw.readinto(buffer)
+        if n:
+            self.hash.update(memoryview(buffer)[:n])
+            self.size += n
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def _open(path: Path, tap: list[_Tap] | None = None):  # type: ignore[no-untyped-def]
     try:
+        if tap is not None:  # read through a _Tap, handed back in ``tap``
+            tap.append(_Tap(path.open("rb", buffering=0)))  # type: ignore[arg-type]
+            return io.TextIOWrapper(
+                io.BufferedReader(tap[-1], 1 << 16),
+                encoding="utf-8-sig",
+                errors="surrogateescape",
+                newline="",
+            )
         return path.open(newline="", encoding="utf-8-sig", errors="surrogateescape")
     except FileNotFoundError:
         raise ContentError(
@@ -153,9 +214,10 @@ def _open(path: Path):  # type: ignore[no-untyped-def]
         raise ContentError(path, f"cannot read the subscriber list: {exc}") from None
 
 
-def _columns(reader: Any, path: Path, *, required: bool) -> tuple[int, int | None, int | None]:
-    """The email, name and first-name columns named by the header row. An empty file has
-    none: ``(-1, None, None)``, or a ContentError if ``required``."""
+def _columns(reader: Any, path: Path, *, required: bool) -> tuple[int, int | None, int | None, int]:
+    """The email, name and first-name columns named by the header row, and how many
+    columns it names. An empty file has none: ``(-1, None, None, 0)``, or a ContentError
+    if ``required``."""
     try:
         header = next(reader)
     except StopIteration:
@@ -164,7 +226,7 @@ def _columns(reader: Any, path: Path, *, required: bool) -> tuple[int, int | Non
                 path, "the subscriber list is empty; the first row must name the columns, "
                 "e.g. 'email,name', and each further row is one subscriber", line=1
             ) from None  # fmt: skip
-        return -1, None, None
+        return -1, None, None, 0
     except csv.Error as exc:
         raise ContentError(path, f"not a CSV file: {exc}", line=1) from None
     cols = [re.sub(r"[\s-]+", "_", h.strip().lower()) for h in header]
@@ -176,7 +238,7 @@ def _columns(reader: Any, path: Path, *, required: bool) -> tuple[int, int | Non
             "the first row must name the columns, e.g. 'email,name'",
             line=1,
         )
-    return email_i, _column(cols, NAME_COLUMNS), _column(cols, FIRST_NAME_COLUMNS)
+    return email_i, _column(cols, NAME_COLUMNS), _column(cols, FIRST_NAME_COLUMNS), len(cols)
 
 
 def check_file(path: Path) -> None:
@@ -187,7 +249,7 @@ def check_file(path: Path) -> None:
     without any quote not even that."""
     path = Path(path)
     with _open(path) as f:
-        _columns(csv.reader(f), path, required=True)
+        email_i, _, _, width = _columns(csv.reader(f), path, required=True)
     with path.open("rb") as raw:
         if not any(b'"' in chunk for chunk in iter(lambda: raw.read(1 << 20), b"")):
             return
@@ -197,19 +259,20 @@ def check_file(path: Path) -> None:
         try:
             for row in reader:
                 start, line = line + 1, reader.line_num
-                if start < line and _swallowed(row):
+                if start < line and _swallowed(row, email_i, width):
                     raise ContentError(path, _stray_quote(start, line), line=start)
         except csv.Error:
             return  # read() reports it as a bad row
 
 
-def read(path: Path) -> Iterator[Subscriber | BadRow]:
-    """Stream the subscriber CSV: a ``Subscriber`` per good row, a ``BadRow`` per bad one."""
+def read(path: Path, tap: list[_Tap] | None = None) -> Iterator[Subscriber | BadRow]:
+    """Stream the subscriber CSV: a ``Subscriber`` per good row, a ``BadRow`` per bad one.
+    ``tap`` (an empty list): the file is read through a ``_Tap`` appended to it."""
     path = Path(path)
-    f = _open(path)
+    f = _open(path, tap)
     with f:
         reader = csv.reader(f)
-        email_i, name_i, first_i = _columns(reader, path, required=False)
+        email_i, name_i, first_i, width = _columns(reader, path, required=False)
         if email_i < 0:
             return
         prev = reader.line_num
@@ -225,7 +288,7 @@ def read(path: Path) -> Iterator[Subscriber | BadRow]:
                 prev = reader.line_num
                 continue
             line, prev = prev + 1, reader.line_num
-            if line < prev and _swallowed(row):
+            if line < prev and _swallowed(row, email_i, width):
                 yield BadRow(path, line, _stray_quote(line, prev), broken=True)
                 continue
             if not row or not "".join(row).strip():
@@ -261,8 +324,9 @@ class Audience:
     """One pass over the subscriber file, keeping count of what was skipped.
 
     Iterate it for the good rows; afterwards ``rows``, ``invalid`` and ``problems`` (the
-    first ``keep`` bad rows) tell what was read, and ``broken`` the first stray quote.
-    Memory stays flat however long the file.
+    first ``keep`` bad rows) tell what was read, ``broken`` the first stray quote, and
+    ``changed()`` whether the file changed while it was read. Memory stays flat however
+    long the file.
     """
 
     path: Path
@@ -271,9 +335,12 @@ class Audience:
     invalid: int = 0
     problems: list[BadRow] = field(default_factory=list)
     broken: BadRow | None = None
+    digest: str = ""  # sha256 of the bytes read, once the whole file has been read
+    size: int = -1  # how many bytes were read, once the whole file has been read
 
     def __iter__(self) -> Iterator[Subscriber]:
-        for item in read(self.path):
+        tap: list[_Tap] = []
+        for item in read(self.path, tap):
             self.rows += 1
             if isinstance(item, BadRow):
                 self.invalid += 1
@@ -283,6 +350,31 @@ class Audience:
                     self.problems.append(item)
                 continue
             yield item
+        if tap:
+            self.digest, self.size = tap[0].hash.hexdigest(), tap[0].size
+
+    def changed(self) -> str | None:
+        """After a complete pass: None if the file now holds exactly the bytes that were
+        read, else what differs. A file truncated and rewritten during the read (an
+        export job writing it in place) gives a short read that ends without an error:
+        the rows after the cut would never be mailed. Comparing the bytes (size, then a
+        hash) also catches a same-size rewrite, a file replaced by a rename (the read
+        went on in the old one) and a read that mixed old and new content."""
+        if self.size < 0:
+            return "it was not read to the end"
+        try:
+            now = os.stat(self.path).st_size
+        except OSError as exc:
+            return f"it cannot be read any more ({exc.strerror or exc})"
+        if now != self.size:
+            return f"{self.size:,} bytes were read, the file now has {now:,}"
+        digest = hashlib.sha256()
+        with Path(self.path).open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != self.digest:
+            return "its content changed while it was read"
+        return None
 
 
 def count_rows(path: Path) -> int:
