@@ -131,6 +131,19 @@ class Content(_Section):
     key_points: int = Field(default=3, ge=0, le=10)
     max_articles: int = Field(default=10, ge=1, le=200)
     group_by: Literal["", "tag", "category"] = ""
+    # "package.module:function" (issue 12): a summarizer plug-in; "" = the built-in one.
+    summarizer: str = ""
+
+    @field_validator("summarizer")
+    @classmethod
+    def _summarizer(cls, v: str) -> str:
+        v = v.strip()
+        if v and not re.fullmatch(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*", v):
+            raise ValueError(
+                f"{v!r} is not a plug-in path; use 'package.module:function', "
+                "or leave it empty for the built-in summarizer"
+            )
+        return v
 
 
 class Templates(_Section):

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from .config import Config
 from .errors import ConfigError, NothingToSend
 from .model import Article, Group, Issue, Item, Window
-from .summarize import summarize
+from .summarize import summarizer
 from .templating import render_string
 from .text import one_line
 
@@ -156,10 +156,8 @@ def build_issue(
         )
     cap = cfg.content.max_articles
     shown, more = chosen[:cap], max(0, len(chosen) - cap)
-    items = [
-        Item(a, summarize(a, words=cfg.content.summary_words, key_points=cfg.content.key_points))
-        for a in shown
-    ]
+    summary = summarizer(cfg)
+    items = [Item(a, summary(a)) for a in shown]
     groups: dict[str, list[Item]] = {}
     for item in items:
         groups.setdefault(_group_name(cfg, item.article), []).append(item)

@@ -34,10 +34,13 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+import importlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from .config import Config
 from .content.dates import MONTHS
+from .errors import ConfigError, ContentError
 from .content.html import markdown
 from .model import Article, KeyPoint, Summary
 from .text import CJK, CJK_CLASS, LazyRegex, children_text, count_words, drop_hidden, inline_text
@@ -80,6 +83,58 @@ def summarize(article: Article, *, words: int = 60, key_points: int = 3) -> Summ
     end = len(summary.removesuffix(ELLIPSIS))
     shown = {line for at, line in items if at < end}  # bullets the summary shows
     return Summary(summary, _key_points(tokens, env, key_points, max(15, words // 2), shown))
+
+
+def summarizer(cfg: Config) -> Callable[[Article], Summary]:
+    """``article -> Summary`` as configured: the built-in ``summarize``, or the plug-in
+    named by ``content.summarizer`` ("package.module:function").
+
+    The plug-in is called as ``function(article, words)`` and returns the summary text
+    (a ``str``) or a ``Summary``. Whatever it returns is made plain text and cut to the
+    budget like the built-in's (a model may answer in Markdown, or at length); key points
+    come from the built-in when it returns only text. A plug-in that cannot be imported
+    is a ConfigError; one that raises is a ContentError naming it and the article: the
+    issue is not built with some summaries silently different from the others.
+    """
+    words, points = cfg.content.summary_words, cfg.content.key_points
+    spec = cfg.content.summarizer
+    if not spec:
+        return functools.partial(summarize, words=words, key_points=points)
+    name, _, attr = spec.partition(":")
+    try:
+        function = getattr(importlib.import_module(name), attr)
+    except Exception as exc:  # ImportError, AttributeError, or the module's own error
+        raise ConfigError(
+            cfg.source or "config",
+            [("content.summarizer", f"cannot load {spec!r}: {type(exc).__name__}: {exc}")],
+        ) from None
+    if not callable(function):
+        raise ConfigError(
+            cfg.source or "config", [("content.summarizer", f"{spec!r} is not a function")]
+        )
+
+    def plugged(article: Article) -> Summary:
+        try:
+            out = function(article, words)
+        except Exception as exc:
+            raise ContentError(
+                article.path,
+                f"the summarizer plug-in {spec!r} failed: {type(exc).__name__}: {exc}; "
+                "fix it, or remove content.summarizer to use the built-in one",
+            ) from None
+        if isinstance(out, Summary):
+            text, key = out.text, out.key_points
+        elif isinstance(out, str):
+            text, key = out, summarize(article, words=words, key_points=points).key_points
+        else:
+            raise ContentError(
+                article.path,
+                f"the summarizer plug-in {spec!r} returned {type(out).__name__}, "
+                "not a str or a Summary",
+            )
+        return Summary(close(fit(clean(plain(text)), words)), tuple(key[:points]))
+
+    return plugged
 
 
 def _blocks() -> Any:
@@ -169,7 +224,9 @@ _GENERIC_HEADING = re.compile(
     r".*\bversion \d.*|[\d\s,.-]+)$",
     re.I,
 )
-_AUTHOR_TAIL = re.compile(r"\s*\([^()]{1,60}\)\s*$")  # "… (Jane Doe)" after a change
+# "… (Jane Doe) #7157" after a change: who and which pull request, not what.
+_AUTHOR_TAIL = re.compile(r"(?:\s*(?:\([^()]{1,60}\)|[\w/.-]*#\d+))+\s*\.?$")
+_LABEL_COLON = re.compile(r"^([^:]{1,40}):\s+(?=\S)")
 _LIST_LABEL_WORDS = 12  # an item longer than this shows as its lead-in, or not at all
 
 
@@ -306,6 +363,18 @@ def _units(tokens: Sequence[Any], env: dict[str, Any], enough: float) -> list[_U
             units.append(_Unit("para", text))
             seen += count_words(text)
         elif (
+            len(parents) == 5
+            and units
+            and units[-1].kind == "list"
+            and units[-1].items
+            and tokens[i - 2].type == "list_item_open"
+        ):
+            # "- **fs**:" with the changes in sub-bullets: the first one says what changed.
+            text, lead, line = units[-1].items[-1]
+            if text.endswith(":") and count_words(text) <= 4:
+                sub = _head(clean(inline_text(_inline(tok, env))[:2000]), enough)
+                units[-1].items[-1] = (f"{text} {sub}", lead or text.rstrip(": "), line)
+        elif (
             len(parents) == 3
             and parents[1] == "list_item_open"
             and tokens[i - 2].type == "list_item_open"
@@ -313,11 +382,11 @@ def _units(tokens: Sequence[Any], env: dict[str, Any], enough: float) -> list[_U
             and units[-1].kind == "list"
         ):
             children = _inline(tok, env).children or []
-            lead = _lead_in(children)
+            lead_in = _lead_in(children)
             text = _head(clean(inline_text(tok)[: int(enough) * CHARS_PER_WORD]), enough)
             if text:
                 line = tok.map[0] if tok.map else -1
-                units[-1].items.append((text, lead[0] if lead else "", line))
+                units[-1].items.append((text, lead_in[0] if lead_in else "", line))
                 seen += count_words(text)
         if seen >= enough:
             break
@@ -339,6 +408,7 @@ def _lede(
     where each item starts in it and its line in the body (the key of its key point).
     """
     parts: list[str] = []
+    fallback = ""  # an intro to code, if there is nothing else
     first_end = 0  # the index of the unit after the first part
     i = 0
     while i < len(units):
@@ -356,6 +426,8 @@ def _lede(
                     i += 1
                 elif intro := _drop_last_sentence(u.text):
                     parts.append(intro)  # its list is code or a table: not shown
+                else:
+                    fallback = fallback or u.text
             else:
                 parts.append(u.text)
         elif u.kind == "list" and not parts and not any(x.kind == "para" for x in units):
@@ -364,7 +436,7 @@ def _lede(
         if len(parts) == 1 and not first_end:
             first_end = i
     if not parts:
-        return _about(units, words), []
+        return _about(units, words) or fallback, []
     if announces_only(parts[0]):
         rest = _about(units[first_end:], words)
         if rest:
@@ -381,6 +453,8 @@ def _drop_last_sentence(text: str) -> str:
 def _label(text: str, lead: str) -> str:
     """A list item as one entry of an inline list: itself if short, else its lead-in."""
     text = _AUTHOR_TAIL.sub("", text).rstrip(" .;,:")
+    # "CVE-1: what" inside "Highlights: …" would read as a list glued to its intro.
+    text = _LABEL_COLON.sub(r"\1 — ", text)
     if count_words(text) <= _LIST_LABEL_WORDS:
         return text
     return lead
@@ -391,7 +465,7 @@ def _inline_list(intro: str, items: Sequence[tuple[str, str, int]], words: int) 
     labels = [x for x in (_label(t, lead) for t, lead, _line in items) if x]
     if not labels:
         return _drop_last_sentence(intro)
-    budget = words - count_words(intro)
+    budget = words - count_words(intro) - 2  # room for "and more"
     kept: list[str] = []
     for label in labels:
         if kept and count_words(" ".join([*kept, label])) > budget:
