@@ -33,15 +33,15 @@ list) is not repeated as a key point.
 from __future__ import annotations
 
 import functools
-import re
 import importlib
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .config import Config
 from .content.dates import MONTHS
-from .errors import ConfigError, ContentError
 from .content.html import markdown
+from .errors import ConfigError, ContentError
 from .model import Article, KeyPoint, Summary
 from .text import CJK, CJK_CLASS, LazyRegex, children_text, count_words, drop_hidden, inline_text
 
