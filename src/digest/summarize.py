@@ -3,11 +3,26 @@
 The summary is, in this order:
 
 1. the front matter ``summary``/``description``/``excerpt`` (``Article.summary``),
-   with any Markdown or HTML stripped (if nothing is left, it counts as no summary);
+   with any Markdown or HTML stripped, unless it is a stub (under ``STUB_WORDS``
+   words, or mostly the title's words again: ``is_stub``); a stub is used only when
+   the article has nothing else;
 2. else the text before ``<!--more-->`` (or Pelican's ``<!-- PELICAN_END_SUMMARY -->``);
-3. else the lede: the opening paragraphs up to the first heading that follows them
-   (a headline before the lede is skipped); an article with no paragraphs at all uses
-   its list items.
+3. else the lede: the opening paragraphs up to the first heading that follows at
+   least ``_SHORT`` words (a headline before the lede is skipped); an article with no
+   paragraphs at all uses its list items, each as a sentence.
+
+A paragraph ending in ":" followed by a list becomes an inline list ("fixes for: A, B
+and C.", as many items as fit, then "and more"); followed by anything else (code), its
+last sentence is dropped. When the first paragraph only announces (``ANNOUNCE``: "has
+been released", "happy to announce", "see below"), its first sentence is followed by
+what the post is about: "Highlights: ..." from the first list's first-level items (a
+bare "**fs**:" item takes its first sub-bullet), else from the section headings (not
+generic ones such as "Notable changes"), else the first informative paragraph.
+
+Template code (``{% %}``, ``{{ }}``, ``{{< >}}``, ``{{% %}}``, Pelican's ``{filename}``),
+footnote markers, URLs written out (with a "Label:" that only introduces one), and
+unresolved ``[text][ref]`` never reach a summary (``clean``); a paragraph that is mostly
+URLs (a download list) is skipped. Every summary ends at a sentence end (``close``).
 
 Headings, code, images, tables and raw HTML blocks never count, nor does the text of raw
 ``<script>``, ``<style>`` (and other elements the HTML drops with their content).
@@ -24,10 +39,16 @@ only the first ``LOOKAHEAD`` x budget words are split into sentences. A 1 MB art
 costs a fraction of a second, not the ~5 s of parsing and segmenting all of it.
 
 Key points are list items that start with a bold lead-in and a separator
-(``- **Cost**: text``, ``- **Cost:** text``, ``- **Cost** — text``); their text is cut
-like a summary, to half the budget (at least 15 words), so a digest stays skimmable;
-so is the lead-in. A bullet that the summary already shows (an article that is only a
-list) is not repeated as a key point.
+(``- **Cost**: text``, ``- **Cost:** text``, ``- **Cost** — text``); their text is
+whole sentences within half the budget (at least 15 words), so a digest stays
+skimmable; a first sentence up to the whole budget is kept, a longer one makes the
+item no key point (it would be cut mid-thought). The lead-in is cut like a summary.
+
+A bullet that the summary already shows (an article that is only a list) is not
+repeated as a key point.
+
+``summarizer(cfg)`` returns the configured summarizer: this one, or the plug-in named by
+``content.summarizer`` (see its docstring).
 """
 
 from __future__ import annotations
