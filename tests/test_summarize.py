@@ -501,9 +501,10 @@ def test_a_long_list_is_cut_to_the_budget_with_and_more() -> None:
             "As the manual says, keep backups.",
         ),
         ("See [the issue][#12] for more.", "See the issue for more."),
+        ("Layouts can read `{{ layout.x }}` now.", "Layouts can read now."),
     ],
     ids=["labelled-url", "download-list", "url-in-sentence", "footnote", "liquid", "pelican",
-         "ref-link"],
+         "ref-link", "code-template"],
 )  # fmt: skip
 def test_urls_footnotes_template_code_and_markup_never_appear(body: str, expected: str) -> None:
     s = summarize(article(body)).text

@@ -211,6 +211,7 @@ _CODE_TAGS = LazyRegex(
 # Pelican's intra-site link placeholders: the target is the site's business, not ours.
 _PLACEHOLDER_LINK = re.compile(r"\]\(\{(?:filename|static|attach|author|category|tag)\}[^)\n]*\)")
 _PLACEHOLDER = re.compile(r"\{(?:filename|static|attach|author|category|tag)\}")
+_EMPTY_CODE = re.compile(r"(?<!`)` ?`(?!`)")
 _TEMPLATE_LEFT = re.compile(r"\{\{<?|>?\}\}|\{%|%\}")
 # URLs and site paths written out as text ("/blog/x/y"); a cut one would be worse.
 _URL = r"(?:(?:https?|ftp)://|www\.)[^\s<>\"]+|(?<![\w/.])/[\w.~-]+/[\w./~#%?=&-]+"
@@ -266,7 +267,7 @@ def drop_template_code(body: str) -> str:
     body = _PLACEHOLDER.sub("", body)
     for opener, closer in _TEMPLATE_PAIRS:
         body = _drop_spans(body, opener, closer)
-    return body
+    return _EMPTY_CODE.sub("", body)  # `{{ page.x }}` leaves `` behind
 
 
 def _drop_spans(text: str, opener: str, closer: str) -> str:
