@@ -9,14 +9,17 @@ import dataclasses
 import datetime as dt
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from digest import config, content
+from digest.errors import ConfigError, ContentError
 from digest.model import Article
-from digest.summarize import ELLIPSIS, KeyPoint, Summary, fit, sentences, summarize
+from digest.summarize import ELLIPSIS, KeyPoint, Summary, fit, sentences, summarize, summarizer
 from digest.text import count_words
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,9 +103,13 @@ def test_more_marker_variants(marker: str) -> None:
 
 def test_front_matter_summary_is_stripped_of_markup() -> None:
     s = summarize(
-        article("Body lede.", summary="<p>Costs <b>fall</b> &amp; *demand* [rises](/x).</p>")
+        article(
+            "Body lede.",
+            summary="<p>Costs <b>fall</b> &amp; *demand* [rises](/x) in every region we "
+            "looked at.</p>",
+        )
     )
-    assert s.text == "Costs fall & demand rises."
+    assert s.text == "Costs fall & demand rises in every region we looked at."
     assert_plain(s.text)
 
 
@@ -184,14 +191,14 @@ def test_headings_code_images_tables_skipped(articles: dict[str, Article]) -> No
 
 def test_only_a_list(articles: dict[str, Article]) -> None:
     s = summarize(articles["only-a-list"])
-    assert s.text == "Buy more storage; Move the backups; Test a restore"
+    assert s.text == "Buy more storage. Move the backups. Test a restore."
     assert s.key_points == ()  # "Buy more **storage**" has no lead-in
 
 
 def test_only_a_list_of_key_points_does_not_repeat_them() -> None:
     body = "- **Cost**: cheaper.\n- **Speed:** faster.\n- **Risk** — lower.\n"
     s = summarize(article(body))
-    assert s == Summary("Cost: cheaper.; Speed: faster.; Risk — lower.", ())
+    assert s == Summary("Cost: cheaper. Speed: faster. Risk — lower.", ())
     # Bullets the summary leaves out can still be key points; those it shows are not.
     many = "".join(f"- **Point {i}**: " + "word " * 20 + "end.\n" for i in range(6))
     s = summarize(article(many), words=50)
@@ -261,16 +268,17 @@ def test_a_1m_character_word_is_cut() -> None:
     # It used to fill the summary, and the build then failed with "HTML is 986 KB".
     s = summarize(article("x" * 1_000_000))
     assert s.text == "x" * 39 + ELLIPSIS
-    s = summarize(article("Body.", summary="Overview: " + "y" * 1_000_000 + " and more."))
-    assert s.text == "Overview: " + "y" * 39 + ELLIPSIS + " and more."
+    tail = " and more words, so that it is no stub."
+    s = summarize(article("Body.", summary="Overview: " + "y" * 1_000_000 + tail))
+    assert s.text == "Overview: " + "y" * 39 + ELLIPSIS + tail
 
 
 @pytest.mark.parametrize(
     ("body", "start"),
     [
-        (">" * 5000 + " deep\n\n" + "[" * 20_000 + "\n" + "*" * 50_000 + "x\n", "[" * 39 + "… *"),
+        (">" * 5000 + " deep\n\n" + "[" * 20_000 + "\n" + "*" * 50_000 + "x\n", "[" * 39 + "…"),
         ("Text " + ">" * 5000 + " more", "Text " + ">" * 39 + "… more"),
-        ("[" * 20_000 + " " + "]" * 20_000, "[" * 39 + "… " + "]" * 39 + "…"),
+        ("[" * 20_000 + " " + "]" * 20_000, "[" * 39 + "…"),
         ("Text " + "* " * 50_000, "Text * * *"),
         ("Lede " + "** " * 50_000, "Lede ** **"),
     ],
@@ -283,9 +291,15 @@ def test_pathological_input_stays_small(body: str, start: str) -> None:
 
 
 def test_a_long_word_is_cut_in_place() -> None:
+    word = "Donaudampfschifffahrtsgesellschaft" * 3
+    s = summarize(article(f"The {word} sails on."))
+    assert s.text == f"The {word[:39]}{ELLIPSIS} sails on."
+
+
+def test_a_url_is_dropped_never_cut() -> None:
     url = "https://example.com/" + "a" * 60
-    s = summarize(article(f"See {url} for the details."))
-    assert s.text == f"See {url[:39]}{ELLIPSIS} for the details."
+    s = summarize(article(f"We wrote the details down, see {url} for them. Then we left."))
+    assert s.text == "We wrote the details down, for them. Then we left."
 
 
 def test_summary_length_in_characters_is_capped() -> None:
@@ -299,9 +313,10 @@ def test_summary_length_in_characters_is_capped() -> None:
 def test_key_point_lead_and_text_are_capped() -> None:
     body = "Lede.\n\n- **" + "L" * 100_000 + "**: " + "t" * 100_000 + "\n"
     body += "- **Cost**: " + " ".join(["cheaper"] * 200) + "\n"
-    big, words = summarize(article(body)).key_points
-    assert big == KeyPoint("L" * 39 + ELLIPSIS, "t" * 39 + ELLIPSIS)
-    assert words.lead == "Cost" and words.text == " ".join(["cheaper"] * 30) + ELLIPSIS
+    body += "- **" + "M" * 100_000 + "**: short text.\n"
+    (big,) = summarize(article(body)).key_points
+    # Key points are whole sentences: a text that would be cut is no key point.
+    assert big == KeyPoint("M" * 39 + ELLIPSIS, "short text.")
     lead = " ".join(["Long lead"] * 100)
     (point,) = summarize(article(f"Lede.\n\n- **{lead}**: text")).key_points
     assert point.lead == " ".join(["Long lead"] * 15) + ELLIPSIS
@@ -313,8 +328,12 @@ def test_script_and_style_text_is_never_in_a_summary(tmp_path: Path) -> None:
     )
     arts = {a.slug: a for a in content.load(cfg, now=NOW).articles}
     art = arts["script-in-text"]
-    s = summarize(art)
-    assert s == Summary("Bold & summary.", (KeyPoint("Lead in", "point text."),))
+    s = summarize(art)  # its description is a stub: the lede is used
+    assert s == Summary("Text around a script.", (KeyPoint("Lead in", "point text."),))
+    real = art.summary.replace("summary", "summary of the article, long enough to be one")
+    assert summarize(dataclasses.replace(art, summary=real)).text == (
+        "Bold & summary of the article, long enough to be one."
+    )
     no_summary = dataclasses.replace(art, summary=None)
     assert summarize(no_summary).text == "Text around a script."
     assert summarize(arts["script-in-title"]).text == "Text around a script."
@@ -340,3 +359,277 @@ def test_sample_content_summaries_fit_the_budget() -> None:
         assert len(s.key_points) == 3, art.slug
         for k in s.key_points:
             assert_plain(k.lead + k.text)
+
+
+# --- issue 12: summaries a reader trusts (fixtures written for these tests) -------------
+
+
+def titled(body: str, summary: str | None = None, title: str = "X") -> Article:
+    return dataclasses.replace(article(body, summary), title=title)
+
+
+LEDE = (
+    "The garden club moved its seed swap from the church hall to the library this spring. "
+    "More than two hundred people came, and the tomato table ran out before noon."
+)
+
+
+@pytest.mark.parametrize(
+    "stub",
+    [
+        "Seed swap moved",  # a few words
+        "The spring seed swap at the library",  # the title again
+        "What happened at the seed swap?",  # a question
+    ],
+)
+def test_a_stub_front_matter_summary_gives_way_to_the_lede(stub: str) -> None:
+    art = titled(LEDE, summary=stub, title="The spring seed swap at the library")
+    assert summarize(art).text == LEDE
+
+
+def test_a_real_front_matter_summary_is_used() -> None:
+    real = "A seed swap outgrew its hall, so the club found a bigger room and a longer table."
+    assert summarize(titled(LEDE, summary=real, title="Seed swap")).text == real
+
+
+def test_a_stub_is_still_better_than_nothing() -> None:
+    assert summarize(titled("```\ncode only\n```", summary="Seed swap moved")).text == (
+        "Seed swap moved."
+    )
+
+
+def test_an_announcing_lede_carries_the_first_level_bullets() -> None:
+    body = (
+        "Version 4.2 of the planner has been released.\n\n"
+        "## Notable changes\n\n"
+        "- Fixes a crash when a task has no due date (Ann Lee) #812\n"
+        "- **calendar**:\n  - Weeks can now start on Sunday\n"
+        "- Security: a shared link no longer shows private tasks\n\n"
+        "## Commits\n\n- abc123 - tidy (Bo)\n"
+    )
+    assert summarize(article(body)).text == (
+        "Version 4.2 of the planner has been released. Highlights: Fixes a crash when a task "
+        "has no due date, calendar — Weeks can now start on Sunday and Security — a shared "
+        "link no longer shows private tasks."
+    )
+
+
+def test_an_announcing_lede_carries_the_section_headings() -> None:
+    body = (
+        "The team is happy to announce a new version of the planner, 5.0. The planner "
+        "helps you plan.\n\n"
+        "If you have it already, update with:\n\n```\nplanner update\n```\n\n"
+        "## What's in 5.0\n\n"
+        "### Shared calendars\n\nText.\n\n### Offline mode\n\nText.\n\n"
+        "### Faster search\n\nText.\n\n## Contributors\n\nMany people.\n"
+    )
+    assert summarize(article(body)).text == (
+        "The team is happy to announce a new version of the planner, 5.0. "
+        "Highlights: Shared calendars, Offline mode and Faster search."
+    )
+
+
+def test_an_announcing_lede_carries_the_first_informative_paragraph() -> None:
+    body = (
+        "Planner 3.1 is now available. See below for details.\n\n"
+        "## Why\n\n"
+        "This release stops the reminder service from waking the phone every minute, "
+        "which drained batteries on older devices overnight.\n"
+    )
+    assert summarize(article(body)).text == (
+        "Planner 3.1 is now available. This release stops the reminder service from waking "
+        "the phone every minute, which drained batteries on older devices overnight."
+    )
+
+
+def test_a_list_introduced_by_a_colon_becomes_an_inline_list() -> None:
+    body = (
+        "This maintenance release brings fixes for:\n\n"
+        "- the export button\n- long titles\n- dark mode\n\n"
+        "The next release is due in May.\n"
+    )
+    assert summarize(article(body)).text == (
+        "This maintenance release brings fixes for: the export button, long titles and dark "
+        "mode. The next release is due in May."
+    )
+    # Two intros in a row never glue: one with a list, one whose "list" is code.
+    body = (
+        "Highlights of this release are:\n\n- a new theme\n- a faster build\n\n"
+        "To install it, run:\n\n```\nplanner install\n```\n\nThat is all for now.\n"
+    )
+    assert summarize(article(body)).text == (
+        "Highlights of this release are: a new theme and a faster build. That is all for now."
+    )
+
+
+def test_a_long_list_is_cut_to_the_budget_with_and_more() -> None:
+    items = "".join(f"- item number {i}\n" for i in range(30))
+    s = summarize(article("The fixes:\n\n" + items), words=20).text
+    assert s.startswith("The fixes: item number 0, item number 1,") and s.endswith(", and more.")
+    assert count_words(s) <= 20
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            "Downloads: https://example.org/dist/v1.2.3/planner-v1.2.3-x64.msi\n\n"
+            "Planner 1.2.3 fixes the sync bug that lost notes written offline.",
+            "Planner 1.2.3 fixes the sync bug that lost notes written offline.",
+        ),
+        (
+            "Windows Installer: https://example.org/dist/a.msi \\\n"
+            "macOS Installer: https://example.org/dist/a.pkg \\\n"
+            "Source Code: https://example.org/dist/a.tar.gz\n\n"
+            "The sync bug that lost offline notes is fixed.",
+            "The sync bug that lost offline notes is fixed.",
+        ),
+        (
+            "The mirror is now reachable at https://mirror.example.org for readers abroad.",
+            "The mirror is now reachable for readers abroad.",
+        ),
+        (
+            "Linting got stricter[^1] when a config is missing.\n\n[^1]: Since May.",
+            "Linting got stricter when a config is missing.",
+        ),
+        (
+            "Read the notes in [the changelog]({{ site.repo }}/changes) and "
+            "{% link notes.md %}the guide.\n\n{{< figure src=x.png >}}",
+            "Read the notes in the changelog and the guide.",
+        ),
+        (
+            "As the [manual]({filename}/2016-05-01-manual.markdown) says, "
+            "{% photo /media/a.png A photo %}keep backups.",
+            "As the manual says, keep backups.",
+        ),
+        ("See [the issue][#12] for more.", "See the issue for more."),
+        ("Layouts can read `{{ layout.x }}` now.", "Layouts can read now."),
+    ],
+    ids=["labelled-url", "download-list", "url-in-sentence", "footnote", "liquid", "pelican",
+         "ref-link", "code-template"],
+)  # fmt: skip
+def test_urls_footnotes_template_code_and_markup_never_appear(body: str, expected: str) -> None:
+    s = summarize(article(body)).text
+    assert s == expected
+    assert not re.search(r"https?://|\[\^|\{[{%]|[%}]\}|\]\[|\{filename\}", s)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("A check-in on the runtime", "A check-in on the runtime."),
+        ("You can try it out by running:\n\n```\nx\n```", "You can try it out by running."),
+        ("これは日本語の段落です", "これは日本語の段落です。"),
+    ],
+)
+def test_every_summary_ends_at_a_sentence_end(body: str, expected: str) -> None:
+    assert summarize(article(body)).text == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "first"),
+    [
+        (
+            "Rust 1.89.0 adds inferred const arguments. It also warns more.",
+            "Rust 1.89.0 adds inferred const arguments.",
+        ),
+        (
+            "La reunión (con Ana [coordinadora] y Luis) terminó tarde. Luego cenamos juntos.",
+            "La reunión (con Ana [coordinadora] y Luis) terminó tarde.",
+        ),
+        ('He said "stop." Then he left the room quietly.', 'He said "stop."'),
+        ("الاجتماع انتهى متأخرا. ثم ذهبنا إلى البيت.", "الاجتماع انتهى متأخرا."),
+    ],
+)
+def test_sentence_boundaries_survive_versions_brackets_quotes_and_rtl(
+    body: str, first: str
+) -> None:
+    budget = count_words(first) + 1  # room for the first sentence only
+    assert summarize(article(body), words=budget).text.startswith(first)
+    assert not summarize(article(body), words=budget).text.endswith(ELLIPSIS)
+
+
+def test_key_points_are_whole_short_sentences() -> None:
+    long = " ".join(["word"] * 70) + "."
+    body = (
+        "Lede.\n\n"
+        "- **Scope**: The fix applies to connections to localhost. Others are unchanged.\n"
+        f"- **Detail**: {long}\n"
+        "- **Links**: See https://example.org/advisory for the advisory.\n"
+    )
+    points = summarize(article(body)).key_points
+    assert points == (
+        KeyPoint("Scope", "The fix applies to connections to localhost. Others are unchanged."),
+        KeyPoint("Links", "See for the advisory."),
+    )
+
+
+def test_template_spans_are_dropped_in_linear_time() -> None:
+    start = time.perf_counter()
+    for body in ("{{ " * 200_000, "{% " * 200_000 + "%}", "{{< " + "x" * 500_000 + " >}}"):
+        summarize(article("Lede. " + body))
+    assert time.perf_counter() - start < 5
+
+
+# --- the summarizer plug-in point (content.summarizer) ----------------------------------
+
+PLUGIN = """
+from digest.model import KeyPoint, Summary
+
+def short(article, words):
+    return f"**{article.title}**, in [brief](https://example.org/x): " + "word " * 500 + "."
+
+def full(article, words):
+    return Summary(f"Budget {words}.", (KeyPoint("Lead", "Text."),))
+
+def broken(article, words):
+    raise RuntimeError("model server not running")
+
+not_a_function = 42
+"""
+
+
+@pytest.fixture
+def plugin_cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], config.Config]:
+    (tmp_path / "my_summaries.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def make(spec: str) -> config.Config:
+        raw = {"content": {"summarizer": spec, "summary_words": 20}}
+        return config.parse(raw, source=tmp_path / "config.toml")
+
+    return make
+
+
+def test_a_plugin_summarizer_is_called_and_its_text_made_safe(plugin_cfg: Any) -> None:
+    art = titled(LEDE + "\n\n- **Cost**: Free.\n", title="Seed swap")
+    s = summarizer(plugin_cfg("my_summaries:short"))(art)
+    assert s.text.startswith("Seed swap, in brief: word word") and s.text.endswith(ELLIPSIS)
+    assert count_words(s.text) <= 20 and "*" not in s.text and "http" not in s.text
+    assert s.key_points == (KeyPoint("Cost", "Free."),)  # from the built-in
+    full = summarizer(plugin_cfg("my_summaries:full"))(art)
+    assert full == Summary("Budget 20.", (KeyPoint("Lead", "Text."),))
+
+
+def test_the_default_summarizer_is_the_built_in_one(plugin_cfg: Any) -> None:
+    art = titled(LEDE)
+    assert summarizer(plugin_cfg(""))(art) == summarize(art, words=20)
+
+
+def test_a_bad_plugin_path_is_a_config_error(plugin_cfg: Any) -> None:
+    with pytest.raises(ConfigError, match=r"content\.summarizer: 'nope' is not a plug-in path"):
+        plugin_cfg("nope")
+    with pytest.raises(ConfigError, match=r"content\.summarizer: cannot load 'no_such_mod:f'"):
+        summarizer(plugin_cfg("no_such_mod:f"))
+    with pytest.raises(ConfigError, match=r"cannot load 'my_summaries:missing'"):
+        summarizer(plugin_cfg("my_summaries:missing"))
+    with pytest.raises(ConfigError, match=r"'my_summaries:not_a_function' is not a function"):
+        summarizer(plugin_cfg("my_summaries:not_a_function"))
+
+
+def test_a_plugin_that_raises_is_an_error_naming_it_and_the_article(plugin_cfg: Any) -> None:
+    summary = summarizer(plugin_cfg("my_summaries:broken"))
+    with pytest.raises(ContentError) as err:
+        summary(titled(LEDE))
+    assert str(err.value).startswith("x.md: the summarizer plug-in 'my_summaries:broken' failed")
+    assert "model server not running" in str(err.value)

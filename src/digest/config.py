@@ -162,6 +162,20 @@ class Content(_Section):
     def notes_folder(self) -> Path:
         return self.notes if self.notes is not None else self.folder / "_notes"
 
+    # "package.module:function" (issue 12): a summarizer plug-in; "" = the built-in one.
+    summarizer: str = ""
+
+    @field_validator("summarizer")
+    @classmethod
+    def _summarizer(cls, v: str) -> str:
+        v = v.strip()
+        if v and not re.fullmatch(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*", v):
+            raise ValueError(
+                f"{v!r} is not a plug-in path; use 'package.module:function', "
+                "or leave it empty for the built-in summarizer"
+            )
+        return v
+
 
 class Templates(_Section):
     folder: Path | None = None

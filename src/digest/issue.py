@@ -16,7 +16,7 @@ from .config import Config
 from .content.html import note as note_html
 from .errors import ConfigError, ContentError, NothingToSend
 from .model import Article, Group, Issue, Item, Note, Window
-from .summarize import summarize
+from .summarize import summarizer
 from .templating import render_string
 from .text import one_line
 
@@ -175,10 +175,8 @@ def build_issue(
         )
     cap = cfg.content.max_articles
     shown, rest = chosen[:cap], tuple(chosen[cap:])
-    items = [
-        Item(a, summarize(a, words=cfg.content.summary_words, key_points=cfg.content.key_points))
-        for a in shown
-    ]
+    summary = summarizer(cfg)
+    items = [Item(a, summary(a)) for a in shown]
     groups: dict[str, list[Item]] = {}
     for item in items:
         groups.setdefault(_group_name(cfg, item.article), []).append(item)

@@ -3,11 +3,26 @@
 The summary is, in this order:
 
 1. the front matter ``summary``/``description``/``excerpt`` (``Article.summary``),
-   with any Markdown or HTML stripped (if nothing is left, it counts as no summary);
+   with any Markdown or HTML stripped, unless it is a stub (under ``STUB_WORDS``
+   words, or mostly the title's words again: ``is_stub``); a stub is used only when
+   the article has nothing else;
 2. else the text before ``<!--more-->`` (or Pelican's ``<!-- PELICAN_END_SUMMARY -->``);
-3. else the lede: the opening paragraphs up to the first heading that follows them
-   (a headline before the lede is skipped); an article with no paragraphs at all uses
-   its list items.
+3. else the lede: the opening paragraphs up to the first heading that follows at
+   least ``_SHORT`` words (a headline before the lede is skipped); an article with no
+   paragraphs at all uses its list items, each as a sentence.
+
+A paragraph ending in ":" followed by a list becomes an inline list ("fixes for: A, B
+and C.", as many items as fit, then "and more"); followed by anything else (code), its
+last sentence is dropped. When the first paragraph only announces (``ANNOUNCE``: "has
+been released", "happy to announce", "see below"), its first sentence is followed by
+what the post is about: "Highlights: ..." from the first list's first-level items (a
+bare "**fs**:" item takes its first sub-bullet), else from the section headings (not
+generic ones such as "Notable changes"), else the first informative paragraph.
+
+Template code (``{% %}``, ``{{ }}``, ``{{< >}}``, ``{{% %}}``, Pelican's ``{filename}``),
+footnote markers, URLs written out (with a "Label:" that only introduces one), and
+unresolved ``[text][ref]`` never reach a summary (``clean``); a paragraph that is mostly
+URLs (a download list) is skipped. Every summary ends at a sentence end (``close``).
 
 Headings, code, images, tables and raw HTML blocks never count, nor does the text of raw
 ``<script>``, ``<style>`` (and other elements the HTML drops with their content).
@@ -24,21 +39,30 @@ only the first ``LOOKAHEAD`` x budget words are split into sentences. A 1 MB art
 costs a fraction of a second, not the ~5 s of parsing and segmenting all of it.
 
 Key points are list items that start with a bold lead-in and a separator
-(``- **Cost**: text``, ``- **Cost:** text``, ``- **Cost** — text``); their text is cut
-like a summary, to half the budget (at least 15 words), so a digest stays skimmable;
-so is the lead-in. A bullet that the summary already shows (an article that is only a
-list) is not repeated as a key point.
+(``- **Cost**: text``, ``- **Cost:** text``, ``- **Cost** — text``); their text is
+whole sentences within half the budget (at least 15 words), so a digest stays
+skimmable; a first sentence up to the whole budget is kept, a longer one makes the
+item no key point (it would be cut mid-thought). The lead-in is cut like a summary.
+
+A bullet that the summary already shows (an article that is only a list) is not
+repeated as a key point.
+
+``summarizer(cfg)`` returns the configured summarizer: this one, or the plug-in named by
+``content.summarizer`` (see its docstring).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from .config import Config
 from .content.dates import MONTHS
 from .content.html import markdown
+from .errors import ConfigError, ContentError
 from .model import Article, KeyPoint, Summary
 from .text import CJK, CJK_CLASS, LazyRegex, children_text, count_words, drop_hidden, inline_text
 
@@ -59,23 +83,79 @@ def summarize(article: Article, *, words: int = 60, key_points: int = 3) -> Summ
     """The summary text (see the module docstring) and up to ``key_points`` key points."""
     md = _blocks()
     env: dict[str, Any] = {}
-    tokens = md.parse(article.body, env)
+    body = drop_template_code(article.body)
+    tokens = md.parse(body, env)
     enough = LOOKAHEAD * words
-    text = plain(article.summary, enough=enough) if article.summary else ""
+    front = clean(plain(article.summary, enough=enough)) if article.summary else ""
+    text = front if front and not is_stub(front, article.title) else ""
     items: list[tuple[int, int]] = []  # (offset in text, line in the body) of list items
-    if not text:  # no summary, or one that shows nothing (only a <script>, say)
-        more = _MORE.search(article.body)
+    if not text:  # no summary, a stub, or one that shows nothing (only a <script>, say)
+        more = _MORE.search(body)
         if more:
-            head = md.parse(article.body[: more.start()], {"references": env.get("references", {})})
-            text, items = _lede(head, env, stop_at_heading=False, enough=enough)
+            head = md.parse(body[: more.start()], {"references": env.get("references", {})})
+            text, items = _lede(_units(head, env, enough), words, stop_at_heading=False)
         else:
-            text, items = _lede(tokens, env, stop_at_heading=True, enough=enough)
-    summary = fit(text, words)
+            text, items = _lede(_units(tokens, env, enough), words, stop_at_heading=True)
+    if not text:
+        text = front  # a stub is better than nothing
+    summary = close(fit(text, words))
     if not key_points:
         return Summary(summary)
     end = len(summary.removesuffix(ELLIPSIS))
     shown = {line for at, line in items if at < end}  # bullets the summary shows
     return Summary(summary, _key_points(tokens, env, key_points, max(15, words // 2), shown))
+
+
+def summarizer(cfg: Config) -> Callable[[Article], Summary]:
+    """``article -> Summary`` as configured: the built-in ``summarize``, or the plug-in
+    named by ``content.summarizer`` ("package.module:function").
+
+    The plug-in is called as ``function(article, words)`` and returns the summary text
+    (a ``str``) or a ``Summary``. Whatever it returns is made plain text and cut to the
+    budget like the built-in's (a model may answer in Markdown, or at length); key points
+    come from the built-in when it returns only text. A plug-in that cannot be imported
+    is a ConfigError; one that raises is a ContentError naming it and the article: the
+    issue is not built with some summaries silently different from the others.
+    """
+    words, points = cfg.content.summary_words, cfg.content.key_points
+    spec = cfg.content.summarizer
+    if not spec:
+        return functools.partial(summarize, words=words, key_points=points)
+    name, _, attr = spec.partition(":")
+    try:
+        function = getattr(importlib.import_module(name), attr)
+    except Exception as exc:  # ImportError, AttributeError, or the module's own error
+        raise ConfigError(
+            cfg.source or "config",
+            [("content.summarizer", f"cannot load {spec!r}: {type(exc).__name__}: {exc}")],
+        ) from None
+    if not callable(function):
+        raise ConfigError(
+            cfg.source or "config", [("content.summarizer", f"{spec!r} is not a function")]
+        )
+
+    def plugged(article: Article) -> Summary:
+        try:
+            out = function(article, words)
+        except Exception as exc:
+            raise ContentError(
+                article.path,
+                f"the summarizer plug-in {spec!r} failed: {type(exc).__name__}: {exc}; "
+                "fix it, or remove content.summarizer to use the built-in one",
+            ) from None
+        if isinstance(out, Summary):
+            text, key = out.text, out.key_points
+        elif isinstance(out, str):
+            text, key = out, summarize(article, words=words, key_points=points).key_points
+        else:
+            raise ContentError(
+                article.path,
+                f"the summarizer plug-in {spec!r} returned {type(out).__name__}, "
+                "not a str or a Summary",
+            )
+        return Summary(close(fit(clean(plain(text)), words)), tuple(key[:points]))
+
+    return plugged
 
 
 def _blocks() -> Any:
@@ -119,54 +199,346 @@ def plain(markup: str, *, enough: float | None = None) -> str:
     return " ".join(" ".join(parts).split())
 
 
-def _lede(
-    tokens: Sequence[Any], env: dict[str, Any], *, stop_at_heading: bool, enough: float
-) -> tuple[str, list[tuple[int, int]]]:
-    """The opening top-level paragraphs; list items if there are no paragraphs.
+# --- cleaning: what a reader should never see in a summary ------------------------------
 
-    Returns the text and, when it is made of list items, where each item starts in it
-    and its line in the body (the key of its key point). Stops collecting after about
-    ``enough`` words: ``fit`` never needs more.
+# Template code: Liquid/Jinja tags and output, Hugo shortcodes, Go template actions.
+# Closed within _SPAN characters; an unclosed "{{" is left to the plain-text pass below.
+_SPAN = 4000
+_TEMPLATE_PAIRS = (("{{<", ">}}"), ("{{%", "%}}"), ("{%", "%}"), ("{{", "}}"))
+_CODE_TAGS = LazyRegex(
+    r"\{%-?\s*(highlight|comment)\b.{0,20000}?\{%-?\s*end(?:highlight|comment)\s*-?%\}", re.S
+)
+# Pelican's intra-site link placeholders: the target is the site's business, not ours.
+_PLACEHOLDER_LINK = re.compile(r"\]\(\{(?:filename|static|attach|author|category|tag)\}[^)\n]*\)")
+_PLACEHOLDER = re.compile(r"\{(?:filename|static|attach|author|category|tag)\}")
+_EMPTY_CODE = re.compile(r"(?<!`)` ?`(?!`)")
+_TEMPLATE_LEFT = re.compile(r"\{\{<?|>?\}\}|\{%|%\}")
+# URLs and site paths written out as text ("/blog/x/y"); a cut one would be worse.
+_URL = r"(?:(?:https?|ftp)://|www\.)[^\s<>\"]+|(?<![\w/.])/[\w.~-]+/[\w./~#%?=&-]+"
+# "Installer: https://…", "Release notes can be found here: https://…": the label means
+# nothing without its link, so the clause goes with it.
+_LABELLED_URL = re.compile(rf"(?:^|(?<=[.!?]\s))[^.!?:]{{0,80}}:\s*<?(?:{_URL})>?[.,;]?")
+_LEAD_URL = re.compile(rf"(?:\s(?:at|from|via|visit|see|on|here)\b)?\s*<?(?:{_URL})>?", re.I)
+_FOOTNOTE_REF = re.compile(r"\[\^[^\]\s]{1,40}\]")
+_REF_LINK = re.compile(r"\[([^\[\]]{1,200})\]\[[^\[\]]{0,200}\]")  # unresolved [text][ref]
+_EMPTY_BRACKETS = re.compile(r"\(\s*[,;:]?\s*\)|\[\s*\]|<\s*>")
+_SPACE_BEFORE = re.compile(r"\s+([.,;:!?)\]])")
+_SENTENCE_END = re.compile(r"[.!?。！？…][\"'”’»)\]」』）]*$")
+STUB_WORDS = 10  # a front-matter summary under this many words is a stub, not a summary
+# A lede that only announces: says that something was released, not what is in it.
+ANNOUNCE = re.compile(
+    r"(?:has|have) (?:just )?been (?:released|published|tagged)|(?:happy|pleased|thrilled|"
+    r"excited|proud|glad) to (?:announce|share|release|present)|(?:announc\w+|published|"
+    r"released) (?:a |the )?(?:new|another) (?:version|point release|release|major)|"
+    r"\bnew (?:point |patch |minor |major )?release of\b|\bis (?:now )?(?:out|available)\b|"
+    r"\b(?:see|check|read)\b[^.]{0,40}\bbelow\b|pre-release is ready|"
+    r"\b(?:this|it) is an? (?:\w+ ){0,2}release\b",
+    re.I,
+)
+_INFORMED = 20  # words outside announcing sentences that make a lede say something
+_SHORT = 12  # a lede shorter than this takes the next section's opening too
+# Section headings that say nothing about a post's content.
+_GENERIC_HEADING = re.compile(
+    r"^(?:notable changes|highlights?|commits?|contributors?|changelog|full changelog|"
+    r"changes|other changes|what'?s (?:in|new|changed)\b.*|release notes|downloads?|"
+    r"install(?:ing|ation)?|how to (?:update|upgrade|install).*|introduction|conclusion|"
+    r"summary|thanks.*|acknowledge?ments?|details|references|notes|faq|updates?|"
+    r".*\bversion \d.*|[\d\s,.-]+)$",
+    re.I,
+)
+# "… (Jane Doe) #7157" after a change: who and which pull request, not what.
+_AUTHOR_TAIL = re.compile(r"(?:\s*(?:\([^()]{1,60}\)|[\w/.-]*#\d+))+\s*\.?$")
+_LABEL_COLON = re.compile(r"^([^:]{1,40}):\s+(?=\S)")
+_LIST_LABEL_WORDS = 12  # an item longer than this shows as its lead-in, or not at all
+
+
+def drop_template_code(body: str) -> str:
+    """``body`` without template tags, shortcodes and actions (``{% … %}``, ``{{< … >}}``,
+    ``{{% … %}}``, ``{{ … }}``) and without the code they fence (``{% highlight %}``).
+
+    Paired shortcodes keep their inner text; a link whose target is template code keeps
+    its text. Linear in the body's length, whatever the input.
     """
-    paragraphs: list[str] = []
-    items: list[tuple[str, int]] = []
-    seen_paragraphs = seen_items = 0
+    if "{" not in body:
+        return body
+    if "{%" in body and "end" in body:
+        body = _CODE_TAGS.sub("\n", body)
+    body = _PLACEHOLDER_LINK.sub("](/)", body)
+    body = _PLACEHOLDER.sub("", body)
+    for opener, closer in _TEMPLATE_PAIRS:
+        body = _drop_spans(body, opener, closer)
+    return _EMPTY_CODE.sub("", body)  # `{{ page.x }}` leaves `` behind
+
+
+def _drop_spans(text: str, opener: str, closer: str) -> str:
+    """``text`` without ``opener … closer`` spans of at most ``_SPAN`` characters."""
+    out: list[str] = []
+    pos = 0
+    close_at = -1  # where the next closer is, cached: the scan stays linear
+    while True:
+        start = text.find(opener, pos)
+        if start < 0:
+            break
+        if close_at < start + len(opener):
+            close_at = text.find(closer, start + len(opener))
+            if close_at < 0:
+                break  # no closer anywhere after: nothing more to drop
+        if close_at - start > _SPAN:
+            out.append(text[pos : start + len(opener)])
+            pos = start + len(opener)
+            continue
+        out.append(text[pos:start])
+        pos = close_at + len(closer)
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def clean(text: str) -> str:
+    """One line of summary text without template code, footnote markers, bare URLs and
+    Markdown left over (unresolved ``[text][ref]``); a clause that only labels a URL
+    ("Download: https://…") goes with it."""
+    if "{" in text:
+        text = _TEMPLATE_LEFT.sub(" ", drop_template_code(text))
+    if "[" in text:
+        text = _FOOTNOTE_REF.sub("", _REF_LINK.sub(r"\1", text))
+    if "/" in text:
+        text = _LABELLED_URL.sub(" ", text)
+        text = _LEAD_URL.sub("", text)
+    text = _EMPTY_BRACKETS.sub("", text)
+    text = _SPACE_BEFORE.sub(r"\1", " ".join(text.split()))
+    return text.lstrip(" ,;:.)]—–-")
+
+
+def close(text: str) -> str:
+    """``text`` ending at a sentence end: a trailing ":" (an intro with nothing after
+    it) or ","/";" becomes ".", and a text that stops without punctuation gets one."""
+    text = text.rstrip()
+    if not text or _SENTENCE_END.search(text):
+        return text
+    text = text.rstrip(" ,;:—–-")
+    return text + ("。" if CJK.match(text[-1:]) else ".") if text else text
+
+
+def is_stub(summary: str, title: str) -> bool:
+    """A front-matter summary that is no summary: under ``STUB_WORDS`` words, or mostly
+    the title's words again."""
+    if count_words(summary) < STUB_WORDS:
+        return True
+    words = {w.lower() for w in re.findall(r"\w+", summary)}
+    again = words & {w.lower() for w in re.findall(r"\w+", title)}
+    return len(again) >= 0.7 * len(words)
+
+
+def announces_only(text: str) -> bool:
+    """Whether ``text`` opens by announcing and says little besides."""
+    spans = sentences(text)
+    if not spans or not ANNOUNCE.search(text[spans[0][0] : spans[0][1]]):
+        return False
+    rest = " ".join(text[a:b] for a, b in spans if not ANNOUNCE.search(text[a:b]))
+    return count_words(rest) < _INFORMED
+
+
+# --- the lede ---------------------------------------------------------------------------
+
+
+class _Unit:
+    """A top-level block as a summary sees it: a paragraph, a heading or a list."""
+
+    __slots__ = ("items", "kind", "text")
+
+    def __init__(self, kind: str, text: str = "") -> None:
+        self.kind = kind  # "para", "heading" or "list"
+        self.text = text
+        self.items: list[tuple[str, str, int]] = []  # (text, bold lead-in, line)
+
+
+def _units(tokens: Sequence[Any], env: dict[str, Any], enough: float) -> list[_Unit]:
+    """The top-level paragraphs, headings and lists (their first-level items) in order,
+    cleaned; stops after about ``enough`` words."""
+    units: list[_Unit] = []
     parents: list[str] = []  # the types of the open block tokens
+    seen = 0
     for i, tok in enumerate(tokens):
         if tok.nesting == 1:
             parents.append(tok.type)
+            if tok.type in ("bullet_list_open", "ordered_list_open") and len(parents) == 1:
+                units.append(_Unit("list"))
         elif tok.nesting == -1:
             parents.pop()
-        if tok.type == "heading_open" and paragraphs and stop_at_heading:
-            break
         if tok.type != "inline" or i == 0:
             continue
         opener = tokens[i - 1]
-        if opener.type != "paragraph_open":
-            continue  # a heading or a table cell
-        top = opener.level == 0
-        in_item = not top and len(parents) >= 2 and parents[-2] == "list_item_open"
-        if not top and (paragraphs or not in_item or seen_items >= enough):
+        if opener.type == "heading_open" and len(parents) == 1:
+            units.append(_Unit("heading", clean(inline_text(_inline(tok, env)))))
             continue
-        # On one line, long words cut: as fit() will see it, so that offsets agree.
-        text = _head(inline_text(_inline(tok, env)), enough)
-        if not text:
-            continue  # e.g. a paragraph that is only an image
-        if top:
-            paragraphs.append(text)
-            seen_paragraphs += len(text.split())
-            if seen_paragraphs >= enough:
+        if opener.type != "paragraph_open":
+            continue  # a table cell
+        if len(parents) == 1:
+            # A lede never needs more than ``enough`` words: clean only that much.
+            raw = inline_text(_inline(tok, env))[: int(enough) * CHARS_PER_WORD]
+            if raw.lstrip().startswith("[^"):
+                continue  # a footnote's text
+            cleaned = clean(raw)
+            if not cleaned or _mostly_urls(raw, cleaned):
+                continue  # only an image, a link list, template leftovers
+            text = _head(cleaned, enough)  # on one line, long words cut, as fit() sees it
+            units.append(_Unit("para", text))
+            seen += count_words(text)
+        elif (
+            len(parents) == 5
+            and units
+            and units[-1].kind == "list"
+            and units[-1].items
+            and tokens[i - 2].type == "list_item_open"
+        ):
+            # "- **fs**:" with the changes in sub-bullets: the first one says what changed.
+            text, lead, line = units[-1].items[-1]
+            if text.endswith(":") and count_words(text) <= 4:
+                sub = _head(clean(inline_text(_inline(tok, env))[:2000]), enough)
+                units[-1].items[-1] = (f"{text} {sub}", lead or text.rstrip(": "), line)
+        elif (
+            len(parents) == 3
+            and parents[1] == "list_item_open"
+            and tokens[i - 2].type == "list_item_open"
+            and units
+            and units[-1].kind == "list"
+        ):
+            children = _inline(tok, env).children or []
+            lead_in = _lead_in(children)
+            text = _head(clean(inline_text(tok)[: int(enough) * CHARS_PER_WORD]), enough)
+            if text:
+                line = tok.map[0] if tok.map else -1
+                units[-1].items.append((text, lead_in[0] if lead_in else "", line))
+                seen += count_words(text)
+        if seen >= enough:
+            break
+    return units
+
+
+def _mostly_urls(raw: str, text: str) -> bool:
+    """A paragraph that is mostly links written out (download lists, "Fixes: URL")."""
+    return "/" in raw and count_words(text) < 0.5 * len(raw.split())
+
+
+def _lede(
+    units: list[_Unit], words: int, *, stop_at_heading: bool
+) -> tuple[str, list[tuple[int, int]]]:
+    """The opening paragraphs (a headline before them skipped), a list they introduce
+    made an inline list; when they only announce, what the post is about.
+
+    Returns the text and, when it is made of list items (a post that is only a list),
+    where each item starts in it and its line in the body (the key of its key point).
+    """
+    parts: list[str] = []
+    fallback = ""  # an intro to code, if there is nothing else
+    first_end = 0  # the index of the unit after the first part
+    i = 0
+    while i < len(units):
+        u = units[i]
+        if u.kind == "heading":
+            if parts and stop_at_heading and count_words(" ".join(parts)) >= _SHORT:
                 break
-        else:
-            items.append((text, tok.map[0] if tok.map else -1))
-            seen_items += len(text.split())
-    if paragraphs:
-        return " ".join(paragraphs), []
-    starts, at = [], 0
-    for text, line in items:
+            i += 1
+            continue
+        if u.kind == "para":
+            nxt = units[i + 1] if i + 1 < len(units) else None
+            if u.text.endswith((":", "：")):
+                if nxt is not None and nxt.kind == "list" and nxt.items:
+                    parts.append(_inline_list(u.text, nxt.items, words))
+                    i += 1
+                elif intro := _drop_last_sentence(u.text):
+                    parts.append(intro)  # its list is code or a table: not shown
+                else:
+                    fallback = fallback or u.text
+            else:
+                parts.append(u.text)
+        elif u.kind == "list" and not parts and not any(x.kind == "para" for x in units):
+            return _list_text(u.items)
+        i += 1
+        if len(parts) == 1 and not first_end:
+            first_end = i
+    if not parts:
+        return _about(units, words) or fallback, []
+    if announces_only(parts[0]):
+        rest = _about(units[first_end:], words)
+        if rest:
+            (a, b), *_ = sentences(parts[0])
+            return close(parts[0][a:b]) + " " + rest, []
+    return " ".join(parts), []
+
+
+def _drop_last_sentence(text: str) -> str:
+    spans = sentences(text)
+    return text[: spans[-1][0]].rstrip() if len(spans) > 1 else ""
+
+
+def _label(text: str, lead: str) -> str:
+    """A list item as one entry of an inline list: itself if short, else its lead-in."""
+    text = _AUTHOR_TAIL.sub("", text).rstrip(" .;,:")
+    # "CVE-1: what" inside "Highlights: …" would read as a list glued to its intro.
+    text = _LABEL_COLON.sub(r"\1 — ", text)
+    if count_words(text) <= _LIST_LABEL_WORDS:
+        return text
+    return lead
+
+
+def _inline_list(intro: str, items: Sequence[tuple[str, str, int]], words: int) -> str:
+    """ "Intro: A, B and C." with as many items as fit in ``words`` (then "and more")."""
+    labels = [x for x in (_label(t, lead) for t, lead, _line in items) if x]
+    if not labels:
+        return _drop_last_sentence(intro)
+    budget = words - count_words(intro) - 2  # room for "and more"
+    kept: list[str] = []
+    for label in labels:
+        if kept and count_words(" ".join([*kept, label])) > budget:
+            break
+        kept.append(label)
+    sep = "; " if any("," in x for x in kept) else ", "
+    if len(kept) < len(labels):
+        listed = sep.join(kept) + sep + "and more"
+    elif len(kept) > 1:
+        listed = sep.join(kept[:-1]) + " and " + kept[-1]
+    else:
+        listed = kept[0]
+    return f"{intro} {listed}."
+
+
+def _list_text(items: Sequence[tuple[str, str, int]]) -> tuple[str, list[tuple[int, int]]]:
+    """A post that is only a list: its items as sentences, and where each starts."""
+    starts, parts, at = [], [], 0
+    for text, _lead, line in items:
+        sentence = close(text)
         starts.append((at, line))
-        at += len(text) + len("; ")
-    return "; ".join(text for text, _line in items), starts
+        parts.append(sentence)
+        at += len(sentence) + 1
+    return " ".join(parts), starts
+
+
+def _about(units: Sequence[_Unit], words: int) -> str:
+    """What a post is about, after a lede that only announces: the first list's items
+    (a release's notable changes), else its section headings, else its first
+    informative paragraph."""
+    headings = [u.text for u in units if u.kind == "heading" and not _generic(u.text)]
+    for u in units:
+        if u.kind == "list" and u.items and len([x for x in u.items if _label(x[0], x[1])]) > 1:
+            return _inline_list("Highlights:", u.items, words)
+        if u.kind == "heading" and not _generic(u.text) and len(headings) > 1:
+            break  # sections come before any list: they are the highlights
+    if len(headings) > 1:
+        return _inline_list("Highlights:", [(h, "", -1) for h in headings], words)
+    for u in units:
+        if (
+            u.kind == "para"
+            and not u.text.endswith(":")
+            and count_words(u.text) >= _SHORT
+            and not announces_only(u.text)
+        ):
+            return u.text
+    return ""
+
+
+def _generic(heading: str) -> bool:
+    return not heading or bool(_GENERIC_HEADING.match(heading.strip(" :")))
 
 
 def _key_points(
@@ -186,9 +558,16 @@ def _key_points(
         if tok.map and tok.map[0] in shown:
             continue  # the summary says it already
         point = _lead_in(_inline(tok, env).children or [])
-        if point is not None:
-            lead, rest = point
-            points.append(KeyPoint(fit(lead, budget), fit(rest, budget)))
+        if point is None:
+            continue
+        lead, rest = clean(point[0]), clean(point[1])
+        # Whole sentences only: the first may run to twice the budget; a longer one
+        # would be cut mid-thought, so the bullet is not a key point.
+        text = fit(rest, budget)
+        if text.endswith(ELLIPSIS):
+            text = fit(rest, 2 * budget)
+        if lead and text and not text.endswith(ELLIPSIS):
+            points.append(KeyPoint(fit(lead, budget), close(text)))
     return tuple(points)
 
 
