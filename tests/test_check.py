@@ -93,7 +93,7 @@ def test_issue_json_describes_the_issue(tmp_path: Path) -> None:
     code, out = run(ROOT / "config.example.toml", "build", "--latest", "--out", str(tmp_path))
     assert code == 0, out
     data = json.loads((tmp_path / "2026-W48" / "issue.json").read_text())
-    assert data["id"] == "2026-W48" and data["number"] == 2
+    assert data["id"] == "2026-W48" and data["number"] == 1  # the first issue this newsletter sends
     assert data["send_at"] == "2026-11-23T09:00:00+01:00"
     assert len(data["articles"]) == 6
     first = data["articles"][0]

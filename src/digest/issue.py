@@ -160,7 +160,12 @@ def load_note(cfg: Config, issue_id: str, lang: str) -> Note | None:
 
 
 def build_issue(
-    cfg: Config, window: Window, articles: Iterable[Article], *, first: Window | None = None
+    cfg: Config,
+    window: Window,
+    articles: Iterable[Article],
+    *,
+    first: Window | None = None,
+    number: int | None = None,
 ) -> Issue:
     """Select, order, cap, group and summarise the window's articles.
 
@@ -180,7 +185,8 @@ def build_issue(
     groups: dict[str, list[Item]] = {}
     for item in items:
         groups.setdefault(_group_name(cfg, item.article), []).append(item)
-    number = issue_number(cfg, window, first or window)
+    if number is None:
+        number = issue_number(cfg, window, first or window)
     ctx = {
         "name": cfg.newsletter.name,
         "number": number,

@@ -101,6 +101,13 @@ CREATE TABLE IF NOT EXISTS export_drafts (
     updated_at REAL NOT NULL,
     PRIMARY KEY (issue_id, service)
 );
+-- The span of publication dates each frozen issue covered: it starts where the issue
+-- before it closed, and closes when it was frozen (an early send) or at its send time.
+CREATE TABLE IF NOT EXISTS windows (
+    issue_id   TEXT PRIMARY KEY,
+    since      TEXT NOT NULL,            -- ISO 8601
+    closed_at  TEXT NOT NULL             -- ISO 8601
+);
 """
 
 
@@ -166,6 +173,17 @@ class DeliveryRow:
     first_name: str
     attempts: int
     suppressed: bool = False
+
+
+@dataclass(frozen=True)
+class Frozen:
+    """What the ledger knows of an issue's place in time."""
+
+    id: str
+    number: int | None
+    send_at: dt.datetime  # scheduled
+    since: dt.datetime | None  # the span it covered: since <= date < closed
+    closed: dt.datetime
 
 
 class SendBusy(DeliveryError):
@@ -304,6 +322,35 @@ class Ledger:
         )
         return [r[0] for r in rows]
 
+    def history(self) -> list[Frozen]:
+        """Every frozen issue with a send time: number, send time and the span it covered
+        (for issues frozen before spans were kept: its week up to the send time)."""
+        try:
+            rows = self._read(
+                "SELECT i.id, i.number, i.send_at, w.since, w.closed_at FROM issues i "
+                "LEFT JOIN windows w ON w.issue_id = i.id WHERE i.send_at IS NOT NULL"
+            )
+        except sqlite3.OperationalError:  # a ledger older than the windows table, read-only
+            rows = [
+                (*r, None, None)
+                for r in self._read(
+                    "SELECT id, number, send_at FROM issues WHERE send_at IS NOT NULL"
+                )
+            ]
+        out = []
+        for id_, number, send_at, since, closed in rows:
+            at = dt.datetime.fromisoformat(send_at)
+            out.append(
+                Frozen(
+                    id_,
+                    number,
+                    at,
+                    dt.datetime.fromisoformat(since) if since else None,
+                    dt.datetime.fromisoformat(closed) if closed else at,
+                )
+            )
+        return sorted(out, key=lambda f: f.send_at.astimezone(dt.UTC))
+
     def send_times(self) -> list[tuple[str, dt.datetime]]:
         """(id, scheduled send time) of every issue frozen with one (one a week: small)."""
         rows = self._read("SELECT id, send_at FROM issues WHERE send_at IS NOT NULL")
@@ -314,9 +361,22 @@ class Ledger:
         return self._issue(rows[0]) if rows else None
 
     def freeze(
-        self, r: RenderedEmail, *, number: int | None = None, send_at: dt.datetime | None = None
+        self,
+        r: RenderedEmail,
+        *,
+        number: int | None = None,
+        send_at: dt.datetime | None = None,
+        window: tuple[dt.datetime, dt.datetime] | None = None,
     ) -> IssueRecord:
-        """Record the issue's content as sent from now on. A no-op if already frozen."""
+        """Record the issue's content as sent from now on. A no-op if already frozen.
+
+        ``window``: (since, closed) the publication dates it covers; the next issue
+        starts where this one closed, so no article is lost or sent twice."""
+        if window is not None:
+            self._write(
+                "INSERT OR IGNORE INTO windows VALUES (?, ?, ?)",
+                (r.issue_id, window[0].isoformat(), window[1].isoformat()),
+            )
         self._write(
             "INSERT OR IGNORE INTO issues (id, number, subject, preheader, html, text, lang, "
             "defaults, content_hash, state, created_at, send_at) "

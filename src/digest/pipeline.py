@@ -22,7 +22,7 @@ from .config import Config
 from .errors import DigestError, NothingToSend
 from .files import write_atomic
 from .inspect import inspect
-from .ledger import Ledger
+from .ledger import Frozen, Ledger
 from .model import GENERIC_TAGS, Collection, Issue, Problem, RenderedEmail, Window
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,15 @@ class Built:
 
 
 def choose_window(
-    cfg: Config, now: dt.datetime, sel: Selection, dates: Sequence[dt.datetime] = ()
+    cfg: Config,
+    now: dt.datetime,
+    sel: Selection,
+    dates: Sequence[dt.datetime] = (),
+    past: Sequence[Frozen] | None = None,
 ) -> Window:
-    return after_previous_send(cfg, _scheduled_window(cfg, now, sel, dates))
+    """The window of the issue ``sel`` names, placed after the issues already sent."""
+    past = history(cfg) if past is None else past
+    return place(_scheduled_window(cfg, now, sel, dates), past)
 
 
 def _scheduled_window(
@@ -67,40 +73,55 @@ def _scheduled_window(
     return issues.next_window(cfg, now)
 
 
-def after_previous_send(cfg: Config, w: Window) -> Window:
-    """The window, starting at the previous issue's send time when ``schedule.day`` (or
-    ``time``) changed since that send.
-
-    The schedule gives ``[previous scheduled send, this send)``. If the ledger holds
-    another issue whose send time falls strictly between a week before the scheduled
-    start and this send, other than the scheduled start itself, the schedule changed: the
-    window starts at that send, so the articles published since it are neither lost (the
-    day moved later in the week: the scheduled start is after the real last send) nor
-    sent twice (moved earlier). A week missed entirely changes nothing.
-    """
+def history(cfg: Config) -> list[Frozen]:
+    """The issues the ledger has frozen (read-only; none without a ledger file)."""
     path = Path(cfg.ledger.path)
     if not path.exists():
-        return w
+        return []
     try:
         with Ledger(path, readonly=True) as ledger:
-            times = ledger.send_times()
+            return ledger.history()
     except (DigestError, sqlite3.Error) as exc:
         log.debug("cannot read the ledger %s: %s", path, exc)
-        return w
-    since, send_at = w.since.astimezone(dt.UTC), w.send_at.astimezone(dt.UTC)
-    earlier = [t.astimezone(dt.UTC) for i, t in times if i != w.id]
-    inside = [t for t in earlier if since - issues.WEEK < t < send_at]
-    if not inside or max(inside) == since:
-        return w
-    return Window(w.id, max(inside).astimezone(w.since.tzinfo), w.send_at)
+        return []
 
 
-def first_window(cfg: Config, col: Collection, fallback: Window) -> Window:
+def place(w: Window, past: Sequence[Frozen]) -> Window:
+    """The window as the ledger's history places it, so that every article goes out in
+    exactly one issue.
+
+    An issue already frozen keeps the span it was frozen with (an early send closed it
+    when it was frozen). Any other issue starts where the last issue before it closed:
+    after an early send, the articles published between that send and its scheduled time
+    come next; after weeks with no send, or a change of ``schedule.day``, nothing in
+    between is lost, and nothing is sent twice.
+    """
+    for f in past:
+        if f.id == w.id:
+            return Window(w.id, f.since or w.since, w.send_at, closed=f.closed)
+    end = w.send_at.astimezone(dt.UTC)
+    before = [f for f in past if f.send_at.astimezone(dt.UTC) < end]
+    if not before:
+        return w
+    last = max(before, key=lambda f: f.send_at.astimezone(dt.UTC))
+    since = min(last.closed, last.send_at)
+    return Window(w.id, since.astimezone(w.since.tzinfo), w.send_at)
+
+
+def number_for(cfg: Config, w: Window, past: Sequence[Frozen]) -> int:
+    """An issue's number: the one it was sent with; else one more than the last issue
+    sent before it; else 1 (or counted in weeks from ``newsletter.first_issue``). Adding
+    older posts renumbers nothing."""
+    end = w.send_at.astimezone(dt.UTC)
+    for f in past:
+        if f.id == w.id and f.number:
+            return f.number
+    numbered = [f for f in past if f.number and f.send_at.astimezone(dt.UTC) < end]
+    if numbered:
+        return max(f.number or 0 for f in numbered) + 1
     if cfg.newsletter.first_issue:
-        return issues.window_for_week(cfg, cfg.newsletter.first_issue)
-    if col.oldest is not None:
-        return issues.window_containing(cfg, col.oldest)
-    return fallback
+        return issues.issue_number(cfg, w, issues.window_for_week(cfg, cfg.newsletter.first_issue))
+    return 1
 
 
 def gather(cfg: Config, now: dt.datetime, sel: Selection) -> tuple[Window, Collection]:
@@ -109,7 +130,7 @@ def gather(cfg: Config, now: dt.datetime, sel: Selection) -> tuple[Window, Colle
 
     def choose(dates: Sequence[dt.datetime]) -> tuple[dt.datetime, dt.datetime]:
         chosen.append(choose_window(cfg, now, sel, dates))
-        return chosen[0].since, chosen[0].send_at
+        return chosen[0].since, chosen[0].end
 
     col = content.load(cfg, now=now, window=choose)
     return chosen[0], col
@@ -119,7 +140,8 @@ def prepare(cfg: Config, now: dt.datetime, sel: Selection = Selection()) -> Buil
     """config -> content -> issue -> render. Raises NothingToSend for an empty week."""
     started = time.perf_counter()
     window, col = gather(cfg, now, sel)
-    issue = issues.build_issue(cfg, window, col.articles, first=first_window(cfg, col, window))
+    number = number_for(cfg, window, history(cfg))
+    issue = issues.build_issue(cfg, window, col.articles, number=number)
     rendered = render.render(issue, cfg)
     # Render warnings (size near Gmail's clip limit, a dropped @import) and what a broken
     # user template can lose (the unsubscribe link, the postal address), for every command.

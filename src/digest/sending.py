@@ -211,8 +211,15 @@ def send(
             started = time.perf_counter()  # time at the prompt is not part of the send
         if rec is None:
             assert built is not None
+            w = built.issue.window
+            # The span closes now if this is an early send: what is published from now on
+            # goes out with the next issue (pipeline.place).
+            closed = min(now.astimezone(dt.UTC), w.end.astimezone(dt.UTC))
             rec = ledger.freeze(
-                built.rendered, number=built.issue.number, send_at=built.issue.send_at
+                built.rendered,
+                number=built.issue.number,
+                send_at=built.issue.send_at,
+                window=(w.since, closed),
             )
         report = SendReport(rec.id, rec.subject, transport.name, unfinished=others, due=sel.due)
         if include_new:
