@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"text", "errors", "files"},
     {"model"},
     {"config", "templating", "ledger", "subscribers"},
-    {"tokens", "content"},
+    {"tokens", "content", "upkeep"},
     {"summarize"},
     {"issue"},
     {"render"},

@@ -11,7 +11,16 @@ Tables:
   (a 5xx: permanent), ``deferred`` (still failing after the retries of one run; the
   next run tries again) or ``suppressed`` (unsubscribed before it was sent).
 * ``suppressions``: unsubscribed addresses, never mailed.
+* ``readers``: the opaque id of each address mail went to (``tokens.reader_id``) ->
+  the address, so ``digest serve`` can resolve an unsubscribe token without the token
+  carrying the address.
 * ``meta``: schema version and the development secret (see ``dev_secret``).
+
+The file holds every address and the development secret: it is created readable by its
+owner only (0600; SQLite gives its -wal and -shm files the same mode), as is the lock
+file. ``synchronous = FULL``: a commit survives a power loss, so a sent message is never
+sent again after one (NOTES.md, "Durability"). A damaged file is a ``LedgerError`` naming
+it and what to do (``digest ledger check``, a backup), never a traceback.
 
 Every write commits at once: a delivery row is durable before the connection that sent
 it takes the next recipient. One ``Ledger`` may be shared by threads (one connection,
@@ -31,12 +40,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .errors import DeliveryError
+from .errors import DeliveryError, LedgerError
 from .model import RenderedEmail
 
 SCHEMA_VERSION = 1
@@ -92,7 +102,53 @@ CREATE TABLE IF NOT EXISTS suppressions (
     reason     TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS readers (
+    id    TEXT PRIMARY KEY,              -- tokens.reader_id: opaque, keyed by the secret
+    email TEXT NOT NULL
+) WITHOUT ROWID;
 """
+
+SYNCHRONOUS = "NORMAL"
+
+_DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
+def ledger_error(path: Path, exc: sqlite3.Error) -> LedgerError:
+    """An SQLite error on the ledger -> a LedgerError naming the file and what to do."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    if name.startswith(_DAMAGED) or "malformed" in text or "not a database" in text:
+        return LedgerError(
+            f"{path}: the ledger is damaged ({text}). Nothing more is done with it. See "
+            f"what is wrong with 'digest ledger check'; then put your latest backup in its "
+            f"place (README, 'Backups'), or move the file aside and, before the next send, "
+            f"import the suppression list you exported ('digest ledger "
+            f"import-suppressions FILE'), so no one who unsubscribed is mailed again"
+        )
+    if name.startswith("SQLITE_FULL"):
+        return LedgerError(f"{path}: the disk is full ({text}); free space and run it again")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return LedgerError(
+            f"{path}: the ledger is busy ({text}): another process holds it; run it again"
+        )
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
+        return LedgerError(
+            f"{path}: cannot open or write the ledger ({text}); check ledger.path in the "
+            "config and that this user may read and write the file and its folder"
+        )
+    return LedgerError(f"{path}: the ledger failed ({text}); check it with 'digest ledger check'")
+
+
+# Errors of our own use of the connection (a closed connection, a bad parameter): bugs,
+# not a damaged file; they keep their traceback.
+_NOT_THE_FILE = (sqlite3.ProgrammingError, sqlite3.InterfaceError, sqlite3.IntegrityError)
+
+
+def create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if it does not exist (SQLite would make it
+    0644: every address and the development secret readable by every local user)."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def address_key(email: str) -> str:
@@ -176,11 +232,12 @@ class Ledger:
                 self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                create_private(self.path)
                 self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA busy_timeout = 30000")
             if not readonly:
                 self._db.execute("PRAGMA journal_mode = WAL")
-                self._db.execute("PRAGMA synchronous = NORMAL")
+                self._db.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
                 self._db.execute("PRAGMA foreign_keys = ON")
                 with self._db:
                     self._db.executescript(_SCHEMA)
@@ -188,9 +245,14 @@ class Ledger:
                         "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                         (str(SCHEMA_VERSION),),
                     )
-        except sqlite3.DatabaseError as exc:
-            raise DeliveryError(
-                f"{self.path}: cannot open the ledger ({exc}); check ledger.path in the config"
+        except _NOT_THE_FILE:
+            raise
+        except sqlite3.Error as exc:
+            raise ledger_error(self.path, exc) from None
+        except OSError as exc:
+            raise LedgerError(
+                f"{self.path}: cannot create the ledger ({exc.strerror}); check ledger.path "
+                "in the config"
             ) from None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -210,12 +272,24 @@ class Ledger:
     ) -> None:
         self.close()
 
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """SQLite errors of the file (damaged, disk full, busy) -> a LedgerError."""
+        try:
+            yield
+        except _NOT_THE_FILE:
+            raise
+        except sqlite3.Error as exc:
+            if self.readonly and getattr(exc, "sqlite_errorname", "") == "SQLITE_READONLY":
+                raise  # a write through a reader: our bug, not the file's
+            raise ledger_error(self.path, exc) from None
+
     def _write(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
-        with self._lock, self._db:
+        with self._lock, self._guard(), self._db:
             return self._db.execute(sql, args)
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
+        with self._lock, self._guard():
             return self._db.execute(sql, args).fetchall()
 
     # -- suppression list ----------------------------------------------------------------
@@ -239,17 +313,60 @@ class Ledger:
 
     def suppressions(self) -> Iterator[tuple[str, str, str, float]]:
         """(key, email, reason, created_at) of every suppressed address, streamed."""
-        with self._lock:
-            cur = self._db.execute("SELECT key, email, reason, created_at FROM suppressions")
+        with self._lock, self._guard():
+            cur = self._db.execute(
+                "SELECT key, email, reason, created_at FROM suppressions ORDER BY created_at"
+            )
             rows = cur.fetchmany(1000)
         while rows:
             yield from rows
-            with self._lock:
+            with self._lock, self._guard():
                 rows = cur.fetchmany(1000)
 
-    def copy_suppressions(self, rows: Iterable[tuple[str, str, str, float]]) -> None:
-        with self._lock, self._db:
+    def copy_suppressions(self, rows: Iterable[tuple[str, str, str, float]]) -> int:
+        """Add (key, email, reason, created_at) rows; an address already suppressed keeps
+        its first reason. Returns how many were new."""
+        with self._lock, self._guard(), self._db:
+            before = self._db.total_changes
             self._db.executemany("INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)", rows)
+            return self._db.total_changes - before
+
+    # -- readers (the ids in unsubscribe tokens) -----------------------------------------
+
+    def remember_readers(self, rows: Iterable[tuple[str, str]], *, batch: int = 5000) -> None:
+        """Record (id, address) pairs (``tokens.remember``), streamed in batches."""
+        chunk: list[tuple[str, str]] = []
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) >= batch:
+                self._remember(chunk)
+                chunk = []
+        if chunk:
+            self._remember(chunk)
+
+    def _remember(self, chunk: list[tuple[str, str]]) -> None:
+        with self._lock, self._guard(), self._db:
+            self._db.executemany("INSERT OR IGNORE INTO readers VALUES (?, ?)", chunk)
+
+    def reader(self, reader_id: str) -> str | None:
+        """The address with that token id, if mail went to it."""
+        try:
+            rows = self._read("SELECT email FROM readers WHERE id = ?", (reader_id,))
+        except LedgerError:
+            if self.readonly and not self._has_table("readers"):
+                return None  # a ledger from before opaque tokens, opened read-only
+            raise
+        return rows[0][0] if rows else None
+
+    def _has_table(self, name: str) -> bool:
+        return bool(
+            self._read("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        )
+
+    def queued_addresses(self, issue_id: str) -> Iterator[str]:
+        """Addresses still to be sent for the issue (pending, deferred), streamed."""
+        for row in self.to_send(issue_id, batch=5000):
+            yield row.email
 
     # -- issues --------------------------------------------------------------------------
 
@@ -362,7 +479,7 @@ class Ledger:
 
         def flush() -> None:
             nonlocal inserted, skipped
-            with self._lock, self._db:
+            with self._lock, self._guard(), self._db:
                 before = self._db.total_changes
                 self._db.executemany(
                     "INSERT OR IGNORE INTO deliveries (issue, key, email, name, first_name) "
@@ -448,7 +565,7 @@ class Ledger:
         """Put failed deliveries back in the queue (``pending``), keeping their last error:
         refusals that were the server's fault. Returns how many were failed."""
         n = 0
-        with self._lock, self._db:
+        with self._lock, self._guard(), self._db:
             for i in range(0, len(delivery_ids), 500):
                 chunk = list(delivery_ids[i : i + 500])
                 cur = self._db.execute(
@@ -548,7 +665,7 @@ class SendLock:
         self._fd: int | None = None
 
     def __enter__(self) -> SendLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             _try_lock(fd)
         except OSError as exc:
