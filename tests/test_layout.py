@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"model"},
     {"i18n"},
     {"config", "templating", "ledger", "subscribers"},
-    {"tokens", "content"},
+    {"tokens", "content", "upkeep"},
     {"summarize"},
     {"issue"},
     {"render"},

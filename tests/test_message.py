@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
+import hashlib
+import hmac
 import logging
 import random
 import re
+import secrets
+import uuid
 from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.utils import parseaddr
@@ -17,7 +22,7 @@ from digest.config import parse
 from digest.errors import ConfigError
 from digest.message import Composer, message_id
 from digest.model import Recipient, RenderedEmail
-from digest.tokens import make_token, read_token, secret_for
+from digest.tokens import make_token, read_token, reader_id, remember, secret_for
 
 SECRET = "a-test-secret-of-enough-length"
 
@@ -76,11 +81,56 @@ def bodies(msg) -> tuple[str, str]:
 # -- tokens --------------------------------------------------------------------------------
 
 
+ADDRESSES = ("ann@example.com", "o'brien+news@sub.example.org", "x@xn--bcher-kva.de")
+KNOWN = {reader_id(SECRET, a): a for a in (*ADDRESSES, "bob@example.com")}
+
+
 def test_token_roundtrip_and_url_safe():
-    for address in ("ann@example.com", "o'brien+news@sub.example.org", "x@xn--bcher-kva.de"):
+    for address in ADDRESSES:
         token = make_token(SECRET, address)
         assert re.fullmatch(r"[A-Za-z0-9_.-]+", token)
-        assert read_token(SECRET, token) == address
+        assert read_token(SECRET, token, KNOWN.get) == address
+
+
+def _decoded(token: str) -> bytes:
+    return b"".join(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)) for p in token.split("."))
+
+
+def test_tokens_are_opaque_and_resolve_through_the_ledger(tmp_path):
+    # A token in a URL (proxy logs, browser history) must not say whose it is.
+    from digest.ledger import Ledger
+
+    with Ledger(tmp_path / "l.sqlite3") as ledger:
+        remember(ledger, SECRET, ADDRESSES)
+        for address in ADDRESSES:
+            token = make_token(SECRET, address)
+            assert address.encode() not in _decoded(token)
+            assert address.split("@")[0].encode() not in _decoded(token)
+            assert len(token) == 39  # the same for every address
+            assert read_token(SECRET, token, ledger.reader) == address
+            assert make_token(SECRET, address.upper()) == token  # one id per folded address
+        unknown = make_token(SECRET, "never-mailed@example.com")
+        assert read_token(SECRET, unknown, ledger.reader) is None
+        assert read_token(SECRET, make_token(SECRET, ADDRESSES[0])) is None  # no resolver
+
+
+def legacy_token(secret: str, email: str) -> str:
+    """A token as digest wrote them before they were opaque: base64url(address).MAC."""
+    payload = email.encode()
+    mac = hmac.new(secret.encode(), b"digest-unsubscribe-v1\0" + payload, hashlib.sha256)
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    return f"{b64(payload)}.{b64(mac.digest())}"
+
+
+def test_links_in_mail_already_sent_still_verify():
+    token = legacy_token(SECRET, "ann@example.com")
+    assert read_token(SECRET, token) == "ann@example.com"
+    assert read_token(SECRET, token, {}.get) == "ann@example.com"
+    assert read_token("another-secret-entirely", token) is None
+    mac = token.split(".")[1]
+    assert (
+        read_token(SECRET, f"{legacy_token(SECRET, 'bob@example.com').split('.')[0]}.{mac}") is None
+    )
 
 
 def test_tampered_or_malformed_tokens_are_refused():
@@ -101,9 +151,13 @@ def test_tampered_or_malformed_tokens_are_refused():
         f"{payload[:-1]}{'A' if payload[-1] != 'A' else 'B'}.{mac}",
     ]
     for t in bad:
-        assert read_token(SECRET, t) is None, t
-    assert read_token("another-secret-entirely", token) is None
-    assert read_token("", token) is None
+        assert read_token(SECRET, t, KNOWN.get) is None, t
+    assert read_token(SECRET, token, KNOWN.get) == "ann@example.com"
+    assert read_token("another-secret-entirely", token, KNOWN.get) is None
+    assert read_token("", token, KNOWN.get) is None
+    # A ledger row that maps Ann's id to someone else (tampered, or another secret's row)
+    # names nobody.
+    assert read_token(SECRET, token, {payload: "bob@example.com"}.get) is None
     with pytest.raises(ValueError):
         make_token("", "ann@example.com")
 
@@ -127,12 +181,47 @@ def test_secret_from_env_required_for_real_sends(tmp_path, monkeypatch, caplog):
         assert secret_for(smtp, "dry-run", ledger) == dev  # a dry run mails no one
         assert "development secret" in caplog.text and dev not in caplog.text
     monkeypatch.setenv("DIGEST_TEST_SECRET", "short")
-    with pytest.raises(ConfigError, match="too short") as exc:
+    with pytest.raises(ConfigError, match="too easy to guess") as exc:
         secret_for(smtp, "send")
     assert "short'" not in str(exc.value)
     monkeypatch.setenv("DIGEST_TEST_SECRET", SECRET)
     assert secret_for(smtp, "send") == SECRET
     assert secret_for(outbox, "serve") == SECRET
+
+
+@pytest.mark.parametrize(
+    "weak",
+    [" " * 16, " " * 64, "a" * 64, "ab" * 32, "password" * 4, "0123456789" * 3, "Tr0ub4dor&3xyzzy"],
+)
+def test_a_low_entropy_secret_is_refused_without_being_printed(tmp_path, monkeypatch, weak):
+    unsub = {"secret_env": "DIGEST_TEST_SECRET"}
+    smtp = parse(
+        {"unsubscribe": unsub, "delivery": {"transport": "smtp"}, "smtp": {"host": "127.0.0.1"}},
+        tmp_path / "c.toml",
+    )
+    monkeypatch.setenv("DIGEST_TEST_SECRET", weak)
+    with pytest.raises(ConfigError) as exc:
+        secret_for(smtp, "send")
+    message = str(exc.value)
+    assert "DIGEST_TEST_SECRET" in message and "secrets.token_urlsafe(32)" in message
+    assert weak not in message and weak[:8] not in message
+
+
+def test_generated_secrets_are_accepted(tmp_path, monkeypatch):
+    smtp = parse(
+        {"unsubscribe": {"secret_env": "DIGEST_TEST_SECRET"}, "delivery": {"transport": "smtp"},
+         "smtp": {"host": "127.0.0.1"}},
+        tmp_path / "c.toml",
+    )  # fmt: skip
+    made = [secrets.token_urlsafe(32) for _ in range(200)] + [
+        secrets.token_hex(16) for _ in range(200)
+    ]
+    made += [secrets.token_urlsafe(16) for _ in range(200)] + [
+        str(uuid.uuid4()) for _ in range(200)
+    ]
+    for value in made:
+        monkeypatch.setenv("DIGEST_TEST_SECRET", value)
+        assert secret_for(smtp, "send") == value
 
 
 # -- headers -------------------------------------------------------------------------------
@@ -155,7 +244,7 @@ def test_headers_of_a_message():
     assert urls[1] == "mailto:unsubscribe@example.com?subject=unsubscribe"
     base, token = urls[0].rsplit("/", 1)
     assert base == "https://example.com/unsubscribe"
-    assert read_token(SECRET, token) == "ann@example.com"
+    assert read_token(SECRET, token, KNOWN.get) == "ann@example.com"
     assert msg.get_content_type() == "multipart/alternative"
     # The body's unsubscribe link carries the same token.
     text, html = bodies(msg)
@@ -382,8 +471,10 @@ def test_header_block_check_refuses_what_smuggles():
 
 
 def test_unsubscribe_url_is_checked_against_the_longest_address_up_front():
-    with pytest.raises(ConfigError, match=r"unsubscribe\.url: too long.*254 characters"):
-        composer(unsubscribe_url="https://example.com/" + "p" * 660)
+    with pytest.raises(ConfigError, match=r"unsubscribe\.url: too long.*998"):
+        composer(unsubscribe_url="https://example.com/" + "p" * 960)
+    # Tokens are opaque, the same length for every address: a long URL still fits.
+    composer(unsubscribe_url="https://example.com/" + "p" * 660)
     c = composer(unsubscribe_url="https://example.com/" + "p" * 400, unsubscribe_mailto="")
     longest = "x" * 64 + "@" + ("d" * 63 + ".") * 2 + "d" * 53 + ".example"
     assert len(longest) == 254

@@ -4,7 +4,10 @@ headless Chromium."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
 import logging
 import os
 import re
@@ -25,7 +28,7 @@ import pytest
 from digest import web
 from digest.config import Config, load
 from digest.ledger import Ledger
-from digest.tokens import make_token
+from digest.tokens import make_token, remember
 from digest.web import archive
 from digest.web import server as web_server
 
@@ -158,6 +161,13 @@ def suppressed(cfg: Config, email: str) -> bool:
         return ledger.is_suppressed(email)
 
 
+def token_for(cfg: Config, secret: str, email: str) -> str:
+    """The token of ``email``, its id recorded in the ledger as a send records it."""
+    with Ledger(cfg.ledger.path) as ledger:
+        remember(ledger, secret, [email])
+    return make_token(secret, email)
+
+
 def one_click(client: httpx.Client, url: str) -> httpx.Response:
     # What Gmail and Yahoo send (RFC 8058 section 3.2), urlencoded.
     return client.post(
@@ -196,8 +206,58 @@ def test_one_click_post_suppresses_and_the_next_send_skips_the_address(
     assert (counts["sent"], counts["suppressed"]) == (1, 1)
 
 
+def test_the_link_in_a_sent_message_does_not_carry_the_address(
+    cfg: Config, client: httpx.Client
+) -> None:
+    # Proxy and access logs, browser history: the URL must not say whose it is.
+    send(cfg)
+    ada_message = next(p for p, to in _outbox(cfg).items() if to == ADA)
+    url = re.search(rb"List-Unsubscribe: <(https://[^>]+)>", ada_message.read_bytes()).group(1)
+    token = url.decode().rsplit("/", 1)[1]
+    decoded = b"".join(
+        base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)) for part in token.split(".")
+    )
+    assert b"ada" not in decoded.lower() and b"example.com" not in decoded
+    with running(cfg) as base:
+        assert one_click(client, f"{base}/unsubscribe/{token}").status_code == 200
+    assert suppressed(cfg, ADA) and not suppressed(cfg, BOB)
+
+
+def test_links_of_the_first_token_format_still_unsubscribe(
+    cfg: Config, client: httpx.Client
+) -> None:
+    # Mail sent before tokens were opaque carries base64url(address).MAC: still honoured.
+    payload = ADA.encode()
+    mac = hmac.new(SECRET.encode(), b"digest-unsubscribe-v1\0" + payload, hashlib.sha256)
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    with running(cfg) as base:
+        r = one_click(client, f"{base}/unsubscribe/{b64(payload)}.{b64(mac.digest())}")
+    assert r.status_code == 200
+    assert suppressed(cfg, ADA)
+
+
+def test_a_damaged_ledger_gets_a_503_page_not_a_500(
+    cfg: Config, client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    send(cfg)
+    token = token_for(cfg, SECRET, ADA)
+    path = Path(cfg.ledger.path)
+    path.write_bytes(b"not a database any more\n" * 500)
+    with running(cfg) as base:
+        answers = [
+            client.get(f"{base}/"),
+            client.get(f"{base}/issues/2026-W12/"),
+            one_click(client, f"{base}/unsubscribe/{token}"),
+        ]
+    for r in answers:
+        assert r.status_code == 503, (r.request.url, r.status_code)
+        assert "Temporarily unavailable" in r.text and "Traceback" not in r.text
+        assert str(path) not in r.text  # the file is for the operator's log, not the page
+    assert str(path) in caplog.text and "digest ledger check" in caplog.text
+
+
 def test_repeated_one_click_post_is_fine(cfg: Config, client: httpx.Client) -> None:
-    token = make_token(SECRET, ADA)
+    token = token_for(cfg, SECRET, ADA)
     with running(cfg) as base:
         answers = [one_click(client, f"{base}/unsubscribe/{token}") for _ in range(3)]
     assert [r.status_code for r in answers] == [200, 200, 200]
@@ -206,7 +266,7 @@ def test_repeated_one_click_post_is_fine(cfg: Config, client: httpx.Client) -> N
 
 def test_multipart_one_click_post_works_too(cfg: Config, client: httpx.Client) -> None:
     # RFC 8058 says the body SHOULD be multipart/form-data.
-    token = make_token(SECRET, BOB)
+    token = token_for(cfg, SECRET, BOB)
     with running(cfg) as base:
         r = client.post(
             f"{base}/unsubscribe/{token}", files={"List-Unsubscribe": (None, "One-Click")}
@@ -226,9 +286,9 @@ def test_any_post_with_a_valid_token_unsubscribes_and_the_confirm_form_sends_the
     }
     with running(cfg) as base:
         for email, body in bodies.items():
-            r = client.post(f"{base}/unsubscribe/{make_token(SECRET, email)}", **body)
+            r = client.post(f"{base}/unsubscribe/{token_for(cfg, SECRET, email)}", **body)
             assert r.status_code == 200, email
-        form = client.get(f"{base}/unsubscribe/{make_token(SECRET, ADA)}").text
+        form = client.get(f"{base}/unsubscribe/{token_for(cfg, SECRET, ADA)}").text
     assert suppressed(cfg, ADA) and suppressed(cfg, BOB)
     # The confirm page's button posts what RFC 8058 clients post, so it would keep
     # working if the endpoint ever required the field.
@@ -238,7 +298,7 @@ def test_any_post_with_a_valid_token_unsubscribes_and_the_confirm_form_sends_the
 def test_bad_tokens_get_one_400_page_that_reveals_nothing(
     cfg: Config, client: httpx.Client
 ) -> None:
-    good = make_token(SECRET, ADA)
+    good = token_for(cfg, SECRET, ADA)
     flipped = good[:-1] + ("A" if good[-1] != "A" else "B")
     bad = {
         "tampered": flipped,
@@ -265,7 +325,7 @@ def test_bad_tokens_get_one_400_page_that_reveals_nothing(
 
 
 def test_a_get_alone_unsubscribes_nobody(cfg: Config, client: httpx.Client) -> None:
-    token = make_token(SECRET, ADA)
+    token = token_for(cfg, SECRET, ADA)
     with running(cfg) as base:
         for method in ("GET", "HEAD", "GET"):
             r = client.request(method, f"{base}/unsubscribe/{token}")
@@ -276,7 +336,7 @@ def test_a_get_alone_unsubscribes_nobody(cfg: Config, client: httpx.Client) -> N
 
 
 def test_resubscribe_takes_the_address_off_the_list(cfg: Config, client: httpx.Client) -> None:
-    token = make_token(SECRET, ADA)
+    token = token_for(cfg, SECRET, ADA)
     with running(cfg) as base:
         one_click(client, f"{base}/unsubscribe/{token}")
         assert suppressed(cfg, ADA)
@@ -289,7 +349,7 @@ def test_resubscribe_takes_the_address_off_the_list(cfg: Config, client: httpx.C
 
 def test_no_secret_refuses_every_token(cfg: Config, client: httpx.Client) -> None:
     with running(cfg, secret=None) as base:
-        r = one_click(client, f"{base}/unsubscribe/{make_token(SECRET, ADA)}")
+        r = one_click(client, f"{base}/unsubscribe/{token_for(cfg, SECRET, ADA)}")
     assert r.status_code == 400
 
 
@@ -314,7 +374,7 @@ def test_serve_needs_the_secret_when_mail_goes_out_over_smtp(
 
 
 def test_security_headers_on_every_kind_of_answer(cfg: Config, client: httpx.Client) -> None:
-    token = make_token(SECRET, ADA)
+    token = token_for(cfg, SECRET, ADA)
     with running(cfg) as base:
         answers = [
             client.get(base + "/"),
@@ -355,7 +415,7 @@ def test_no_open_redirects(cfg: Config, client: httpx.Client) -> None:
 
 
 def test_tokens_stay_out_of_the_access_log(cfg: Config, client: httpx.Client) -> None:
-    token = make_token(SECRET, ADA)
+    token = token_for(cfg, SECRET, ADA)
     lines: list[str] = []
 
     class Collect(logging.Handler):
@@ -507,8 +567,11 @@ def test_serve_command_with_the_outbox_dev_secret_unsubscribes_and_stops_cleanly
         assert m, (line, proc.poll())
         base = m.group(1).rstrip("/")
         assert client.get(base + "/").status_code == 200
-        assert one_click(client, f"{base}/unsubscribe/{make_token(dev_secret, ADA)}").is_success
-        assert one_click(client, f"{base}/unsubscribe/{make_token(SECRET, BOB)}").status_code == 400
+        assert one_click(client, f"{base}/unsubscribe/{token_for(cfg, dev_secret, ADA)}").is_success
+        assert (
+            one_click(client, f"{base}/unsubscribe/{token_for(cfg, SECRET, BOB)}").status_code
+            == 400
+        )
     finally:
         proc.send_signal(signal.SIGINT)  # Ctrl-C, the documented way to stop
         _out, err = proc.communicate(timeout=15)
@@ -576,7 +639,7 @@ def test_preview_renders_current_content_on_each_reload(cfg: Config, client: htt
 
 @pytest.mark.browser
 def test_browser_confirm_then_unsubscribed_then_resubscribe(cfg: Config, browser) -> None:
-    token = make_token(SECRET, ADA)
+    token = token_for(cfg, SECRET, ADA)
     with running(cfg) as base:
         page = browser.new_page()
         errors: list[str] = []

@@ -29,6 +29,7 @@ from .errors import (
     ContentError,
     DeliveryError,
     DigestError,
+    LedgerError,
     NotDue,
     NothingToSend,
 )
@@ -798,6 +799,107 @@ def status(obj: Ctx, issue: str | None) -> None:
             click.echo(f"  {n:>8,} x {reason}")
         for address, state, reason, attempts in s.failures:
             click.echo(f"    {address} ({state}, {attempts} attempt(s)): {reason}")
+
+
+@main.group()
+def ledger() -> None:
+    """Look after the ledger: check it, back it up, carry the suppression list over.
+
+    The ledger (ledger.path) records every delivery and who unsubscribed; losing it
+    means mailing those readers again. See README, "Backups".
+
+    \b
+    Example:
+        digest ledger check
+        digest ledger backup backups/digest-$(date +%F).sqlite3
+    """
+
+
+@ledger.command(name="check")
+@click.pass_obj
+@handle_errors
+def ledger_check(obj: Ctx) -> None:
+    """Check the ledger file with SQLite's integrity check (read-only).
+
+    Exit 0 when it is sound; 1 with the problems SQLite found when it is damaged.
+
+    \b
+    Example:
+        digest ledger check
+    """
+    from .upkeep import check
+
+    path = Path(obj.cfg.ledger.path)
+    result = check(path)
+    if result.ok:
+        click.echo(
+            f"{path}: ok ({result.issues:,} issue(s), {result.deliveries:,} deliveries, "
+            f"{result.suppressions:,} suppressed address(es))"
+        )
+        return
+    for problem in result.problems:
+        click.echo(f"  {problem}")
+    raise LedgerError(
+        f"{path}: the ledger is damaged ({len(result.problems)} problem(s) above). Put your "
+        "latest backup in its place (README, 'Backups'); 'digest ledger export-suppressions' "
+        "may still save the suppression list from it"
+    )
+
+
+@ledger.command(name="backup")
+@click.argument("dest", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace DEST if it exists.")
+@click.pass_obj
+@handle_errors
+def ledger_backup(obj: Ctx, dest: Path, force: bool) -> None:
+    """Copy the ledger to DEST with SQLite's online backup API (safe during a send).
+
+    \b
+    Example:
+        digest ledger backup backups/digest-$(date +%F).sqlite3
+    """
+    from .upkeep import backup
+
+    r = backup(obj.cfg.ledger.path, dest, force=force)
+    click.echo(f"Backed up {obj.cfg.ledger.path} to {r.path} ({r.bytes:,} bytes, checked).")
+
+
+@ledger.command(name="export-suppressions")
+@click.argument("dest", type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_obj
+@handle_errors
+def ledger_export_suppressions(obj: Ctx, dest: Path) -> None:
+    """Write the suppression list (who unsubscribed or bounced) to a CSV file.
+
+    Columns: email, reason, time (ISO 8601, UTC).
+
+    \b
+    Example:
+        digest ledger export-suppressions suppressed.csv
+    """
+    from .upkeep import export_suppressions
+
+    n = export_suppressions(obj.cfg.ledger.path, dest)
+    click.echo(f"Wrote {n:,} suppressed address(es) to {dest}.")
+
+
+@ledger.command(name="import-suppressions")
+@click.argument("source", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.pass_obj
+@handle_errors
+def ledger_import_suppressions(obj: Ctx, source: Path) -> None:
+    """Add the addresses of a CSV file (an email column) to the suppression list.
+
+    \b
+    Example:
+        digest ledger import-suppressions suppressed.csv
+    """
+    from .upkeep import import_suppressions
+
+    r = import_suppressions(obj.cfg.ledger.path, source)
+    for problem in r.problems:
+        warn(problem)
+    click.echo(f"Suppressed {r.added:,} new address(es); {r.present:,} already were.")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -66,6 +66,11 @@ class DeliveryError(DigestError):
     exit_code = 5
 
 
+class LedgerError(DigestError):
+    """The ledger file cannot be used: damaged, unreadable, disk full. Names the file and
+    what to do (``digest ledger check``, a backup). Exit code 1, as any error."""
+
+
 class NotDue(DigestError):
     """``send --due`` (cron mode): no issue is due now within the grace; says why."""
 

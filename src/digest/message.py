@@ -307,13 +307,13 @@ class Composer:
             if unsubscribe_mailto
             else b">\r\n"
         )
-        # Fail here, before anything is frozen or sent, if the longest address would not
-        # fit: not at that one recipient halfway through the list.
+        # Fail here, before anything is frozen or sent, if a token would not fit (tokens
+        # are opaque and all the same length; the longest address is tried all the same).
         first, _, second = self._list_unsubscribe("x" * MAX_ADDRESS).partition(b"\r\n")
         if len(first) > 998 or len(second) > 1000:
             room = 998 - (len(first) - len(self.unsubscribe_base))
-            key, why = ("unsubscribe.url", f"too long: with the token of the longest address "
-                f"({MAX_ADDRESS} characters) the List-Unsubscribe header line would be "
+            key, why = ("unsubscribe.url", f"too long: with a token the List-Unsubscribe "
+                f"header line would be "
                 f"{len(first)} octets, more than the 998 mail allows; use a URL of at most "
                 f"{room - 1} characters")  # fmt: skip
             if len(first) <= 998:

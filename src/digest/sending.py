@@ -38,7 +38,7 @@ from .message import Composed, Composer
 from .model import Recipient
 from .pipeline import Selection, choose_window, prepare
 from .subscribers import Audience, check_file, count_rows, parse_addresses
-from .tokens import secret_for
+from .tokens import remember, secret_for
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +230,9 @@ def send(
         if retry_failed and ledger.requeue_failed(rec.id):
             ledger.set_issue_state(rec.id, ISSUE_SENDING)  # unfinished until they have outcomes
         ledger.suppress_pending(rec.id)
+        # Before any mail carries their tokens: the ids `digest serve` resolves. Here, not
+        # at queue time, so a resume under a changed secret is covered too.
+        remember(ledger, secret, ledger.queued_addresses(rec.id))
         result = _deliver(cfg, ledger, rec.id, transport, composer, progress, stop)
         requeued = ledger.requeue(result.requeue) if result.requeue else 0
         _finish(ledger, report, result, started)
@@ -543,7 +546,8 @@ class PreviewReport:
 
 def preview(cfg: Config, now: dt.datetime, sel: Selection, to: Sequence[str]) -> PreviewReport:
     """The issue as it would be sent, to ``to`` only: "[Preview]" in the subject, a fresh
-    Message-ID (never the one the real send will use), nothing recorded."""
+    Message-ID (never the one the real send will use), no delivery recorded (only the
+    token ids of ``to``, so its unsubscribe links work)."""
     recipients = parse_addresses(to)
     built = prepare(cfg, now, sel)
     transport = delivery.transport_for(cfg)
@@ -551,6 +555,8 @@ def preview(cfg: Config, now: dt.datetime, sel: Selection, to: Sequence[str]) ->
     composer = Composer.from_config(
         cfg, built.rendered, secret, subject_prefix="[Preview] ", random_ids=True
     )
+    with Ledger(cfg.ledger.path) as ledger:  # so the preview's unsubscribe link resolves
+        remember(ledger, secret, (r.email for r in recipients))
     report = PreviewReport(built.issue.id, "[Preview] " + built.rendered.subject, transport.name)
     if isinstance(transport, delivery.OutboxTransport):
         report.folder = transport.folder / "new"

@@ -1,24 +1,34 @@
-"""Secret + address -> a signed, URL-safe token; and the one policy for that secret.
+"""Secret + address -> an opaque signed token; and the one policy for that secret.
 
-``make_token``/``read_token`` sign an address with HMAC-SHA256 under a secret from the
-environment; the unsubscribe link in the header and in the body carry the same token,
-and ``digest serve`` reads it back. ``secret_for`` decides, in one place, where the
-secret comes from for each use (a send, a dry run, a preview, the web server).
+A token names a reader without showing the address: ``base64url(id) + "." +
+base64url(MAC)``, where ``id`` is a keyed hash of the case-folded address (12 bytes of
+HMAC-SHA256 under the secret) and the MAC (16 bytes) signs the id. The id is derived, not
+stored, so composing a message needs no database round trip (~2 us a token); the ledger
+keeps ``id -> address`` for every address mail went to (``remember``), and ``digest
+serve`` resolves a token's id there. Tokens of the first format (the address itself,
+base64url, with a 32-byte MAC) in mail already sent still verify.
+
+``secret_for`` decides, in one place, where the secret comes from for each use (a send, a
+dry run, a preview, the web server), and refuses a secret too guessable to sign with.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import hashlib
 import hmac
 import logging
+import math
 import re
 import secrets
+from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 from .errors import ConfigError
-from .ledger import Ledger
+from .ledger import Ledger, address_key
 
 if TYPE_CHECKING:
     from .config import Config
@@ -27,6 +37,9 @@ log = logging.getLogger(__name__)
 
 MAX_TOKEN = 2000  # characters: longer is never ours (a signed address is at most ~400)
 _TOKEN_CONTEXT = b"digest-unsubscribe-v1\0"  # so the key signs nothing else by accident
+_ID_CONTEXT = b"digest-reader-id-v2\0"
+_MAC_CONTEXT = b"digest-unsubscribe-v2\0"
+ID_BYTES, MAC_BYTES = 12, 16  # 96-bit ids (no collision below ~10^14 readers), 128-bit MAC
 _B64 = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -43,20 +56,45 @@ def _unb64(text: str) -> bytes:
     return data
 
 
-def _mac(secret: str, payload: bytes) -> bytes:
-    return hmac.new(secret.encode("utf-8"), _TOKEN_CONTEXT + payload, hashlib.sha256).digest()
+@lru_cache(maxsize=8)
+def _keyed(secret: str) -> hmac.HMAC:
+    # The key schedule once per secret; each token copies it (about half the cost).
+    return hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
+
+
+def _hmac(secret: str, data: bytes) -> bytes:
+    h = _keyed(secret).copy()
+    h.update(data)
+    return h.digest()
+
+
+def reader_id(secret: str, email: str) -> str:
+    """The opaque id of an address under ``secret`` (base64url): stable, and no one
+    without the secret can tell whose it is."""
+    return _b64(_hmac(secret, _ID_CONTEXT + address_key(email).encode("utf-8"))[:ID_BYTES])
 
 
 def make_token(secret: str, email: str) -> str:
-    """A URL-safe token naming ``email``, signed with HMAC-SHA256 under ``secret``."""
+    """An opaque, URL-safe token for ``email``: its id and a MAC, never the address.
+
+    ``digest serve`` resolves the id in the ledger, so the address must be ``remember``-ed
+    there before mail carrying the token goes out (sends and previews do this)."""
     if not secret:
         raise ValueError("an unsubscribe token needs a secret")
-    payload = email.encode("utf-8")
-    return f"{_b64(payload)}.{_b64(_mac(secret, payload))}"
+    rid = reader_id(secret, email)
+    return f"{rid}.{_b64(_hmac(secret, _MAC_CONTEXT + rid.encode('ascii'))[:MAC_BYTES])}"
 
 
-def read_token(secret: str | None, token: str) -> str | None:
-    """The address a token names, or None if it is malformed or was not signed by us."""
+def remember(ledger: Ledger, secret: str, emails: Iterable[str]) -> None:
+    """Record ``id -> address`` in the ledger for each address, so their tokens resolve."""
+    ledger.remember_readers((reader_id(secret, e), e) for e in emails)
+
+
+def read_token(
+    secret: str | None, token: str, resolve: Callable[[str], str | None] | None = None
+) -> str | None:
+    """The address a token names, or None if it is malformed, was not signed by us, or
+    (an opaque token) its id is unknown to ``resolve`` (id -> address, the ledger's)."""
     if not secret or not isinstance(token, str) or not token or len(token) > MAX_TOKEN:
         return None
     payload_text, dot, mac_text = token.partition(".")
@@ -66,13 +104,68 @@ def read_token(secret: str | None, token: str) -> str | None:
         payload, mac = _unb64(payload_text), _unb64(mac_text)
     except (ValueError, binascii.Error):
         return None
-    if not hmac.compare_digest(mac, _mac(secret, payload)):
+    if len(payload) == ID_BYTES and len(mac) == MAC_BYTES:
+        good = _hmac(secret, _MAC_CONTEXT + payload_text.encode("ascii"))[:MAC_BYTES]
+        if not hmac.compare_digest(mac, good) or resolve is None:
+            return None
+        email = resolve(payload_text)
+        # The id must still be this address's id: a row written under another secret
+        # (or tampered with) names nobody.
+        if email is None or not hmac.compare_digest(reader_id(secret, email), payload_text):
+            return None
+        return email
+    # The first format (mail sent before tokens were opaque): the address, signed.
+    if not hmac.compare_digest(mac, _hmac(secret, _TOKEN_CONTEXT + payload)):
         return None
     try:
         email = payload.decode("utf-8")
     except UnicodeDecodeError:
         return None
     return email if email and "@" in email else None
+
+
+# --- how guessable a secret is ---------------------------------------------------------
+
+MIN_SECRET_BITS = 80
+SECRET_HOWTO = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def secret_bits(value: str) -> float:
+    """A conservative estimate of a secret's entropy in bits.
+
+    The smaller of two estimates: the characters that are not a repeat, a run
+    (``aaaa``, ``abcd``) or a copy of an earlier stretch (``passwordpassword``), each worth
+    the alphabet its character classes span; and the string's empirical Shannon entropy
+    (with the Miller-Madow correction for short strings). ``secrets.token_urlsafe(16)``
+    and ``token_hex(16)`` score 86+ and 104+; 16 spaces 0, ``password`` x4 38. Words
+    from a dictionary are not recognised: use a generated secret.
+    """
+    n = len(value)
+    if not n:
+        return 0.0
+    classes = [
+        (26, lambda c: c.isascii() and c.islower()),
+        (26, lambda c: c.isascii() and c.isupper()),
+        (10, lambda c: c.isascii() and c.isdigit()),
+        (33, lambda c: c.isascii() and not c.isalnum()),
+        (100, lambda c: not c.isascii()),
+    ]
+    pool = sum(size for size, has in classes if any(has(c) for c in value))
+    effective, i, step = 0, 0, None
+    while i < n:
+        copied = 0  # length of the longest earlier copy of value[i:]
+        while i + copied < n and value.find(value[i : i + copied + 1], 0, i + copied) != -1:
+            copied += 1
+        if copied >= 3:
+            effective, i, step = effective + 1, i + copied, None
+            continue
+        d = ord(value[i]) - ord(value[i - 1]) if i else None
+        if d is None or not (d == 0 or (abs(d) == 1 and d == step)):
+            effective += 1
+        step, i = d, i + 1
+    counts = collections.Counter(value).values()
+    shannon = -sum(k * math.log2(k / n) for k in counts) + (len(counts) - 1) / (2 * math.log(2))
+    return min(effective * math.log2(pool), shannon)
 
 
 DEV_SECRET_NOTE = (
@@ -93,20 +186,25 @@ def _policy(cfg: Config, ledger: Ledger | None, *, real: bool) -> str:
     env = cfg.unsubscribe.secret_env
     value = cfg.unsubscribe.secret()
     if value:
-        if len(value) < 16:
+        # The check is on its entropy, not its length (16 spaces are 16 characters). The
+        # message never quotes the secret, not even in part.
+        if secret_bits(value[:256]) < MIN_SECRET_BITS:
             raise ConfigError(
                 cfg.source or "config",
-                [("unsubscribe.secret_env", f"the secret in {env} is too short; use 16 or "
-                  "more random characters, e.g. python -c 'import secrets; "
-                  "print(secrets.token_urlsafe(32))'")],
+                [("unsubscribe.secret_env", f"the secret in {env} is too easy to guess "
+                  f"(about {secret_bits(value[:256]):.0f} bits of entropy; at least "
+                  f"{MIN_SECRET_BITS} are needed: repeats, runs and short secrets are "
+                  f"refused). Generate one with {SECRET_HOWTO} and export {env}=<it> (the "
+                  "same for every send and for 'digest serve'; links in mail already "
+                  "sent stop working when it changes)")],
             )  # fmt: skip
         return value
     if real:
         raise ConfigError(
             cfg.source or "config",
             [("unsubscribe.secret_env", f"the environment variable {env} is not set. Real "
-              "sends sign every unsubscribe link with it; create one with python -c 'import "
-              f"secrets; print(secrets.token_urlsafe(32))' and export {env}=<it> (keep it "
+              f"sends sign every unsubscribe link with it; create one with {SECRET_HOWTO} "
+              f"and export {env}=<it> (keep it "
               "the same for every send and for 'digest serve')")],
         )  # fmt: skip
     stored = ledger.dev_secret() if ledger is not None else None

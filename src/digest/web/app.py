@@ -1,8 +1,9 @@
 """Ledger + archive -> the ASGI app (Starlette) that ``digest serve`` runs.
 
 - ``POST /unsubscribe/<token>``: RFC 8058 one-click unsubscribe. The token is the signed
-  token of the ``List-Unsubscribe`` header; the address goes on the ledger's suppression
-  list (idempotent) and the answer is 200 with no further step.
+  token of the ``List-Unsubscribe`` header (an opaque id the ledger resolves); the
+  address goes on the ledger's suppression list (idempotent) and the answer is 200 with
+  no further step.
 - ``GET /unsubscribe/<token>``: a confirm page. A GET never unsubscribes (link scanners
   and mail security gateways follow links); its button POSTs back to the same URL.
 - ``POST /resubscribe/<token>``: undoes it.
@@ -31,6 +32,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Config
+from ..errors import LedgerError
 from ..ledger import Ledger
 from ..tokens import read_token
 from .archive import ISSUE_ID, index_html, issue_html, published_issue, published_issues
@@ -130,14 +132,22 @@ def create_app(
         with Ledger(ledger_path) as ledger:
             ledger.unsuppress(email)
 
-    def reader(request: Request) -> tuple[str, str] | HTMLResponse:
-        """(token, address) of a link's signed token, or the page for a bad one."""
+    def lookup(token: str) -> str | None:
+        def resolve(reader_id: str) -> str | None:
+            with Ledger(ledger_path) as ledger:
+                return ledger.reader(reader_id)
+
+        return read_token(secret, token, resolve)
+
+    async def reader(request: Request) -> tuple[str, str] | HTMLResponse:
+        """(token, address) of a link's signed token, or the page for a bad one. The
+        token holds an id, not the address: the ledger says whose it is."""
         token = request.path_params["token"]
-        email = read_token(secret, token)
+        email = await run_in_threadpool(lookup, token)
         return (token, email) if email is not None else bad_token(request)
 
     async def unsubscribe(request: Request) -> Response:
-        found = reader(request)
+        found = await reader(request)
         if isinstance(found, Response):
             return found
         token, email = found
@@ -158,7 +168,7 @@ def create_app(
         )
 
     async def resubscribe(request: Request) -> Response:
-        found = reader(request)
+        found = await reader(request)
         if isinstance(found, Response):
             return found
         token, email = found
@@ -216,6 +226,19 @@ def create_app(
             response.headers.update(exc.headers)
         return response
 
+    async def ledger_error(request: Request, exc: Exception) -> Response:
+        # A damaged or unreadable ledger: a page that says so (503: try later), and the
+        # file and what to do in the log, for whoever runs `digest serve`.
+        log.error("%s", exc)
+        return respond(
+            request,
+            "error.html",
+            503,
+            private=True,
+            title="Temporarily unavailable",
+            message="This page cannot be shown right now. Please try again later.",
+        )
+
     routes = [
         Route("/", index, methods=["GET"]),
         Route("/style.css", stylesheet, methods=["GET"]),
@@ -228,7 +251,10 @@ def create_app(
     ]
     if preview:
         routes.append(Route("/preview", preview_page, methods=["GET"]))
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: http_error, LedgerError: ledger_error},
+    )
     # Starlette's slash redirect builds an absolute URL from the Host header; we answer
     # the few paths that need it ourselves, with relative redirects.
     app.router.redirect_slashes = False
