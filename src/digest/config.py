@@ -131,6 +131,10 @@ class Content(_Section):
     key_points: int = Field(default=3, ge=0, le=10)
     max_articles: int = Field(default=10, ge=1, le=200)
     group_by: Literal["", "tag", "category"] = ""
+    # Issue 13: a link that resolves outside `folder` is skipped unless this is true.
+    follow_symlinks_outside: bool = False
+    # Issue 13: a larger article file is skipped with a warning (parsing is not free).
+    max_file_kb: int = Field(default=1024, ge=1)
 
 
 class Templates(_Section):

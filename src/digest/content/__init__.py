@@ -49,13 +49,19 @@ from typing import Any
 from ..config import Config
 from ..errors import ContentError
 from ..model import Article, Chooser, Collection, Problem
-from ..text import drop_hidden, inline_text, one_line
+from ..text import count_words, drop_hidden, inline_text, one_line
 from . import dates, fields, html
-from .frontmatter import BOM, Head, not_utf8, read_bytes, read_head
+from .frontmatter import BOM, Head, not_utf8, read_bytes, read_head, too_big
 
 __all__ = ["Article", "Collection", "Problem", "load"]
 
 SUFFIXES = (".md", ".markdown")
+# Characters of a body that are parsed, sanitized and handed on (about 15,000 words). The
+# email shows a title, a summary and key points, and the longest summary reads
+# ``summarize.LOOKAHEAD`` x 500 words; beyond this, the text only counts toward reading
+# time. Parsing grows with the text (a 1.6 MB table took seconds per parse and hundreds
+# of MB per pass, and ``check`` and each preview refresh parse again), so it stops here.
+PARSE_CHARS = 100_000
 
 
 def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Collection:
@@ -82,9 +88,11 @@ def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Col
     heads: list[Head] = []
     live: list[Head] = []
     drafts = future = 0
-    files = _walk(str(folder))
+    files, skipped = _walk(str(folder), outside=cfg.content.follow_symlinks_outside)
+    problems += skipped
+    max_bytes = cfg.content.max_file_kb * 1024
     with _gc_paused():  # the scan only allocates; collecting 10k live heads costs ~10%
-        scanned = [_scan(path, rel, tz) for path, rel in files]
+        scanned = [_scan(path, rel, tz, max_bytes) for path, rel in files]
     for head in scanned:
         problems += head.problems
         if head.failed:
@@ -111,7 +119,7 @@ def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Col
     articles: list[Article] = []
     for head in todo:
         seen = len(head.problems)
-        art = _parse(head, base)
+        art = _parse(head, base, max_bytes)
         problems += head.problems[seen:]
         if art is not None and id(head) in keep:
             articles.append(art)
@@ -158,13 +166,22 @@ class _Shown:
             return path
 
 
-def _walk(folder: str) -> list[tuple[str, str]]:
-    """(path, posix path relative to ``folder``) of every content file, sorted.
+def _walk(folder: str, *, outside: bool = False) -> tuple[list[tuple[str, str]], list[Problem]]:
+    """(path, posix path relative to ``folder``) of every content file, sorted, and a
+    warning for each link skipped.
 
     Hidden files and folders are skipped; symlinked folders are followed once (a loop
-    of links is not followed around); only regular files are read.
+    of links is not followed around); only regular files are read. A link (to a file or
+    a folder) whose target lies outside ``folder`` is skipped with a warning unless
+    ``outside``: a post-shaped link to ``~/.ssh/id_rsa`` would otherwise be mailed to
+    every reader. Only links cost a ``realpath``: ``DirEntry.is_symlink`` comes with the
+    directory listing. A link to a file is read through its resolved path (which the
+    reader opens with ``O_NOFOLLOW``), so swapping it for another link later reads nothing.
     """
     found: list[tuple[str, str]] = []
+    skipped: list[Problem] = []
+    root = os.path.realpath(folder)
+    inside = root.rstrip(os.sep) + os.sep
     stack = [(folder, "")]
     seen: set[tuple[int, int]] = set()
     while stack:
@@ -182,6 +199,15 @@ def _walk(folder: str) -> list[tuple[str, str]]:
             if name.startswith("."):
                 continue
             try:
+                path = e.path
+                if e.is_symlink():
+                    real = os.path.realpath(path)
+                    if not outside and real != root and not real.startswith(inside):
+                        if e.is_dir() or name.lower().endswith(SUFFIXES):
+                            skipped.append(_outside(path, real))
+                        continue
+                    if not e.is_dir():
+                        path = real
                 if e.is_dir():
                     stack.append((e.path, f"{rel}{name}/"))
                 elif (
@@ -189,27 +215,56 @@ def _walk(folder: str) -> list[tuple[str, str]]:
                     and not name.startswith("_index.")
                     and e.is_file()
                 ):
-                    found.append((e.path, rel + name))
+                    found.append((path, rel + name))
             except OSError:
                 continue
     found.sort(key=lambda f: f[1])
-    return found
+    return found, skipped
 
 
-def _scan(path: str, rel: str, tz: dt.tzinfo) -> Head:
+def _outside(link: str, target: str) -> Problem:
+    return Problem(
+        Path(link),
+        None,
+        f"skipped: a link to {target}, outside the content folder; move the file into "
+        "the folder, or set content.follow_symlinks_outside = true to read it",
+        "warning",
+    )
+
+
+def _count_words(text: str) -> int:
+    """``count_words`` in 1 MB pieces cut at whitespace: memory stays flat."""
+    total, at = 0, 0
+    while at < len(text):
+        end = at + (1 << 20)
+        if end < len(text):
+            space = max(text.rfind(" ", at, end), text.rfind("\n", at, end))
+            end = space + 1 if space > at else end
+        total += count_words(text[at:end])
+        at = end
+    return total
+
+
+def _scan(path: str, rel: str, tz: dt.tzinfo, max_bytes: int) -> Head:
     """The head of a file: its metadata, date and draft state."""
-    head = read_head(path, rel)
+    head = read_head(path, rel, max_bytes)
     if not head.failed:
         dates.date_and_draft(head, tz)
     return head
 
 
-def _parse(head: Head, base: str) -> Article | None:
-    """Read the whole file and make the Article, or add problems and return None."""
+def _parse(head: Head, base: str, max_bytes: int) -> Article | None:
+    """Read the whole file and make the Article, or add problems and return None.
+
+    Only the first ``PARSE_CHARS`` of the body are parsed (cut at a line break); the
+    rest is counted for reading time."""
     try:
-        raw = read_bytes(head.path).removeprefix(BOM)
+        raw = read_bytes(head.path, max_bytes + 1).removeprefix(BOM)
     except OSError as exc:
         head.problem(f"cannot read the file: {exc.strerror or exc}")
+        return None
+    if len(raw) > max_bytes:  # grew since its head was read
+        too_big(head, os.stat(head.path).st_size, max_bytes)
         return None
     body_bytes = raw[head.body_at :]
     try:
@@ -222,6 +277,15 @@ def _parse(head: Head, base: str) -> Article | None:
     if not raw.strip():
         head.problem("empty file; write a title and some text, or delete it")
         return None
+    rest = ""
+    if len(body) > PARSE_CHARS:
+        cut = body.rfind("\n", 0, PARSE_CHARS) + 1 or PARSE_CHARS
+        body, rest = body[:cut], body[cut:]
+        head.warn(
+            f"only the first {cut:,} characters of the text are read (the email shows a "
+            f"summary); the other {len(rest):,} count toward reading time only",
+            head.body_line + body.count("\n"),
+        )
     md = html.markdown()
     env: dict[str, Any] = {}
     tokens = md.parse(body, env)
@@ -268,6 +332,6 @@ def _parse(head: Head, base: str) -> Article | None:
         image=image,
         image_alt=image_alt,
         draft=head.draft,
-        words=html.words(tokens),
+        words=html.words(tokens) + _count_words(rest),
         **values,
     )
