@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
+import jinja2
+
 from .config import Config
 from .errors import ConfigError, NothingToSend
 from .model import Article, Group, Issue, Item, Window
@@ -140,6 +142,17 @@ def _one_line(text: str, limit: int) -> str:
     return cut + "…"
 
 
+def _config_template(cfg: Config, key: str, ctx: dict[str, object]) -> str:
+    """``newsletter.<key>`` rendered; a ConfigError naming the key when it fails."""
+    try:
+        return render_string(getattr(cfg.newsletter, key), **ctx)
+    except jinja2.exceptions.SecurityError as exc:
+        problem = f"{exc}: templates run in a sandbox without access to Python; remove it"
+    except jinja2.TemplateError as exc:
+        problem = f"the template failed: {exc.message or exc}; it may use {', '.join(ctx)}"
+    raise ConfigError(cfg.source or "config", [(f"newsletter.{key}", problem)])
+
+
 def build_issue(
     cfg: Config, window: Window, articles: Iterable[Article], *, first: Window | None = None
 ) -> Issue:
@@ -173,8 +186,8 @@ def build_issue(
         "top_title": shown[0].title,
         "titles": "; ".join(a.title for a in shown),
     }
-    subject = _one_line(render_string(cfg.newsletter.subject, **ctx), 150)
-    preheader = _one_line(render_string(cfg.newsletter.preheader, **ctx), 140)
+    subject = _one_line(_config_template(cfg, "subject", ctx), 150)
+    preheader = _one_line(_config_template(cfg, "preheader", ctx), 140)
     return Issue(
         id=window.id,
         number=number,
