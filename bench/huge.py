@@ -14,6 +14,7 @@ warning.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -77,7 +78,9 @@ def run(folder: Path) -> tuple[float, float, str]:
         [sys.executable, "-c", _WRAP, *cmd],
         capture_output=True,
         text=True,
-        env={"DIGEST_NOW": "2026-11-23T08:00:00Z", "PATH": "/usr/bin:/bin"},
+        # PYTHONPATH passes through, to measure another checkout's src/ the same way.
+        env={"DIGEST_NOW": "2026-11-23T08:00:00Z", "PATH": "/usr/bin:/bin"}
+        | {k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
     ).stdout
     wall = time.perf_counter() - t0
     text, _, rss = out.rpartition("MAXRSS ")
