@@ -134,7 +134,7 @@ class Content(_Section):
     # Issue 13: a link that resolves outside `folder` is skipped unless this is true.
     follow_symlinks_outside: bool = False
     # Issue 13: a larger article file is skipped with a warning (parsing is not free).
-    max_file_kb: int = Field(default=1024, ge=1)
+    max_file_kb: int = Field(default=1024, ge=1, le=1_048_576)  # one read() of up to 1 GB
 
 
 class Templates(_Section):
