@@ -211,7 +211,7 @@ def serve(
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     if on_ready:
-        on_ready(f"http://{shown}:{bound_port}/")
+        on_ready(f"http://{shown}:{bound_port}{cfg.web.root_path}/")  # where the archive is
     # uvicorn shuts down cleanly, then re-raises Ctrl-C: here the normal way to stop.
     with contextlib.suppress(KeyboardInterrupt):
         server(app, limits=cfg.web, log_level=log_level).run(sockets=[sock])
