@@ -113,3 +113,37 @@ def test_unwritable_output_and_out_of_range_week_are_messages(tmp_path: Path) ->
     assert f"cannot write {out_dir}/2026-W48" in out and "check --out" in out
     code, out = run(ROOT / "config.example.toml", "build", "--week", "0001-W01")
     assert code == 2 and "out of range" in out
+
+
+# --- headers a send would refuse (issue 13) ---------------------------------------------
+
+
+def long_name(tmp: Path) -> Path:
+    cfg = newsletter(tmp)
+    name = " ".join(["Weekly"] * 200)  # 1,399 characters: the List-Id line is too long
+    cfg.write_text(cfg.read_text().replace('name = "Test"', f'name = "{name}"'))
+    (tmp / "subscribers.csv").write_text("email,name\nada@example.com,Ada\n")
+    return cfg
+
+
+def test_check_builds_every_header_a_send_would(tmp_path: Path) -> None:
+    code, out = run(long_name(tmp_path), "check", "--latest")
+    assert code != 0, out
+    assert "newsletter.name" in out and "List-Id" in out and "1 error(s)" in out
+
+
+def test_send_refuses_a_header_it_cannot_write_before_freezing(tmp_path: Path) -> None:
+    import sqlite3
+
+    cfg = long_name(tmp_path)
+    result = CliRunner().invoke(
+        main, ["--config", str(cfg), "--now", NOW, "send", "--latest", "--yes"]
+    )
+    assert result.exit_code == 2, result.output  # a config error, not a crash
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "newsletter.name" in result.output and "List-Id" in result.output
+    ledger = tmp_path / "digest.sqlite3"
+    if ledger.exists():
+        with sqlite3.connect(ledger) as db:
+            assert db.execute("SELECT count(*) FROM issues").fetchone() == (0,)
+    assert not list(tmp_path.glob("outbox/new/*.eml"))

@@ -537,6 +537,10 @@ def test_emoji_and_right_to_left_text_preserved(tmp_path: Path) -> None:
     assert "שלום עולם, مرحبا بالعالم." in art.html
 
 
+def with_content(cfg: config.Config, **settings: object) -> config.Config:
+    return cfg.model_copy(update={"content": cfg.content.model_copy(update=settings)})
+
+
 def test_one_megabyte_article_loads(tmp_path: Path) -> None:
     c = tmp_path / "c"
     para = (
@@ -547,10 +551,49 @@ def test_one_megabyte_article_loads(tmp_path: Path) -> None:
     path = write(c, "2026-11-20-huge.md", f"---\ntitle: Huge\n---\n{body}\n")
     assert path.stat().st_size > 1_000_000
     started = time.perf_counter()
-    (art,) = load(c, tmp_path).articles
+    cfg = with_content(make_cfg(c, tmp_path), max_file_kb=2048)
+    (art,) = content.load(cfg, now=NOW).articles
     assert time.perf_counter() - started < 30
-    assert art.words > 150_000
-    assert art.html.count(f'href="{BASE}/logistics/"') == 8 * 1100
+    assert art.words > 150_000  # the whole text counts toward reading time
+    assert art.html.count(f'href="{BASE}/logistics/"') > 8 * 50  # links made absolute
+
+
+def test_a_file_above_max_file_kb_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    c = tmp_path / "c"
+    write(c, "2026-11-19-small.md", "# Small\n\nShort.\n")
+    write(c, "2026-11-20-big.md", "# Big\n\n" + "word " * 250_000)  # 1.2 MB
+    col = load(c, tmp_path)
+    assert [a.slug for a in col.articles] == ["small"]
+    (warning,) = warnings(col)
+    assert "2026-11-20-big.md" in warning and "1,221 KB" in warning
+    assert "content.max_file_kb (1,024 KB)" in warning
+    col = content.load(with_content(make_cfg(c, tmp_path), max_file_kb=2048), now=NOW)
+    assert sorted(a.slug for a in col.articles) == ["big", "small"]
+
+
+def test_work_on_a_huge_table_does_not_grow_with_what_the_email_never_shows(
+    tmp_path: Path,
+) -> None:
+    import tracemalloc
+
+    c = tmp_path / "c"
+    rows = "\n".join(f"| cell {n} | **b** {n} | [l](/p/{n}) | `c {n}` |" for n in range(36_000))
+    table = f"| a | b | c | d |\n|---|---|---|---|\n{rows}\n"
+    assert len(table) > 1_600_000
+    write(c, "2026-11-20-table.md", "# Table\n\nA lede.\n\n" + table)
+    cfg = with_content(make_cfg(c, tmp_path), max_file_kb=4096)
+    tracemalloc.start()
+    try:
+        col = content.load(cfg, now=NOW)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # Before: the whole table parsed and sanitized, ~700 MB traced; now the first 100 kB.
+    assert peak < 150_000_000, f"{peak / 1e6:.0f} MB"
+    (art,) = col.articles
+    assert len(art.body) <= content.PARSE_CHARS and art.html.count("<tr>") < 3000
+    assert art.words > 36_000 * 8  # every cell still counts toward reading time
+    assert any("only the first" in w and "table.md" in w for w in warnings(col))
 
 
 # --- the window fast path ----------------------------------------------------------------
@@ -641,3 +684,32 @@ def test_sample_latest_issue_stays_the_same_for_years(year: int) -> None:
     window, col = pipeline.gather(cfg, later, pipeline.Selection(latest=True))
     assert window.id == "2026-W48" and col.future == 1
     assert len(col.articles) >= 5
+
+
+# --- what lies outside the content folder (issue 13) ------------------------------------
+
+
+def test_symlinks_out_of_the_folder_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    c = tmp_path / "c"
+    write(c, "2026-11-20-real.md", "---\ntitle: Real\n---\nx\n")
+    secret = write(tmp_path / "private", "secrets.md", "# DB password\n\nhunter2 s3cr3t\n")
+    write(tmp_path / "private" / "more", "2026-11-20-leak.md", "# Leak\n\nhunter2 too\n")
+    (c / "2026-11-21-secret.md").symlink_to(secret)  # a post-shaped link to a secret
+    (c / "linked").symlink_to(tmp_path / "private" / "more", target_is_directory=True)
+    write(c, "inside/2026-11-19-target.md", "---\ntitle: Target\n---\nx\n")
+    (c / "2026-11-22-alias.md").symlink_to(c / "inside" / "2026-11-19-target.md")
+    col = load(c, tmp_path)
+    assert sorted(a.slug for a in col.articles) == ["alias", "real", "target"]
+    assert not any("hunter2" in a.body for a in col.articles)
+    skipped = [w for w in warnings(col) if "outside the content folder" in w]
+    assert len(skipped) == 2, warnings(col)
+    assert any("2026-11-21-secret.md" in w for w in skipped)
+    assert any("linked" in w for w in skipped)
+    assert all("content.follow_symlinks_outside" in w for w in skipped)
+
+    cfg = make_cfg(c, tmp_path)
+    allowed = cfg.model_copy(
+        update={"content": cfg.content.model_copy(update={"follow_symlinks_outside": True})}
+    )
+    col = content.load(allowed, now=NOW)
+    assert sorted(a.slug for a in col.articles) == ["alias", "leak", "real", "secret", "target"]

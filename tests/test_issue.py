@@ -9,7 +9,7 @@ import pytest
 
 from digest import config
 from digest import issue as issues
-from digest.errors import NothingToSend
+from digest.errors import ConfigError, NothingToSend
 from digest.model import Article
 
 TZ = "Europe/Berlin"
@@ -139,3 +139,27 @@ def test_editor_note_of_the_week_is_read_and_not_an_article(tmp_path: Path) -> N
     assert issues.load_note(c, "2026-W47", "en") is None
     (folder / "_notes" / "2026-W48.de.md").write_text("Kurze Woche.\n")
     assert issues.load_note(c, WEEK48, "de").paragraphs == ("Kurze Woche.",)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("key", ["subject", "preheader"])
+def test_subject_and_preheader_templates_cannot_reach_python(key: str) -> None:
+    escape = "{{ cycler.__init__.__globals__.os.popen('echo PWNED-$((6*7))').read() }}"
+    c = config.parse(
+        {"newsletter": {key: f"Hi {escape}"}, "schedule": {"timezone": TZ}},
+        Path("/srv/nl/config.toml"),
+    )
+    w = issues.window_for_week(c, WEEK48)
+    with pytest.raises(ConfigError) as info:
+        issue = issues.build_issue(c, w, [art("a", "2026-11-20T10:00:00+01:00")])
+        assert "PWNED-42" not in issue.subject + issue.preheader  # (before: the output)
+    message = str(info.value)
+    assert (
+        f"newsletter.{key}" in message and "unsafe" in message and "/srv/nl/config.toml" in message
+    )
+
+
+def test_a_broken_subject_template_names_the_key() -> None:
+    c = config.parse({"newsletter": {"subject": "{{ nmae }}"}, "schedule": {"timezone": TZ}})
+    w = issues.window_for_week(c, WEEK48)
+    with pytest.raises(ConfigError, match=r"newsletter\.subject: .*nmae"):
+        issues.build_issue(c, w, [art("a", "2026-11-20T10:00:00+01:00")])

@@ -947,3 +947,24 @@ def test_catalogs_have_every_word_the_templates_use() -> None:
             catalog = read_po(f, locale=lang)
         have = {m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id and m.string}
         assert used <= have, (lang, used - have)
+
+
+# --- templates run in Jinja's sandbox (issue 13) ---------------------------------------
+
+ESCAPE = "{{ cycler.__init__.__globals__.os.popen('echo PWNED-$((6*7))').read() }}"
+
+
+def test_a_user_template_cannot_reach_python(tmp_path: Path) -> None:
+    folder = templates(tmp_path, footer__mjml__j2=f"<mj-section>\n\n{ESCAPE}\n")
+    with pytest.raises(RenderError) as info:
+        r = render.render(make_issue(), make_config(folder))
+        assert "PWNED-42" not in r.html  # (before the sandbox: the shell's output)
+    message = str(info.value)
+    assert "footer.mjml.j2:3" in message and "unsafe" in message and "sandbox" in message
+    # Ordinary template code still works in the sandbox: loops, filters, methods of str.
+    ok = "{% for g in issue.groups %}{{ g.items|length }} {{ 'x'.upper() }}{% endfor %}"
+    folder = templates(
+        tmp_path,
+        footer__mjml__j2=f"<mj-section><mj-column><mj-text>{ok}</mj-text></mj-column></mj-section>",
+    )
+    assert "X" in render.render(make_issue(), make_config(folder)).html

@@ -11,7 +11,9 @@ import hmac
 import logging
 import os
 import re
+import selectors
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -26,7 +28,7 @@ import httpx
 import pytest
 
 from digest import web
-from digest.config import Config, load
+from digest.config import Config, Web, load
 from digest.ledger import Ledger
 from digest.tokens import make_token, remember
 from digest.web import archive
@@ -135,7 +137,7 @@ def running(cfg: Config, *, secret: str | None = SECRET, preview: bool = False) 
     app = web.create_app(cfg, secret=secret, preview=preview, now=lambda: NOW)
     sock = web_server.listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    server = web_server.server(app, log_level="warning")
+    server = web_server.server(app, limits=cfg.web, log_level="warning")
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -705,3 +707,87 @@ def test_browser_preview_shows_the_email_at_375_and_600(cfg: Config, browser) ->
             assert "Readable error messages" in inner.locator("body").inner_text()
         assert errors == []
         page.close()
+
+
+# --- behind a proxy, and under attack (issue 13) ------------------------------------------
+
+
+def with_web(cfg: Config, **settings: object) -> Config:
+    return cfg.model_copy(update={"web": Web.model_validate(cfg.web.model_dump() | settings)})
+
+
+def test_half_open_connections_are_bounded_in_count_and_closed_after_the_timeout(
+    cfg: Config, client: httpx.Client
+) -> None:
+    cfg = with_web(cfg, request_timeout=1, max_connections=50)
+    with running(cfg) as base:
+        port = int(base.rsplit(":", 1)[1])
+        socks = []
+        for i in range(300):  # slowloris: half a request head, or nothing at all
+            s = socket.create_connection(("127.0.0.1", port))
+            if i % 2:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            socks.append(s)
+        started = time.monotonic()
+        # A reader who clicks during the flood is answered: the oldest waiting
+        # connection makes room.
+        assert client.get(base + "/").status_code == 200
+        sel = selectors.DefaultSelector()
+        for s in socks:
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_READ)
+        closed: dict[socket.socket, float] = {}
+        while len(closed) < len(socks) and time.monotonic() - started < 6:
+            for key, _ in sel.select(timeout=0.1):
+                s = key.fileobj
+                assert isinstance(s, socket.socket)
+                try:
+                    data = s.recv(4096)
+                except ConnectionError:
+                    data = b""
+                if not data:
+                    closed[s] = time.monotonic() - started
+                    sel.unregister(s)
+        open_after = len(socks) - len(closed)
+        early = sum(1 for t in closed.values() if t < 0.5)
+        for s in socks:
+            s.close()
+        # Over the limit: closed at once (oldest first); the rest after the 1 s timeout.
+        assert early >= len(socks) - 50 - 1, (early, sorted(closed.values())[:5])
+        assert open_after == 0, f"{open_after} connections still open after 6 s"
+        assert max(closed.values()) < 4
+        # And the server still answers.
+        assert client.get(base + "/").status_code == 200
+
+
+def test_root_path_serves_links_and_routes_under_the_prefix(
+    cfg: Config, client: httpx.Client
+) -> None:
+    from urllib.parse import urljoin
+
+    cfg = with_web(cfg, root_path="/newsletter/")  # a trailing slash is fine
+    send(cfg)
+    token = make_token(SECRET, ADA)
+    with running(cfg) as base:
+        url = f"{base}/newsletter/unsubscribe/{token}"
+        page = client.get(url)
+        assert page.status_code == 200 and "Unsubscribe" in page.text
+        # Every link on the page resolves to a page the server answers, under the prefix.
+        links = re.findall(r'(?:href|action)="([^"#]*)"', page.text)
+        assert links
+        for link in links:
+            target = urljoin(url, link)
+            if target.startswith(base):
+                assert target.startswith(base + "/newsletter/"), target
+                if target != url:
+                    assert client.get(target).status_code == 200, target
+        assert one_click(client, url).status_code == 200
+        assert suppressed(cfg, ADA)
+        assert client.get(f"{base}/unsubscribe/{token}").status_code == 404
+        # /newsletter (no slash) redirects, relatively, to the archive at /newsletter/.
+        r = client.get(base + "/newsletter")
+        assert r.status_code == 308 and urljoin(r.url.path, r.headers["location"]) == "/newsletter/"
+        index = client.get(base + "/newsletter/")
+        (issue,) = re.findall(r'href="(issues/[^"]+/)"', index.text)[:1]
+        assert client.get(urljoin(base + "/newsletter/", issue)).status_code == 200
+        assert client.get(base + "/newsletter/style.css").status_code == 200

@@ -176,6 +176,11 @@ class Content(_Section):
             )
         return v
 
+    # Issue 13: a link that resolves outside `folder` is skipped unless this is true.
+    follow_symlinks_outside: bool = False
+    # Issue 13: a larger article file is skipped with a warning (parsing is not free).
+    max_file_kb: int = Field(default=1024, ge=1, le=1_048_576)  # one read() of up to 1 GB
+
 
 class Templates(_Section):
     folder: Path | None = None
@@ -247,6 +252,20 @@ class Unsubscribe(_Section):
 class Web(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Issue 13: limits against clients that hold connections open (slowloris), and the
+    # path prefix the server answers under behind a reverse proxy.
+    request_timeout: float = Field(default=10, gt=0, le=300)  # to send a request's head
+    keep_alive: int = Field(default=5, ge=1, le=300)  # an idle kept-alive connection
+    max_connections: int = Field(default=256, ge=1)  # more are closed at once
+    root_path: str = ""  # e.g. "/newsletter": routes and links under that prefix
+
+    @field_validator("root_path")
+    @classmethod
+    def _root_path(cls, v: str) -> str:
+        v = v.rstrip("/")
+        if v and not re.fullmatch(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+", v):
+            raise ValueError(f"{v!r} is not a URL path; use e.g. '/newsletter' (or '' for /)")
+        return v
 
 
 def _preset_name(v: str) -> str:

@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
+import jinja2
+
 from .config import Config
 from .content.html import note as note_html
 from .errors import ConfigError, ContentError, NothingToSend
@@ -159,6 +161,17 @@ def load_note(cfg: Config, issue_id: str, lang: str) -> Note | None:
     return None
 
 
+def _config_template(cfg: Config, key: str, ctx: dict[str, object]) -> str:
+    """``newsletter.<key>`` rendered; a ConfigError naming the key when it fails."""
+    try:
+        return render_string(getattr(cfg.newsletter, key), **ctx)
+    except jinja2.exceptions.SecurityError as exc:
+        problem = f"{exc}: templates run in a sandbox without access to Python; remove it"
+    except jinja2.TemplateError as exc:
+        problem = f"the template failed: {exc.message or exc}; it may use {', '.join(ctx)}"
+    raise ConfigError(cfg.source or "config", [(f"newsletter.{key}", problem)])
+
+
 def build_issue(
     cfg: Config,
     window: Window,
@@ -196,11 +209,11 @@ def build_issue(
         "top_title": shown[0].title,
         "titles": "; ".join(a.title for a in shown),
     }
-    subject = _one_line(render_string(cfg.newsletter.subject, **ctx), 150)
+    subject = _one_line(_config_template(cfg, "subject", ctx), 150)
     # The preheader follows the subject in the inbox: it does not say a title again.
     others = [a.title for a in shown if one_line(a.title) not in subject]
     ctx["titles"] = "; ".join(others or [a.title for a in shown])
-    preheader = _one_line(render_string(cfg.newsletter.preheader, **ctx), 140)
+    preheader = _one_line(_config_template(cfg, "preheader", ctx), 140)
     lang = cfg.newsletter.language
     return Issue(
         id=window.id,

@@ -27,6 +27,7 @@ Unsubscribe links carry a signed token (``tokens``).
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import html as _html
 import logging
@@ -269,6 +270,24 @@ class Composed:
     dot_safe: bool = False
 
 
+def _config_header(key: str, field: str, build: Callable[..., bytes], *args: str) -> bytes:
+    """``build(field, *args)``, checked; a ConfigError naming ``key`` when mail cannot
+    carry it (a List-Id line over 998 octets from a 1,200-character name, say)."""
+    try:
+        header = build(field, *args)
+        longest = max(len(line) for line in header.split(b"\r\n"))
+        why = f"a line of {longest:,} octets, more than the 998 mail allows"
+        if longest <= 998:
+            why = ""
+            check_header_block(header)
+    except ValueError as exc:
+        why = str(exc)
+    if not why:
+        return header
+    raise ConfigError("config", [(key, f"cannot be written into the {field} header: {why}; "
+        "shorten it")])  # fmt: skip
+
+
 class Composer:
     """Builds each recipient's message from one rendered issue."""
 
@@ -323,9 +342,14 @@ class Composer:
         list_id = f"{_slug(list_name or from_name)}.{self.domain}"
         # "=_" cannot occur in quoted-printable text, so the boundary never clashes.
         boundary = "=_digest_" + hashlib.sha256(rendered.html.encode("utf-8")).hexdigest()[:24]
-        head = [address_header("From", from_email, from_name)]
-        if reply_to:
-            head.append(address_header("Reply-To", reply_to))
+        # Each header is built and checked with the config key it comes from, so one that
+        # mail cannot carry is a ConfigError naming that key, before anything is frozen.
+        head = [
+            _config_header("sender.name", "From", address_header, from_email, from_name),
+            _config_header("sender.reply_to", "Reply-To", address_header, reply_to)
+            if reply_to
+            else b"",
+        ]
         if feedback_id:
             # Gmail's Feedback-ID ("campaign:customer:type:sender"): ASCII, one line.
             value = feedback_id.replace("{issue}", rendered.issue_id)
@@ -335,9 +359,15 @@ class Composer:
                     "'{issue}:weekly:newsletter'")])  # fmt: skip
             head.append(f"Feedback-ID: {value}\r\n".encode("ascii"))
         head += [
-            fold_header("Subject", subject),
+            _config_header("newsletter.subject", "Subject", fold_header, subject),
             b"MIME-Version: 1.0\r\n",
-            address_header("List-Id", list_id, list_name or from_name, angle=True),
+            _config_header(
+                "newsletter.name" if list_name else "sender.name",
+                "List-Id",
+                functools.partial(address_header, angle=True),
+                list_id,
+                list_name or from_name,
+            ),
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
             f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'.encode(),
         ]

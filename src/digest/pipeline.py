@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import secrets
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -19,11 +20,12 @@ from pathlib import Path
 from . import content, render
 from . import issue as issues
 from .config import Config
-from .errors import DigestError, NothingToSend
+from .errors import ConfigError, DigestError, NothingToSend
 from .files import write_atomic
 from .inspect import inspect
 from .ledger import Frozen, Ledger
-from .model import GENERIC_TAGS, Collection, Issue, Problem, RenderedEmail, Window
+from .message import Composer
+from .model import GENERIC_TAGS, Collection, Issue, Problem, Recipient, RenderedEmail, Window
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +230,8 @@ class Report:
 
 
 def check(cfg: Config, now: dt.datetime, sel: Selection | None = None) -> Report:
-    """Validate every content file, render the selected issue and inspect it."""
+    """Validate every content file, render the selected issue and inspect it, and build
+    every header a send would write (for the longest address a list can hold)."""
     everything = content.load(cfg, now=now)
     problems = list(everything.problems)
     built, notice = None, None
@@ -238,6 +241,7 @@ def check(cfg: Config, now: dt.datetime, sel: Selection | None = None) -> Report
         notice = str(exc)
     if built is not None:
         problems += built.findings
+        problems += _header_problems(cfg, built.rendered)
     skipped = ", ".join(
         f"{n} {what}"
         for n, what in (
@@ -251,3 +255,24 @@ def check(cfg: Config, now: dt.datetime, sel: Selection | None = None) -> Report
     if everything.next_future is not None:
         skipped += f" (the next is dated {everything.next_future:%Y-%m-%d})"
     return Report(tuple(problems), built, notice, everything.files, everything.site, skipped)
+
+
+# The longest address a list can hold (64 + "@" + 189 = 254 octets): its token makes the
+# longest List-Unsubscribe line a send writes.
+_LONGEST = Recipient("x" * 64 + "@" + ".".join(["d" * 63, "d" * 63, "d" * 57, "com"]), "A Reader")
+
+
+def _header_problems(cfg: Config, rendered: RenderedEmail) -> list[Problem]:
+    """Every header a send would write, built once for the longest address: what would
+    stop a send (a ConfigError or ValueError there) is an error here."""
+    source = Path(cfg.source or "config")
+    try:
+        # Any secret will do: a token's length does not depend on it.
+        Composer.from_config(cfg, rendered, secrets.token_urlsafe(32)).compose(_LONGEST)
+    except ConfigError as exc:
+        return [
+            Problem(source, None, f"{key}: {message}", "error") for key, message in exc.problems
+        ]
+    except ValueError as exc:
+        return [Problem(source, None, f"a send would stop: {exc}", "error")]
+    return []

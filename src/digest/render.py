@@ -228,6 +228,10 @@ def _template_error(exc: Exception, tb: TracebackType | None, fallback: str) -> 
         if not code.co_filename.endswith(".py") and Path(code.co_filename).suffix:
             where = f"{code.co_filename}:{tb.tb_lineno}"
         tb = tb.tb_next
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        return RenderError(
+            f"{where}: {exc}: templates run in a sandbox without access to Python; remove it"
+        )
     if isinstance(exc, jinja2.UndefinedError):
         return RenderError(f"{where}: {exc.message}; check the spelling against the defaults")
     if isinstance(exc, jinja2.TemplateNotFound):

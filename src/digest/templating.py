@@ -13,6 +13,12 @@ back into the characters in the plain text, and ``export`` guards them per servi
 Template text, merge tags in ``{% raw %}`` included, is not data: the lexer hands it to
 the ``_literal`` filter, which swaps the same characters for tokens carrying a random
 per-render key (so content cannot forge one), restored before MJML sees the markup.
+
+Every template runs in Jinja's immutable sandbox: a user's templates folder, a user's
+web pages and the subject and preheader in the config are code we did not write, and
+``cycler.__init__.__globals__.os`` must not reach Python. Attributes starting with ``_``,
+the internals of functions and frames, and methods that change a list or dict raise
+``jinja2.sandbox.SecurityError`` (callers name the template or config key).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 import jinja2
 import jinja2.ext
 import jinja2.runtime
+import jinja2.sandbox
 from jinja2.lexer import Token, TokenStream
 from markupsafe import Markup
 
@@ -272,7 +279,7 @@ def environment(user_folder: Path | None = None, *, pages: bool = False) -> jinj
         return _pages_environment(user_folder)
     search = [str(user_folder)] if user_folder else []
     search.append(str(default_templates()))
-    env = jinja2.Environment(
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(search),
         # Everything is escaped except plain-text templates and one-line config strings.
         autoescape=_autoescape,
@@ -296,7 +303,7 @@ def environment(user_folder: Path | None = None, *, pages: bool = False) -> jinj
 def _pages_environment(user_folder: Path | None) -> jinja2.Environment:
     search = [str(user_folder / "web")] if user_folder else []
     search.append(str(bundled("templates/web")))
-    return jinja2.Environment(
+    return jinja2.sandbox.ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(search),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -306,5 +313,7 @@ def _pages_environment(user_folder: Path | None) -> jinja2.Environment:
 
 
 def render_string(source: str, **context: object) -> str:
-    """Render a one-line template from the config (subject, preheader): plain text."""
+    """Render a one-line template from the config (subject, preheader): plain text.
+
+    Raises ``jinja2.TemplateError`` (``SecurityError`` for what the sandbox refuses)."""
     return environment(None).from_string(source).render(**context)

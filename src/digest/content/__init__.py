@@ -53,14 +53,20 @@ from urllib.parse import quote
 from ..config import Config
 from ..errors import ContentError
 from ..model import Article, Chooser, Collection, Problem
-from ..text import drop_hidden, inline_text, one_line
+from ..text import count_words, drop_hidden, inline_text, one_line
 from . import dates, fields, html, sites, templatecode
-from .frontmatter import BOM, Head, not_utf8, read_bytes, read_head
+from .frontmatter import BOM, Head, not_utf8, read_bytes, read_head, too_big
 from .sites import DRAFT, LIST, OUTSIDE, PAGE
 
 __all__ = ["Article", "Collection", "Problem", "load"]
 
 SUFFIXES = (".md", ".markdown", ".mdx")
+# Characters of a body that are parsed, sanitized and handed on (about 15,000 words). The
+# email shows a title, a summary and key points, and the longest summary reads
+# ``summarize.LOOKAHEAD`` x 500 words; beyond this, the text only counts toward reading
+# time. Parsing grows with the text (a 1.6 MB table took seconds per parse and hundreds
+# of MB per pass, and ``check`` and each preview refresh parse again), so it stops here.
+PARSE_CHARS = 100_000
 
 
 def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Collection:
@@ -89,10 +95,17 @@ def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Col
     heads: list[Head] = []
     live: list[Head] = []
     drafts = future = pages = other_language = 0
-    files = _walk(str(folder), ctx.suffixes, skip=str(cfg.content.notes_folder))
+    files, skipped = _walk(
+        str(folder),
+        ctx.suffixes,
+        skip=str(cfg.content.notes_folder),
+        outside=cfg.content.follow_symlinks_outside,
+    )
+    problems += skipped
     kept = [f for f in files if not _excluded(f[1], cfg.content.exclude)]
+    max_bytes = cfg.content.max_file_kb * 1024
     with _gc_paused():  # the scan only allocates; collecting 10k live heads costs ~10%
-        scanned = [_scan(path, rel, tz, ctx) for path, rel in kept]
+        scanned = [_scan(path, rel, tz, ctx, max_bytes) for path, rel in kept]
     upcoming: list[dt.datetime] = []
     for head in scanned:
         if head.role == OUTSIDE:
@@ -130,7 +143,7 @@ def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Col
     articles: list[Article] = []
     for head in todo:
         seen = len(head.problems)
-        art = _parse(head, ctx)
+        art = _parse(head, ctx, max_bytes)
         problems += head.problems[seen:]
         if art is not None and id(head) in keep:
             articles.append(art)
@@ -330,15 +343,24 @@ class _Shown:
 
 
 def _walk(
-    folder: str, suffixes: tuple[str, ...] = SUFFIXES, skip: str = ""
-) -> list[tuple[str, str]]:
-    """(path, posix path relative to ``folder``) of every content file, sorted.
+    folder: str, suffixes: tuple[str, ...] = SUFFIXES, *, skip: str = "", outside: bool = False
+) -> tuple[list[tuple[str, str]], list[Problem]]:
+    """(path, posix path relative to ``folder``) of every content file, sorted, and a
+    warning for each link skipped.
 
-    Hidden files and folders are skipped, and ``skip`` (the editors' notes, which are
-    not articles); symlinked folders are followed once (a loop
-    of links is not followed around); only regular files are read.
+    Hidden files and folders are skipped, and ``skip`` (the editors' notes, which are not
+    articles); symlinked folders are followed once (a loop of links is not followed
+    around); only regular files are read. A link (to a file or a folder) whose target
+    lies outside ``folder`` is skipped with a warning unless ``outside``: a post-shaped
+    link to ``~/.ssh/id_rsa`` would otherwise be mailed to every reader. Only links cost a
+    ``realpath``: ``DirEntry.is_symlink`` comes with the directory listing. A link to a
+    file is read through its resolved path (which the reader opens with ``O_NOFOLLOW``),
+    so swapping it for another link later reads nothing.
     """
     found: list[tuple[str, str]] = []
+    skipped: list[Problem] = []
+    root = os.path.realpath(folder)
+    inside = root.rstrip(os.sep) + os.sep
     stack = [(folder, "")]
     seen: set[tuple[int, int]] = set()
     while stack:
@@ -356,6 +378,15 @@ def _walk(
             if name.startswith("."):
                 continue
             try:
+                path = e.path
+                if e.is_symlink():
+                    real = os.path.realpath(path)
+                    if not outside and real != root and not real.startswith(inside):
+                        if e.is_dir() or name.lower().endswith(suffixes):
+                            skipped.append(_outside(path, real))
+                        continue
+                    if not e.is_dir():
+                        path = real
                 if e.is_dir():
                     if skip and e.path == skip:
                         continue
@@ -365,19 +396,42 @@ def _walk(
                     and not name.startswith("_index.")
                     and e.is_file()
                 ):
-                    found.append((e.path, rel + name))
+                    found.append((path, rel + name))
             except OSError:
                 continue
     found.sort(key=lambda f: f[1])
-    return found
+    return found, skipped
 
 
-def _scan(path: str, rel: str, tz: dt.tzinfo, ctx: _Context) -> Head:
+def _outside(link: str, target: str) -> Problem:
+    return Problem(
+        Path(link),
+        None,
+        f"skipped: a link to {target}, outside the content folder; move the file into "
+        "the folder, or set content.follow_symlinks_outside = true to read it",
+        "warning",
+    )
+
+
+def _count_words(text: str) -> int:
+    """``count_words`` in 1 MB pieces cut at whitespace: memory stays flat."""
+    total, at = 0, 0
+    while at < len(text):
+        end = at + (1 << 20)
+        if end < len(text):
+            space = max(text.rfind(" ", at, end), text.rfind("\n", at, end))
+            end = space + 1 if space > at else end
+        total += count_words(text[at:end])
+        at = end
+    return total
+
+
+def _scan(path: str, rel: str, tz: dt.tzinfo, ctx: _Context, max_bytes: int) -> Head:
     """The head of a file: its metadata, role (post, page, ...), date, draft, language."""
     site = ctx.site
     if site is not None and site.kind(ctx.rel(Head(path, rel)), {}) == OUTSIDE:
         return Head(path, rel, role=OUTSIDE)  # a theme's or tool's file: not read
-    head = read_head(path, rel)
+    head = read_head(path, rel, max_bytes)
     if head.failed:
         return head
     if site is not None:
@@ -431,12 +485,18 @@ LANGUAGES = frozenset(
 )
 
 
-def _parse(head: Head, ctx: _Context) -> Article | None:
-    """Read the whole file and make the Article, or add problems and return None."""
+def _parse(head: Head, ctx: _Context, max_bytes: int) -> Article | None:
+    """Read the whole file and make the Article, or add problems and return None.
+
+    Only the first ``PARSE_CHARS`` of the body are parsed (cut at a line break); the
+    rest is counted for reading time."""
     try:
-        raw = read_bytes(head.path).removeprefix(BOM)
+        raw = read_bytes(head.path, max_bytes + 1).removeprefix(BOM)
     except OSError as exc:
         head.problem(f"cannot read the file: {exc.strerror or exc}")
+        return None
+    if len(raw) > max_bytes:  # grew since its head was read
+        too_big(head, os.stat(head.path).st_size, max_bytes)
         return None
     body_bytes = raw[head.body_at :]
     try:
@@ -449,6 +509,15 @@ def _parse(head: Head, ctx: _Context) -> Article | None:
     if not raw.strip():
         head.problem("empty file; write a title and some text, or delete it")
         return None
+    rest = ""
+    if len(body) > PARSE_CHARS:
+        cut = body.rfind("\n", 0, PARSE_CHARS) + 1 or PARSE_CHARS
+        body, rest = body[:cut], body[cut:]
+        head.warn(
+            f"only the first {cut:,} characters of the text are read (the email shows a "
+            f"summary); the other {len(rest):,} count toward reading time only",
+            head.body_line + body.count("\n"),
+        )
     if head.rel.endswith(".mdx"):
         body = templatecode.mdx(body)
     syntax = ctx.syntax
@@ -505,6 +574,6 @@ def _parse(head: Head, ctx: _Context) -> Article | None:
         image=image,
         image_alt=image_alt,
         draft=head.draft,
-        words=html.words(tokens),
+        words=html.words(tokens) + _count_words(rest),
         **values,
     )

@@ -19,6 +19,7 @@ from typing import Any
 from ..model import Problem
 from .fast_yaml import flat_yaml, yaml_loader
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 HEAD_BYTES = 8192  # bytes read first; most front matter ends well before this
 BOM = b"\xef\xbb\xbf"
 
@@ -77,8 +78,11 @@ def norm(key: str) -> str:
 
 
 def read_bytes(path: str, size: int = -1) -> bytes:
-    """``size`` bytes (all with -1) of a file; os.read is 4x cheaper than open()."""
-    fd = os.open(path, os.O_RDONLY)
+    """``size`` bytes (all with -1) of a file; os.read is 4x cheaper than open().
+
+    A symlink is not followed: ``content._walk`` hands over the resolved path of the
+    links it checked, so a file swapped for a link after the walk is refused (ELOOP)."""
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
     try:
         if size >= 0:
             return os.read(fd, size)
@@ -90,14 +94,30 @@ def read_bytes(path: str, size: int = -1) -> bytes:
         os.close(fd)
 
 
-def read_head(path: str, rel: str) -> Head:
+def too_big(head: Head, size: int, max_bytes: int) -> None:
+    """Skip the file: a warning naming its size and the setting, and no article."""
+    head.warn(
+        f"skipped: the file is {size / 1024:,.0f} KB, above content.max_file_kb "
+        f"({max_bytes // 1024:,} KB); shorten it or split it, or raise the limit"
+    )
+    head.failed = True
+
+
+def read_head(path: str, rel: str, max_bytes: int | None = None) -> Head:
     """Read the head of a file (up to the end of its front matter) and parse its metadata.
 
-    ``head.failed`` says whether it could be read; dates and drafts are ``dates``' job."""
+    ``head.failed`` says whether it could be read; dates and drafts are ``dates``' job.
+    A file larger than ``max_bytes`` is skipped with a warning (``too_big``)."""
     head = Head(path, rel)
     try:
         raw = read_bytes(path, HEAD_BYTES)
         complete = len(raw) < HEAD_BYTES  # os.read on a regular file is short only at the end
+        # Only a file longer than the first read costs a stat: most articles are shorter.
+        if not complete and max_bytes is not None:
+            size = os.stat(path).st_size
+            if size > max_bytes:
+                too_big(head, size, max_bytes)
+                return head
         if raw[:3] == BOM:
             raw = raw[3:]
         first_nl = raw.find(b"\n")

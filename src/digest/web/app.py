@@ -11,7 +11,10 @@
 - ``GET /preview`` (``digest serve --preview`` only): the editor's live preview.
 
 Every link between pages is relative, so the app and the static archive work under any
-prefix (``newsletter.archive_url`` is usually ``https://example.com/newsletter``).
+prefix (``newsletter.archive_url`` is usually ``https://example.com/newsletter``). With
+``web.root_path`` (``"/newsletter"``) every route is answered under that prefix, for a
+reverse proxy that passes the path on as it is: ``/newsletter/unsubscribe/<token>``, the
+archive at ``/newsletter/`` (``/newsletter`` redirects there).
 """
 
 from __future__ import annotations
@@ -98,6 +101,12 @@ def create_app(
     """
     secret = secret or None  # an empty secret signs nothing: every token is refused
     ledger_path = Path(cfg.ledger.path)
+    prefix = cfg.web.root_path  # "" or "/newsletter"
+
+    def root(request: Request) -> str:
+        """The relative link from this page to the archive root, below the prefix."""
+        path = request.url.path
+        return root_of(path[len(prefix) :] if path.startswith(prefix + "/") else path)
 
     def respond(
         request: Request,
@@ -107,7 +116,7 @@ def create_app(
         private: bool = False,
         **context: Any,
     ) -> HTMLResponse:
-        body = page(cfg, name, root=root_of(request.url.path), noindex=private, **context)
+        body = page(cfg, name, root=root(request), noindex=private, **context)
         headers = {"cache-control": "no-store" if private else "no-cache"}
         return HTMLResponse(body, status, headers=headers)
 
@@ -239,18 +248,24 @@ def create_app(
             message="This page cannot be shown right now. Please try again later.",
         )
 
+    def prefix_redirect(request: Request) -> Response:
+        # "/newsletter" -> "newsletter/": relative, like issue_redirect.
+        return Response(status_code=308, headers={"location": prefix.rsplit("/", 1)[1] + "/"})
+
     routes = [
-        Route("/", index, methods=["GET"]),
-        Route("/style.css", stylesheet, methods=["GET"]),
-        Route("/issues/{issue_id}", issue_redirect, methods=["GET"]),
-        Route("/issues/{issue_id}/", issue, methods=["GET"]),
-        Route("/unsubscribe", unsubscribe_info, methods=["GET"]),
-        Route("/unsubscribe/", unsubscribe_info, methods=["GET"]),
-        Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
-        Route("/resubscribe/{token}", resubscribe, methods=["POST"]),
+        Route(prefix + "/", index, methods=["GET"]),
+        Route(prefix + "/style.css", stylesheet, methods=["GET"]),
+        Route(prefix + "/issues/{issue_id}", issue_redirect, methods=["GET"]),
+        Route(prefix + "/issues/{issue_id}/", issue, methods=["GET"]),
+        Route(prefix + "/unsubscribe", unsubscribe_info, methods=["GET"]),
+        Route(prefix + "/unsubscribe/", unsubscribe_info, methods=["GET"]),
+        Route(prefix + "/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
+        Route(prefix + "/resubscribe/{token}", resubscribe, methods=["POST"]),
     ]
+    if prefix:
+        routes.append(Route(prefix, prefix_redirect, methods=["GET"]))
     if preview:
-        routes.append(Route("/preview", preview_page, methods=["GET"]))
+        routes.append(Route(prefix + "/preview", preview_page, methods=["GET"]))
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: http_error, LedgerError: ledger_error},

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
 import re
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp
 
-from ..config import Config
+from ..config import Config, Web
 from ..errors import ConfigError, DigestError
 from ..tokens import secret_for
 from .app import create_app
@@ -59,19 +61,116 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def server(app: ASGIApp, *, log_level: str = "info") -> Any:
-    """A uvicorn Server for ``app`` (run it with ``.run(sockets=[listen(...)])``)."""
+def server(app: ASGIApp, *, limits: Web | None = None, log_level: str = "info") -> Any:
+    """A uvicorn Server for ``app`` (run it with ``.run(sockets=[listen(...)])``), with the
+    ``[web]`` limits: see ``_protocol``."""
     import uvicorn
 
+    limits = limits or Web()
     config = uvicorn.Config(
         app,
+        http=_protocol(limits.request_timeout, limits.max_connections),
         log_level=log_level,
         lifespan="off",
         server_header=False,
         proxy_headers=False,  # the client address in the log is the peer's, not a header's
+        timeout_keep_alive=limits.keep_alive,
+        # uvicorn answers 503 to a request when this many connections or tasks exist;
+        # above max_connections, so that a connection just let in by closing a waiting
+        # one (see _protocol) is not refused while that one is still closing.
+        limit_concurrency=2 * limits.max_connections,
+        # Our requests are a line and a few headers: a bigger head is refused with a 400.
+        h11_max_incomplete_event_size=16 * 1024,
     )
     logging.getLogger("uvicorn.access").addFilter(_RedactTokens())
     return uvicorn.Server(config)
+
+
+_REFUSED = {"count": 0, "logged": 0.0}
+
+
+def _refused(limit: int) -> None:
+    """Log connections closed over the limit at most once a minute: a flood of them
+    must not flood the log too. (One count per process: one server per process.)"""
+    _REFUSED["count"] += 1
+    now = time.monotonic()
+    if now - _REFUSED["logged"] >= 60:
+        log.warning(
+            "more than %d connections (web.max_connections): closed %d new ones",
+            limit,
+            _REFUSED["count"],
+        )
+        _REFUSED["count"], _REFUSED["logged"] = 0, now
+
+
+def _protocol(request_timeout: float, max_connections: int) -> type[Any]:
+    """uvicorn's h11 protocol, with what uvicorn lacks against half-open connections.
+
+    uvicorn has no timeout for a request's head: ``timeout_keep_alive`` starts only
+    after a response and is cancelled by any byte received, so a client that connects
+    and sends nothing, or a header a byte at a time, holds its connection (and a file
+    descriptor) for ever (uvicorn issue #157, "--timeout-request-start", still open).
+    Here every connection must deliver a whole request head within ``request_timeout``
+    seconds of connecting, or of its previous response, else it is closed. Beyond
+    ``max_connections``, the connection that has waited longest for its request head is
+    closed to make room (a new one only when every connection is busy): a reader who
+    clicks "unsubscribe" during a flood of half-open connections is still answered. A
+    request being handled is never cut off. (A reverse proxy in front, README "Behind a
+    reverse proxy", is still the better guard: it holds idle connections cheaply.)
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    waiting: dict[Any, None] = {}  # connections waiting for a request head, oldest first
+
+    class Protocol(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                _refused(max_connections)
+                oldest = next((c for c in waiting if not c._busy()), None)
+                (oldest or self)._close()
+                if oldest is None:
+                    return
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()  # the next request's head has the same time to arrive
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _busy(self) -> bool:
+            return self.cycle is not None and not self.cycle.response_complete
+
+        def _arm(self) -> None:
+            self._disarm()
+            if not self.transport.is_closing():
+                self._deadline = self.loop.call_later(request_timeout, self._expired)
+                waiting[self] = None
+
+        def _disarm(self) -> None:
+            waiting.pop(self, None)
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _close(self) -> None:
+            self._disarm()
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if self._busy():
+                waiting.pop(self, None)  # its response arms the next deadline
+            else:
+                self._close()
+
+    return Protocol
 
 
 def serve_secret(cfg: Config, *, preview: bool = False) -> str | None:
@@ -112,7 +211,7 @@ def serve(
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     if on_ready:
-        on_ready(f"http://{shown}:{bound_port}/")
+        on_ready(f"http://{shown}:{bound_port}{cfg.web.root_path}/")  # where the archive is
     # uvicorn shuts down cleanly, then re-raises Ctrl-C: here the normal way to stop.
     with contextlib.suppress(KeyboardInterrupt):
-        server(app, log_level=log_level).run(sockets=[sock])
+        server(app, limits=cfg.web, log_level=log_level).run(sockets=[sock])
