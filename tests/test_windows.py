@@ -118,6 +118,8 @@ def test_numbers_come_from_the_ledger_and_older_posts_renumber_nothing(tmp_path:
         cfg, MONDAY + dt.timedelta(days=3), pipeline.Selection(week="2026-W37")
     )
     assert again.issue.number == 1  # a sent issue keeps its number
+    assert again.notice is not None and "2026-W37 was already sent (#1)" in again.notice
+    assert "goes out in 2026-W38" in again.notice and second.notice is None
 
 
 def test_first_issue_setting_still_counts_weeks(tmp_path: Path) -> None:

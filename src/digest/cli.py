@@ -212,6 +212,8 @@ def build(obj: Ctx, week: str | None, latest: bool, out: Path | None, strict: bo
         f"HTML {size_kb:.1f} KB -> {_rel(folder)}/"
     )
     click.echo(f"Subject: {r.subject}")
+    if built.notice:
+        click.echo(f"notice: {built.notice}")
     skipped = _skipped(col, errors)
     click.echo(
         f"Done: read {col.files} files{f' (skipped {skipped})' if skipped else ''} "
@@ -277,6 +279,8 @@ def check(obj: Ctx, week: str | None, latest: bool, strict: bool) -> None:
         click.echo(f"Skipped quietly: {report.skipped}")
     if report.notice:
         click.echo(f"notice: {report.notice}")
+    if report.built and report.built.notice:
+        click.echo(f"notice: {report.built.notice}")
     if report.built:
         b = report.built
         kb = len(b.rendered.html.encode()) / 1024

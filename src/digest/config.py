@@ -496,6 +496,38 @@ def _cross_checks(cfg: Config, resolved: dict[str, Any]) -> list[tuple[str, str]
     return problems
 
 
+_FIRST_RUN_KEYS = (
+    ("newsletter", "base_url"),
+    ("newsletter", "postal_address"),
+    ("sender", "email"),
+    ("sender", "name"),
+)
+
+
+def first_run_values(cfg: Config) -> list[tuple[str, str]]:
+    """(key, problem) for each value still as ``digest init`` or the example wrote it: a
+    TODO marker, or the bundled example's own value (a copied example config). A real
+    send refuses while any is left (``sending``)."""
+    from .files import bundled
+
+    try:
+        example = tomllib.loads(bundled("config.example.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        example = {}
+    found = []
+    for section, key in _FIRST_RUN_KEYS:
+        value = str(getattr(getattr(cfg, section), key))
+        given = key in getattr(cfg, section).model_fields_set
+        if "todo" in value.lower():
+            why = "still says TODO"
+        elif given and value and value == str(example.get(section, {}).get(key, "")):
+            why = f"is the example's value ({value})"
+        else:
+            continue
+        found.append((f"{section}.{key}", f"{why}; set your own before a real send"))
+    return found
+
+
 def load(path: Path | str) -> Config:
     """Read and validate a TOML config file."""
     path = Path(path)

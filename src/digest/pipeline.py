@@ -46,6 +46,7 @@ class Built:
     collection: Collection
     seconds: float
     findings: tuple[Problem, ...] = field(default=())
+    notice: str | None = None  # e.g. the issue was sent already, and where new posts go
 
 
 def choose_window(
@@ -142,13 +143,29 @@ def prepare(cfg: Config, now: dt.datetime, sel: Selection = Selection()) -> Buil
     """config -> content -> issue -> render. Raises NothingToSend for an empty week."""
     started = time.perf_counter()
     window, col = gather(cfg, now, sel)
-    number = number_for(cfg, window, history(cfg))
+    past = history(cfg)
+    number = number_for(cfg, window, past)
     issue = issues.build_issue(cfg, window, col.articles, number=number)
     rendered = render.render(issue, cfg)
     # Render warnings (size near Gmail's clip limit, a dropped @import) and what a broken
     # user template can lose (the unsubscribe link, the postal address), for every command.
     findings = tuple(inspect(cfg, issue, rendered))
-    return Built(issue, rendered, col, time.perf_counter() - started, findings)
+    notice = already_sent(cfg, window, past)
+    return Built(issue, rendered, col, time.perf_counter() - started, findings, notice)
+
+
+def already_sent(cfg: Config, w: Window, past: Sequence[Frozen]) -> str | None:
+    """For a window the ledger has frozen: that it went out, and where newer posts go."""
+    for f in past:
+        if f.id == w.id:
+            following = issues.window_containing(cfg, f.send_at)
+            closed = f.closed.astimezone(cfg.schedule.tz)
+            return (
+                f"{w.id} was already sent (#{f.number}); it covered posts until "
+                f"{closed:%Y-%m-%d %H:%M %Z}, and what is published since goes out in "
+                f"{following.id}"
+            )
+    return None
 
 
 def issue_json(cfg: Config, built: Built) -> dict[str, object]:

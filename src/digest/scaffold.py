@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def init(folder: Path, *, templates: bool = False, today: dt.date | None = None)
     """Create the files of a new newsletter in ``folder``; refuse to overwrite any."""
     today = today or dt.date.today()
     files: dict[Path, str] = {
-        folder / "config.toml": _config_text(templates),
+        folder / "config.toml": _config_text(templates, _title(folder)),
         folder / "content" / f"{today:%Y-%m-%d}-hello.md": _ARTICLE.format(date=today.isoformat()),
         folder / "subscribers.csv": "email,name\n",
     }
@@ -63,11 +64,29 @@ def init(folder: Path, *, templates: bool = False, today: dt.date | None = None)
     return targets
 
 
-def _config_text(templates: bool) -> str:
+def _title(folder: Path) -> str:
+    """A newsletter's name from its folder: "weekly-notes" -> "Weekly Notes"."""
+    words = folder.resolve().name.replace("-", " ").replace("_", " ").split()
+    return " ".join(w[:1].upper() + w[1:] for w in words) or "The Weekly Digest"
+
+
+def _config_text(templates: bool, name: str = "") -> str:
     example = bundled("config.example.toml")
     text = example.read_text(encoding="utf-8")
     # The example points at the bundled sample subscribers; a new newsletter has its own.
     text = text.replace('file = "subscribers.example.csv"', 'file = "subscribers.csv"')
+    if name:
+        # The new newsletter's own values; what only its editor knows says TODO, and a
+        # real send refuses until it is set (config.first_run_values).
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        text = re.sub(r"^name = .*$", f'name = "{quoted}"', text, count=2, flags=re.M)
+        text = text.replace("to The Signal Weekly at example.com.", f"to {quoted}.")
+        for key, value in (
+            ("base_url", '"https://TODO.example"  # TODO: your site ("": from the site config)'),
+            ("postal_address", '"TODO: your postal address"'),
+            ("email", '"TODO@example.com"  # TODO: the address you send from'),
+        ):
+            text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.M)
     if templates:
         text = text.replace('# folder = "my-templates"', 'folder = "templates"       ')
     return text

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import delivery
-from .config import Config
+from .config import Config, first_run_values
 from .delivery import EngineResult, Fatal, Job, Transport
-from .errors import ContentError, DeliveryError, DigestError
+from .errors import ConfigError, ContentError, DeliveryError, DigestError
 from .ledger import (
     DEFERRED,
     FAILED,
@@ -161,6 +161,10 @@ def send(
     stop = stop or threading.Event()
     if dry_run:
         return _dry_run(cfg, now, sel, progress=progress, stop=stop)
+    if cfg.delivery.transport == "smtp" and (unset := first_run_values(cfg)):
+        # Mail to real readers from "newsletter@example.com" with the example's postal
+        # address would be refused or, worse, delivered: stop before anything is frozen.
+        raise ConfigError(cfg.source or "config", unset)
     built = prepare(cfg, now, sel) if sel.latest else None
     issue_id = built.issue.id if built else choose_window(cfg, now, sel).id
     with Ledger(cfg.ledger.path) as ledger, ledger.lock(issue_id):
