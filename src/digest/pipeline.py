@@ -630,6 +630,7 @@ class IssueStatus:
     duplicates: int
     failures: list[tuple[str, str, str, int]]  # (address, state, reason, attempts)
     reasons: list[tuple[str, int]]
+    bounces: dict[str, int] = field(default_factory=dict)  # recorded bounces per kind
 
 
 def status(cfg: Config, issue_id: str | None = None) -> list[IssueStatus]:
@@ -652,6 +653,7 @@ def status(cfg: Config, issue_id: str | None = None) -> list[IssueStatus]:
                 r.duplicates,
                 ledger.failures(r.id, 50) if issue_id else [],
                 ledger.failure_reasons(r.id) if issue_id else [],
+                ledger.bounce_counts(r.id),
             )
             for r in records
             if r is not None
