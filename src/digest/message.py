@@ -536,7 +536,9 @@ class Composer:
                     safe = safe and line_safe(v)
                 parts.append(v)
         parts.append(self._tail)
+        data = b"".join(parts)
         if self.signer is not None:  # header lines: starting with a letter or a space
-            parts[0] = self.signer.sign(personal, parts[2:]) + personal
+            body = memoryview(data)[len(personal) + len(self._head) :]
+            data = self.signer.sign(personal, body) + data
         sender = self.verp.address(r.email) if self.verp is not None else ""
-        return Composed(mid, b"".join(parts), dot_safe=safe, sender=sender)
+        return Composed(mid, data, dot_safe=safe, sender=sender)

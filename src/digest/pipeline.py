@@ -453,10 +453,17 @@ def _deliver(cfg, ledger, issue_id, transport, composer, progress, stop):  # typ
     if transport.throttled and (d.rate_per_second or d.rate_per_hour):
         recent = ledger.sent_since(time.time() - 3600) if d.rate_per_hour else []
         limiter = delivery.RateLimiter(d.rate_per_second, d.rate_per_hour, recent)
+    source, make = jobs(), compose
+    ahead = None
+    if composer.signer is not None:  # signing is slow enough to do ahead (prefetch.py)
+        from .prefetch import Ahead
+
+        ahead = Ahead(source, compose)
+        source, make = ahead.jobs(), ahead.compose
     engine = delivery.Engine(
         transport,
-        jobs(),
-        compose=compose,
+        source,
+        compose=make,
         record=record,
         settings=delivery.settings_for(cfg),
         limiter=limiter,
@@ -468,7 +475,11 @@ def _deliver(cfg, ledger, issue_id, transport, composer, progress, stop):  # typ
         def tick(r: delivery.EngineResult) -> None:
             progress(r.sent + r.failed + r.deferred, total)
 
-    return engine.run(tick)
+    try:
+        return engine.run(tick)
+    finally:
+        if ahead is not None:
+            ahead.close()
 
 
 def _finish(ledger: Any, report: SendReport, result: Any, started: float) -> SendReport:

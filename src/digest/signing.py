@@ -30,7 +30,7 @@ import base64
 import hashlib
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,11 +152,12 @@ def _fields(block: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def _relaxed(name: bytes, value: bytes) -> bytes:
-    """One field, relaxed-canonicalized (RFC 6376 3.4.2), CRLF-terminated."""
-    from dkim.canonicalization import Relaxed
-
-    ((n, v),) = Relaxed.canonicalize_headers([(name, value)])
-    return bytes(n) + b":" + bytes(v)
+    """One field, relaxed-canonicalized (RFC 6376 3.4.2), CRLF-terminated: the name in
+    lower case, the value unfolded, runs of white space made one space, trimmed. Our
+    header blocks are printable ASCII (``message.check_header_block``), where
+    ``bytes.split()`` does exactly that, about 5x faster than dkimpy's regular
+    expressions (the differential test against ``dkim.sign`` holds it to them)."""
+    return name.lower().rstrip() + b":" + b" ".join(value.split()) + b"\r\n"
 
 
 class Signer:
@@ -204,15 +205,15 @@ class Signer:
         value += b"\r\n" if final else b""
         return bytes(fold(value, namelen=len(b"DKIM-Signature"), linesep=b"\r\n"))
 
-    def sign(self, personal: bytes, body: Sequence[bytes]) -> bytes:
+    def sign(self, personal: bytes, body: bytes | memoryview) -> bytes:
         """The ``DKIM-Signature: ...\\r\\n`` field for a message whose header is
-        ``personal`` + the fixed head and whose body is ``b"".join(body)``."""
+        ``personal`` + the fixed head and whose body is ``body``."""
         from dkim import RE_BTAG
 
-        bh = hashlib.sha256()
-        for piece in body:
-            bh.update(piece)
-        body_hash = base64.b64encode(bh.digest())
+        # One call over the whole body: hashlib lets go of the GIL for each call on 2 KB or
+        # more, and with four sending threads every release costs a wait to get it back
+        # (hashing piece by piece made Ed25519 sends 0.3 ms a message slower).
+        body_hash = base64.b64encode(hashlib.sha256(body).digest())
         now = int(self.clock())
         h = self._fixed.copy()
         present = {n.lower(): (n, v) for n, v in _fields(personal)}
