@@ -190,3 +190,35 @@ def test_every_message_of_a_send_verifies(tmp_path, key_file):
         assert m.data is not None
         assert dkim.verify(m.data, dnsfunc=dns_for(record)), m.rcpt_tos
         assert m.mail_from.startswith("bounces+2026-w48-") and m.mail_from.endswith("@example.com")
+
+
+def test_signed_sends_through_faults_are_exactly_once_and_all_verify(tmp_path, key_file):
+    """Messages are composed and signed ahead of the sending threads (prefetch.py): with
+    retries, dropped connections, a refused reader and one that cannot be composed, each
+    reader still gets one message, every one verifies, and the odd rows are recorded."""
+    from digest.ledger import Ledger
+    from smtp_server import Faults
+
+    addresses = write_subscribers(tmp_path, 120)
+    refused = addresses[7]
+    faults = Faults(transient_rcpt=0.1, drop_every=13, reject=lambda a: a == refused, seed=3)
+    with SmtpServer(faults=faults, pipelining=True) as server:
+        path = write_config(
+            tmp_path,
+            server.port,
+            extra=f'[dkim]\ndomain = "example.com"\nselector = "s1"\nkey_file = "{key_file}"\n',
+        )
+        freeze(path)
+        with Ledger(config.load(path).ledger.path) as ledger:
+            ledger.enqueue("2026-W48", [("bad address@example.com", "bad address@example.com",
+                                         "", "")])  # fmt: skip
+        result = run(path, "send", "--issue", "2026-W48", "--yes")
+        assert result.returncode == 0, result.stderr
+    assert "bad address@example.com: not sent: cannot compose the message" in result.stdout
+    got = sorted(r for m in server.messages for r in m.rcpt_tos)
+    assert got == sorted(a for a in addresses if a != refused)
+    record = load_key(key_file).txt_record()
+    assert all(dkim.verify(m.data, dnsfunc=dns_for(record)) for m in server.messages)
+    with Ledger(config.load(path).ledger.path, readonly=True) as ledger:
+        counts = ledger.counts("2026-W48")
+    assert (counts["sent"], counts["failed"], counts["pending"]) == (119, 2, 0)
