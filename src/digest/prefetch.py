@@ -4,13 +4,14 @@ A signed message costs a private-key operation (RSA-2048: ~0.25 ms of OpenSSL, w
 lets go of the GIL) on top of the ~35 us of splicing. Composed inside a sending thread,
 that time (and the wait to get the GIL back afterwards) is added to every round trip of
 its connection, and the send slows down by half. Composed here, a bounded number of
-messages ahead, it overlaps with the network waits and uses the second core, while the
-sending threads only send.
+messages ahead by two threads, it overlaps with the network waits and uses the second
+core, while the sending threads only send.
 
-Nothing about exactly-once changes: the ledger rows are read by this thread in queue
-order instead of by the engine, each job is handed out once, and a job composed ahead
-but never sent (the send was stopped or paused) stays ``pending`` in the ledger. A retry
-of a job is composed again by the sending thread (a fresh Date, the same Message-ID).
+Nothing about exactly-once changes: the ledger rows are read by these threads (one at a
+time, in queue order) instead of by the engine, each job is handed out once, and a job
+composed ahead but never sent (the send was stopped or paused) stays ``pending`` in the
+ledger. A retry of a job is composed again by the sending thread (a fresh Date, the same
+Message-ID).
 """
 
 from __future__ import annotations
@@ -27,19 +28,31 @@ _DONE = object()
 
 
 class Ahead:
-    """``jobs()`` and ``compose(job)`` for ``delivery.Engine``, composing ``depth`` ahead."""
+    """``jobs()`` and ``compose(job)`` for ``delivery.Engine``, composing ``depth`` ahead
+    in ``threads`` threads: while one waits to get the GIL back after a private-key
+    operation, another's runs (one thread alone was the bottleneck of RSA sends)."""
 
     def __init__(
-        self, source: Iterator[Job], compose: Callable[[Job], Composed], depth: int = 64
+        self,
+        source: Iterator[Job],
+        compose: Callable[[Job], Composed],
+        depth: int = 64,
+        threads: int = 2,
     ) -> None:
         self._source = source
         self._compose = compose
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._ready: dict[int, Composed | BaseException] = {}
         self._lock = threading.Lock()
+        self._source_lock = threading.Lock()
         self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="digest-compose", daemon=True)
-        self._thread.start()
+        self._running = threads
+        self._threads = [
+            threading.Thread(target=self._run, name=f"digest-compose-{i}", daemon=True)
+            for i in range(threads)
+        ]
+        for t in self._threads:
+            t.start()
 
     def _put(self, item: Any) -> bool:
         while not self._closed.is_set():
@@ -50,9 +63,13 @@ class Ahead:
                 continue
         return False
 
+    def _next(self) -> Job | None:
+        with self._source_lock:  # the ledger's rows are read by one thread at a time
+            return next(self._source, None)
+
     def _run(self) -> None:
         try:
-            for job in self._source:
+            while (job := self._next()) is not None:
                 try:
                     result: Composed | BaseException = self._compose(job)
                 except Exception as exc:  # the sending thread reports it for this job
@@ -64,7 +81,11 @@ class Ahead:
         except BaseException as exc:  # reading the queue failed: the engine reports it
             self._put(exc)
         finally:
-            self._put(_DONE)
+            with self._lock:
+                self._running -= 1
+                last = self._running == 0
+            if last:
+                self._put(_DONE)
 
     def jobs(self) -> Iterator[Job]:
         while True:
@@ -86,4 +107,5 @@ class Ahead:
 
     def close(self) -> None:
         self._closed.set()
-        self._thread.join(timeout=5)
+        for t in self._threads:
+            t.join(timeout=5)
