@@ -223,3 +223,23 @@ def test_mailbox_problems_are_errors_not_crashes(tmp_path):
     result = run(path, "bounces", "--imap", url, environ=env(DIGEST_IMAP_PASSWORD="pw"))
     assert result.returncode == 1 and f"IMAP 127.0.0.1:{closed.port}" in result.stderr
     assert "Traceback" not in result.stderr and "pw" not in result.stderr
+
+
+def test_verp_can_be_turned_off_or_given_another_address(tmp_path):
+    from digest.message import Composer, Recipient
+
+    def sender(bounces: dict) -> str:
+        cfg = config.parse(
+            {"sender": {"email": "news@example.com"}, "bounces": bounces},
+            tmp_path / "config.toml",
+        )
+        composer = Composer.from_config(cfg, second_issue(), SECRET)
+        return composer.compose(Recipient("ada@example.org")).sender
+
+    token = bounce_token(SECRET, W49, "ada@example.org")
+    assert sender({}) == f"bounces+{token}@example.com"
+    assert sender({"address": "rp@mail.example.net", "delimiter": "-"}) == (
+        f"rp-{token}@mail.example.net"
+    )
+    assert sender({"verp": False}) == ""  # the engine uses sender.email, as before
+    assert sender({"verp": False, "address": "rp@example.net"}) == "rp@example.net"
