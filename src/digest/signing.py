@@ -27,6 +27,7 @@ so a key or code problem stops a send before the first message, not after it.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 import time
@@ -56,6 +57,7 @@ FIXED_FIELDS = (
 )
 PERSONAL_FIELDS = (b"date", b"message-id", b"to", b"list-unsubscribe")
 _FIELD = re.compile(rb"([!-9;-~]+):(.*)", re.S)
+_PLACEHOLDER = b"0" * 60  # dkimpy's b= placeholder: it puts b= on a line of its own
 
 
 class DkimError(ConfigError):
@@ -92,11 +94,16 @@ class Key:
         if self.algorithm == "ed25519-sha256":
             # RFC 8463: Ed25519 signs the SHA-256 hash (PureEdDSA over those 32 bytes).
             return bytes(self.private.sign(digest))
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding, utils
+        return bytes(self.private.sign(digest, *_rsa_args()))
 
-        prehashed = utils.Prehashed(hashes.SHA256())
-        return bytes(self.private.sign(digest, padding.PKCS1v15(), prehashed))
+
+@functools.cache
+def _rsa_args() -> tuple[Any, Any]:
+    """PKCS#1 v1.5 over a SHA-256 digest computed by us (built once, not per message)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, utils
+
+    return padding.PKCS1v15(), utils.Prehashed(hashes.SHA256())
 
 
 def load_key(path: Path, where: str = "config") -> Key:
@@ -222,7 +229,12 @@ class Signer:
                 h.update(_relaxed(*present[name]))
         # As dkimpy: folded with a placeholder b= (60 zeros) so that b= starts a line of
         # its own, hashed with b= empty and without the final line break, re-folded.
-        unsigned = RE_BTAG.sub(rb"\1", self._tags(body_hash, now, b"0" * 60, final=False))
+        unsigned = self._tags(body_hash, now, _PLACEHOLDER, final=False)
+        cut = unsigned.rfind(b"b=" + _PLACEHOLDER)
+        if cut > 0 and unsigned[cut - 1 : cut] in (b" ", b";", b"\t"):
+            unsigned = unsigned[: cut + 2]  # what RE_BTAG leaves, without the regex
+        else:
+            unsigned = RE_BTAG.sub(rb"\1", unsigned)
         h.update(_relaxed(b"DKIM-Signature", b" " + unsigned).rstrip())
         signature = base64.b64encode(self.key.sign_digest(h.digest()))
         return b"DKIM-Signature: " + self._tags(body_hash, now, signature, final=True)
