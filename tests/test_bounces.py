@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import imap_server
 from digest import config
 from digest.bounces import Readers, Verp, bounce_token, classify
 from digest.ledger import Ledger
@@ -243,3 +244,38 @@ def test_verp_can_be_turned_off_or_given_another_address(tmp_path):
     )
     assert sender({"verp": False}) == ""  # the engine uses sender.email, as before
     assert sender({"verp": False, "address": "rp@example.net"}) == "rp@example.net"
+
+
+@pytest.mark.skipif(not imap_server.available(), reason="needs Dovecot (dovecot-imapd)")
+@pytest.mark.parametrize("starttls", [False, True], ids=["imaps", "imap+starttls"])
+def test_bounces_read_over_imap_from_a_real_server(tmp_path, starttls):
+    subscribers(tmp_path)
+    with SmtpServer() as server:
+        path = write_config(tmp_path, server.port)
+        freeze(path)
+        assert run(path, "send", "--issue", "2026-W48", "--yes").returncode == 0
+        sender_of = {m.rcpt_tos[0]: m.mail_from for m in server.messages}
+    with imap_server.ImapServer(tmp_path) as imap:
+        for n, name in enumerate(("exim_user_unknown.eml", "gmail_user_unknown.eml")):
+            imap.deliver(delivered(fixture(name), sender_of[CASES[name][0]], n), f"b{n}")
+        imap.deliver(b"From: a@example.org\nSubject: hi\n\nhello\n", "reply")
+        environ = env(
+            DIGEST_IMAP_PASSWORD=imap_server.PASSWORD, SSL_CERT_FILE=str(imap.cert)
+        )  # the test server's own certificate, trusted like a system CA
+        url = imap.starttls_url if starttls else imap.url
+        result = run(path, "bounces", "--imap", url, environ=environ)
+        assert result.returncode == 0, result.stderr
+        assert "Read 3 message(s): 2 handled, 1 left in the mailbox" in result.stdout
+        assert re.search(r"readers suppressed\s+2\n", result.stdout)
+        assert imap_server.PASSWORD not in result.stdout + result.stderr
+        assert len(imap.folder("digest-handled")) == 2
+        assert len(imap.inbox()) == 1  # the reply stays
+        wrong = run(
+            path, "bounces", "--imap", url, environ={**environ, "DIGEST_IMAP_PASSWORD": "x"}
+        )
+        assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
+        assert "AUTHENTICATIONFAILED" in wrong.stderr or "failed" in wrong.stderr.lower()
+    with Ledger(config.load(path).ledger.path, readonly=True) as ledger:
+        assert ledger.is_suppressed("exim@example.org") and ledger.is_suppressed(
+            "gmail@example.org"
+        )

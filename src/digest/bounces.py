@@ -454,7 +454,7 @@ class ImapBox(Mailbox):
     def move(self, key: str) -> None:
         done = self._quote(self.done)
         self.imap.create(done)  # fails harmlessly when it exists
-        if b"MOVE" in b" ".join(getattr(self.imap, "capabilities", ())).upper():
+        if "MOVE" in self.imap.capabilities:  # RFC 6851
             self.imap.uid("MOVE", key, done)
         else:
             self.imap.uid("COPY", key, done)
