@@ -306,7 +306,7 @@ def test_refused_sender_stops_and_marks_no_one(tmp_path):
     with SmtpServer(faults=Faults(reject_sender=True)) as server:
         cfg = config(tmp_path, server.port)
         freeze(cfg)
-        with pytest.raises(Fatal, match=r"refused the sender address news@example\.com"):
+        with pytest.raises(Fatal, match=r"refused the sender address bounces\+\S+@example\.com"):
             send(cfg)
     (status,) = sending.status(cfg, WEEK)
     assert status.counts["pending"] == 10 and status.counts["failed"] == 0

@@ -256,21 +256,28 @@ def _rel(path: Path) -> str:
 @main.command()
 @selection_options
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
+@click.option(
+    "--dkim-dns", is_flag=True, help="Look up the DKIM record in DNS and compare it with the key."
+)
 @click.pass_obj
 @handle_errors
-def check(obj: Ctx, week: str | None, latest: bool, strict: bool) -> None:
+def check(obj: Ctx, week: str | None, latest: bool, strict: bool, dkim_dns: bool) -> None:
     """Validate the config and every content file, render the issue and inspect it.
 
     Reports bad files, the size against Gmail's clip limit, images without alt text,
-    relative links, and a missing unsubscribe link or postal address.
+    relative links, and a missing unsubscribe link or postal address. With [dkim],
+    prints the TXT record to publish; --dkim-dns checks the published one.
 
     \b
     Example:
         digest check --latest --strict
+        digest check --dkim-dns
     """
     from .pipeline import check as run_check
 
     cfg = obj.cfg
+    if cfg.dkim.domain or dkim_dns:
+        _check_dkim(cfg, dkim_dns)
     report = run_check(cfg, obj.now(), _selection(week, latest))
     _report_problems(report.problems, strict)
     if report.site:
@@ -293,6 +300,68 @@ def check(obj: Ctx, week: str | None, latest: bool, strict: bool) -> None:
     )
     if report.errors or (strict and (report.warnings or cfg.warnings)):
         raise click.exceptions.Exit(ContentError.exit_code)
+
+
+def _check_dkim(cfg: Any, dns: bool) -> None:
+    from .signing import check_dns, dns_name, load_key
+
+    if not cfg.dkim.domain:
+        why = "--dkim-dns: no [dkim] section; set dkim.domain, dkim.selector and dkim.key_file"
+        raise ConfigError(cfg.source or "config", [("dkim.domain", why)])
+    key = load_key(cfg.dkim.key_file, str(cfg.source or "config"))
+    click.echo(f"DKIM: {key.algorithm}, {key.bits} bits; publish this TXT record:")
+    click.echo(f'  {dns_name(cfg)}.  IN TXT  "{key.txt_record()}"')
+    if dns:
+        problems = check_dns(cfg)
+        for problem in problems:
+            error(problem)
+        if problems:
+            raise click.exceptions.Exit(1)
+        click.echo(f"DKIM: the record at {dns_name(cfg)} matches {_rel(key.path)}")
+
+
+@main.command()
+@click.option(
+    "--maildir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The Maildir the bounce address delivers to (default: bounces.maildir).",
+)
+@click.option(
+    "--imap",
+    metavar="URL",
+    help="imaps://USER@HOST/FOLDER instead; password from $DIGEST_IMAP_PASSWORD "
+    "(bounces.imap_password_env).",
+)
+@click.pass_obj
+@handle_errors
+def bounces(obj: Ctx, maildir: Path | None, imap: str | None) -> None:
+    """Read bounces, suppress the readers that bounced, and move what was handled.
+
+    Hard bounces suppress a reader at once; soft ones after bounces.soft_limit within
+    bounces.soft_days. Handled messages move to the bounces.done_folder sub-folder;
+    what is not recognised stays for you to read.
+
+    \b
+    Example:
+        digest bounces --maildir ~/Maildir/.bounces
+        DIGEST_IMAP_PASSWORD=... digest bounces --imap imaps://bounces@mail.example.com/INBOX
+    """
+    from .bounces import run as run_bounces
+
+    r = run_bounces(obj.cfg, maildir, imap)
+    click.echo(f"Read {r.read:,} message(s): {r.handled:,} handled, {r.left:,} left in the mailbox")
+    click.echo(f"  {'hard bounces':<26}{r.hard:>10,}")
+    click.echo(f"  {'soft bounces':<26}{r.soft:>10,}")
+    if r.repeated:
+        click.echo(f"  {'already recorded':<26}{r.repeated:>10,}")
+    click.echo(f"  {'readers suppressed':<26}{len(r.suppressed):>10,}")
+    for (kind, reason), n in r.reasons.most_common():
+        click.echo(f"  {n:>8,} x {kind}: {reason}")
+    for address, why in r.suppressed[:20]:
+        click.echo(f"    suppressed {address}: {why}")
+    if r.unknown:
+        warn(f"{len(r.unknown):,} bounced address(es) were never mailed by us, e.g. "
+             f"{r.unknown[0]}; not suppressed")  # fmt: skip
 
 
 @main.command()
@@ -793,7 +862,9 @@ def status(obj: Ctx, issue: str | None) -> None:
         click.echo(
             f"{s.id}  {s.state:<8} started {s.created_at:%Y-%m-%d %H:%M} UTC  sent {c['sent']:,}"
             f"  failed {c['failed']:,}  deferred {c['deferred']:,}  pending {c['pending']:,}"
-            f"  suppressed {c['suppressed']:,}  “{s.subject}”"
+            f"  suppressed {c['suppressed']:,}"
+            f"  bounced {s.bounces.get('hard', 0):,} hard, {s.bounces.get('soft', 0):,} soft"
+            f"  “{s.subject}”"
         )
     if issue:
         s = found[0]

@@ -249,6 +249,48 @@ class Unsubscribe(_Section):
         return os.environ.get(self.secret_env) if self.secret_env else None
 
 
+class Dkim(_Section):
+    # Empty domain: messages are not signed. See signing.py.
+    domain: str = ""
+    selector: str = ""
+    key_file: Path | None = None
+
+    @field_validator("domain", "selector")
+    @classmethod
+    def _label(cls, v: str) -> str:
+        if v and not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", v):
+            raise ValueError(f"{v!r} is not a DNS name (letters, digits, '-', '_', dots)")
+        return v.lower()
+
+
+class Bounces(_Section):
+    # The envelope sender (Return-Path) of every message is <local>+<token>@<domain>;
+    # "" = bounces@<the domain of sender.email>. See bounces.py.
+    address: str = ""
+    delimiter: Literal["+", "-", "="] = "+"
+    verp: bool = True
+    soft_limit: int = Field(default=3, ge=1)  # soft bounces that suppress a reader...
+    soft_days: float = Field(default=30, gt=0)  # ...within this many days
+    maildir: Path | None = None  # the mailbox the bounce address delivers to
+    imap_url: str = ""  # imaps://user@host/INBOX
+    imap_password_env: str = "DIGEST_IMAP_PASSWORD"
+    done_folder: str = "digest-handled"  # handled bounces are moved here
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        if v and not _EMAIL.match(v):
+            raise ValueError(f"{v!r} is not an email address")
+        return v
+
+    @field_validator("done_folder")
+    @classmethod
+    def _folder(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", v):
+            raise ValueError(f"{v!r}: use letters, digits, '-' and '_' only")
+        return v
+
+
 class Web(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -404,6 +446,8 @@ class Config(_Section):
     unsubscribe: Unsubscribe = Unsubscribe()
     web: Web = Web()
     export: ExportSettings = ExportSettings()
+    dkim: Dkim = Dkim()
+    bounces: Bounces = Bounces()
 
     # Set by load(): where the file was, and keys we did not recognise.
     source: Path | None = None
@@ -423,6 +467,8 @@ _PATHS = {
     ("delivery", "outbox"),
     ("smtp", "ca_file"),
     ("content", "notes"),
+    ("dkim", "key_file"),
+    ("bounces", "maildir"),
 }
 
 
@@ -489,6 +535,15 @@ def _cross_checks(cfg: Config, resolved: dict[str, Any]) -> list[tuple[str, str]
                 "set either suppression_group_id or custom_unsubscribe_url, not both",
             )
         )
+    dkim = resolved.get("dkim", cfg.dkim)
+    if dkim.domain or dkim.selector or dkim.key_file:
+        for key in ("domain", "selector", "key_file"):
+            if not getattr(dkim, key):
+                problems.append((f"dkim.{key}", "missing: DKIM signing needs domain, selector "
+                                 "and key_file (or remove the [dkim] section)"))  # fmt: skip
+        if dkim.key_file and not dkim.key_file.is_file():
+            problems.append(("dkim.key_file", f"{str(dkim.key_file)!r} is not a file; create "
+                             "the key (see README, DKIM) or fix the path"))  # fmt: skip
     if cfg.output.warn_kb > cfg.output.max_kb:
         problems.append(
             ("output.warn_kb", f"{cfg.output.warn_kb} is above output.max_kb ({cfg.output.max_kb})")

@@ -185,8 +185,8 @@ class SmtpConnection:
                 self._abandon_data(d[0])
                 raise Fatal(
                     f"the SMTP server ({self.where}) refused the sender address "
-                    f"{sender.decode()}: {m[1]}. Check sender.email and that your relay "
-                    "allows it (and smtp.username if the server needs a login)."
+                    f"{sender.decode()}: {m[1]}. Check sender.email (bounces.address) and that "
+                    "your relay allows it (and smtp.username if the server needs a login)."
                 )
             failure = self._fail(m[0], m[1], "MAIL")
         elif r[0] not in (250, 251):
@@ -657,9 +657,10 @@ class Engine:
                         retry_in = self._settle(job, Outcome("permanent", why), "")
                         continue
                     message_id = m.message_id
-                    outcome = conn.send(
-                        self.s.sender, job.email, m.data, message_id, dot_safe=m.dot_safe
-                    )
+                    outcome = conn.send(  # a VERP sender per reader, if the message has one
+                        m.sender or self.s.sender, job.email, m.data, message_id,
+                        dot_safe=m.dot_safe,
+                    )  # fmt: skip
                     if not conn.alive:
                         conn.close()
                         conn = None

@@ -14,6 +14,9 @@ Tables:
 * ``readers``: the opaque id of each address mail went to (``tokens.reader_id``) ->
   the address, so ``digest serve`` can resolve an unsubscribe token without the token
   carrying the address.
+* ``suppressions``: unsubscribed or bounced addresses, never mailed.
+* ``bounces``: each bounce read by ``digest bounces`` (reader, issue, hard or soft, reason),
+  once per bounce message: soft bounces are counted here, hard ones suppress at once.
 * ``meta``: schema version and the development secret (see ``dev_secret``).
 * ``export_drafts``: the id of the draft ``digest export --push`` created for an issue at
   a mail service, so pushing again updates it instead of making another.
@@ -123,6 +126,17 @@ CREATE TABLE IF NOT EXISTS readers (
     id    TEXT PRIMARY KEY,              -- tokens.reader_id: opaque, keyed by the secret
     email TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bounces (
+    id         INTEGER PRIMARY KEY,
+    source     TEXT NOT NULL,            -- hash of the bounce message: read twice, counted once
+    key        TEXT NOT NULL,            -- the reader's address, case-folded
+    email      TEXT NOT NULL,
+    issue      TEXT,                     -- the issue it bounced, when known
+    kind       TEXT NOT NULL,            -- 'hard' or 'soft'
+    reason     TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE (source, key)
+);
 """
 
 # How a send commits. In WAL mode a crash of the process loses no commit either way; a
@@ -409,6 +423,58 @@ class Ledger:
         """Addresses still to be sent for the issue (pending, deferred), streamed."""
         for row in self.to_send(issue_id, batch=5000):
             yield row.email
+
+    # -- bounces (see bounces.py) ----------------------------------------------------------
+
+    def record_bounce(
+        self, source: str, email: str, issue: str | None, kind: str, reason: str, at: float
+    ) -> bool:
+        """Record one bounce of one reader; False if that message was recorded before."""
+        cur = self._write(
+            "INSERT OR IGNORE INTO bounces (source, key, email, issue, kind, reason, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (source, address_key(email), email.strip(), issue, kind, reason, at),
+        )
+        return cur.rowcount == 1
+
+    def soft_bounces(self, email: str, since: float) -> int:
+        rows = self._read(
+            "SELECT COUNT(*) FROM bounces WHERE key = ? AND kind = 'soft' AND created_at >= ?",
+            (address_key(email), since),
+        )
+        return int(rows[0][0])
+
+    def bounce_counts(self, issue_id: str) -> dict[str, int]:
+        """Bounces recorded for the issue, per kind ({} for a ledger from before bounces)."""
+        try:
+            rows = self._read(
+                "SELECT kind, COUNT(*) FROM bounces WHERE issue = ? GROUP BY kind", (issue_id,)
+            )
+        except sqlite3.OperationalError:  # a read-only ledger made before the table
+            return {}
+        return {kind: n for kind, n in rows}
+
+    def recipients(self, issue_id: str) -> Iterator[tuple[str, str]]:
+        """(key, email) of every delivery of the issue, streamed."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT d.key, d.email FROM deliveries d JOIN issues i ON i.seq = d.issue "
+                "WHERE i.id = ?",
+                (issue_id,),
+            )
+            rows = cur.fetchmany(1000)
+        while rows:
+            yield from rows
+            with self._lock:
+                rows = cur.fetchmany(1000)
+
+    def last_issue_sent_to(self, email: str) -> str | None:
+        rows = self._read(
+            "SELECT i.id FROM deliveries d JOIN issues i ON i.seq = d.issue "
+            "WHERE d.key = ? AND d.state = 'sent' ORDER BY d.updated_at DESC LIMIT 1",
+            (address_key(email),),
+        )
+        return rows[0][0] if rows else None
 
     # -- issues --------------------------------------------------------------------------
 

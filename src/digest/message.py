@@ -45,7 +45,9 @@ from .text import ascii_url, one_line  # header values: control characters becom
 from .tokens import make_token
 
 if TYPE_CHECKING:
+    from .bounces import Verp
     from .config import Config
+    from .signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +270,7 @@ class Composed:
     # Verified: CRLF lines only and none starts with "." (SMTP needs no dot-stuffing pass).
     # False unless the Composer checked every piece: the transport then stuffs.
     dot_safe: bool = False
+    sender: str = ""  # the envelope sender (VERP bounce address); "" = sender.email
 
 
 def _config_header(key: str, field: str, build: Callable[..., bytes], *args: str) -> bytes:
@@ -387,6 +390,10 @@ class Composer:
         self._dot_safe = all(line_safe(p) for p in fixed)  # once per issue
         self._date_at = -1
         self._date = b""
+        # Set by from_config: the per-reader bounce address (bounces.py) and the DKIM
+        # signer (signing.py); both None for a Composer built without a config.
+        self.verp: Verp | None = None
+        self.signer: Signer | None = None
 
     @classmethod
     def from_config(
@@ -399,7 +406,7 @@ class Composer:
         random_ids: bool = False,
     ) -> Composer:
         try:
-            return cls(
+            composer = cls(
                 rendered,
                 secret=secret,
                 from_email=cfg.sender.email,
@@ -414,6 +421,14 @@ class Composer:
             )
         except ConfigError as exc:  # name the config file
             raise ConfigError(cfg.source or "config", exc.problems) from None
+        from .bounces import verp_for
+        from .signing import check_signer, signer_for
+
+        composer.verp = verp_for(cfg, secret, rendered.issue_id)
+        composer.signer = signer_for(cfg, composer._head)
+        if composer.signer is not None:  # before anything is frozen or sent
+            check_signer(cfg, composer.signer, composer.compose(Recipient(cfg.sender.email)))
+        return composer
 
     def _list_unsubscribe(self, address: str) -> bytes:
         url = self.unsubscribe_url(address).encode("ascii")
@@ -466,4 +481,9 @@ class Composer:
         parts.append(self._html_head)
         safe = _splice(parts, self._html, values, _qp_html) and safe
         parts.append(self._tail)
-        return Composed(mid, b"".join(parts), dot_safe=safe)
+        data = b"".join(parts)
+        if self.signer is not None:  # header lines: starting with a letter or a space
+            body = memoryview(data)[len(personal) + len(self._head) :]
+            data = self.signer.sign(personal, body) + data
+        sender = self.verp.address(r.email) if self.verp is not None else ""
+        return Composed(mid, data, dot_safe=safe, sender=sender)

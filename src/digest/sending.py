@@ -433,10 +433,17 @@ def _deliver(
     if transport.throttled and (d.rate_per_second or d.rate_per_hour):
         recent = ledger.sent_since(time.time() - 3600) if d.rate_per_hour else []
         limiter = delivery.RateLimiter(d.rate_per_second, d.rate_per_hour, recent)
+    source, make = jobs(), compose
+    ahead = None
+    if composer.signer is not None:  # signing is slow enough to do ahead (prefetch.py)
+        from .prefetch import Ahead
+
+        ahead = Ahead(source, compose)
+        source, make = ahead.jobs(), ahead.compose
     engine = delivery.Engine(
         transport,
-        jobs(),
-        compose=compose,
+        source,
+        compose=make,
         record=record,
         settings=delivery.settings_for(cfg),
         limiter=limiter,
@@ -449,7 +456,11 @@ def _deliver(
         def tick(r: EngineResult) -> None:
             progress(r.sent + r.failed + r.deferred, total)
 
-    return engine.run(tick)
+    try:
+        return engine.run(tick)
+    finally:
+        if ahead is not None:
+            ahead.close()
 
 
 def _finish(
@@ -598,6 +609,7 @@ class IssueStatus:
     duplicates: int
     failures: list[tuple[str, str, str, int]]  # (address, state, reason, attempts)
     reasons: list[tuple[str, int]]
+    bounces: dict[str, int] = field(default_factory=dict)  # recorded bounces per kind
 
 
 def status(cfg: Config, issue_id: str | None = None) -> list[IssueStatus]:
@@ -618,6 +630,7 @@ def status(cfg: Config, issue_id: str | None = None) -> list[IssueStatus]:
                 r.duplicates,
                 ledger.failures(r.id, 50) if issue_id else [],
                 ledger.failure_reasons(r.id) if issue_id else [],
+                ledger.bounce_counts(r.id),
             )
             for r in records
             if r is not None
