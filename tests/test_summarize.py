@@ -568,7 +568,9 @@ def test_template_spans_are_dropped_in_linear_time() -> None:
     start = time.perf_counter()
     for body in ("{{ " * 200_000, "{% " * 200_000 + "%}", "{{< " + "x" * 500_000 + " >}}"):
         summarize(article("Lede. " + body))
-    assert time.perf_counter() - start < 5
+    # Quadratic work on these bodies would take hours; linear takes seconds even on a
+    # loaded machine. A bound far from both, so the test never flakes on load.
+    assert time.perf_counter() - start < 60
 
 
 # --- the summarizer plug-in point (content.summarizer) ----------------------------------
