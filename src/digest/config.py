@@ -59,6 +59,8 @@ class Newsletter(_Section):
     name: OneLine = "The Weekly Digest"
     description: str = "You get this email because you subscribed to our weekly digest."
     language: str = "en"
+    # One edition per language: not yet (a clear error when more than one is given).
+    languages: tuple[str, ...] = ()
     base_url: AbsoluteUrl = "https://example.com"
     archive_url: AbsoluteUrl = ""  # default: <base_url>/newsletter
     postal_address: str = ""
@@ -522,6 +524,14 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
 def _cross_checks(cfg: Config, resolved: dict[str, Any]) -> list[tuple[str, str]]:
     """Problems no single field shows: relations between fields, paths that must exist."""
     problems = []
+    if len(cfg.newsletter.languages) > 1:
+        problems.append(
+            (
+                "newsletter.languages",
+                "one edition per language is not yet supported; set newsletter.language "
+                "and run one config per language (each with its own ledger)",
+            )
+        )
     templates = resolved.get("templates", cfg.templates).folder
     if templates is not None and not templates.is_dir():
         problems.append(
