@@ -439,6 +439,21 @@ def test_tokens_stay_out_of_the_access_log(cfg: Config, client: httpx.Client) ->
     assert not any(token in line or token[:20] in line for line in lines)
 
 
+def test_token_paths_are_redacted_under_a_prefix_and_for_signup_confirmations() -> None:
+    redact = web_server._RedactTokens()
+    for path, shown in (
+        ("/newsletter/unsubscribe/abc.def?x=1", "/newsletter/unsubscribe/[token]?x=1"),
+        ("/subscribe/confirm/Zm9v.YmFy", "/subscribe/confirm/[token]"),
+        ("/resubscribe/abc", "/resubscribe/[token]"),
+        ("/issues/2026-W48/", "/issues/2026-W48/"),
+    ):
+        record = logging.LogRecord(
+            "uvicorn.access", logging.INFO, "", 0, "%s %s %s", ("1.2.3.4", "GET", path), None
+        )
+        redact.filter(record)
+        assert record.args[2] == shown  # type: ignore[index]
+
+
 # --- archive --------------------------------------------------------------------------------
 
 

@@ -977,6 +977,144 @@ def ledger_import_suppressions(obj: Ctx, source: Path) -> None:
     click.echo(f"Suppressed {r.added:,} new address(es); {r.present:,} already were.")
 
 
+@main.group()
+def subscribers() -> None:
+    """The list (issue 16): the CSV file, plus readers who signed up and confirmed,
+    minus the suppression list. List, add, remove, import and export it.
+
+    \b
+    Example:
+        digest subscribers list
+        digest subscribers import mailchimp-export.csv
+        digest subscribers export everyone.csv
+    """
+
+
+@subscribers.command(name="list")
+@click.pass_obj
+@handle_errors
+def subscribers_list(obj: Ctx) -> None:
+    """Print every address with its state (active, pending, unsubscribed, bounced)
+    and where it came from (csv, form, import:TOOL, cli).
+
+    \b
+    Example:
+        digest subscribers list | grep active
+    """
+    from .roster import rows
+
+    for email, _name, state, source, *_ in rows(obj.cfg):
+        click.echo(f"{email}\t{state}\t{source}")
+
+
+@subscribers.command(name="add")
+@click.argument("email")
+@click.option("--name", default="", help="The reader's name.")
+@click.pass_obj
+@handle_errors
+def subscribers_add(obj: Ctx, email: str, name: str) -> None:
+    """Add one reader (no confirmation mail: you vouch for their consent).
+
+    \b
+    Example:
+        digest subscribers add ada@example.com --name "Ada Lovelace"
+    """
+    from .roster import add
+
+    result = add(obj.cfg, email, name)
+    if result == "added":
+        click.echo(f"Added {email}.")
+    elif result == "present":
+        click.echo(f"{email} is on the list already.")
+    else:
+        warn(f"{email} is suppressed ({result}) and is not mailed; only their own "
+             "confirmed signup on the form lifts an unsubscribe")  # fmt: skip
+
+
+@subscribers.command(name="remove")
+@click.argument("email")
+@click.pass_obj
+@handle_errors
+def subscribers_remove(obj: Ctx, email: str) -> None:
+    """Stop mailing EMAIL (it goes on the suppression list as "removed").
+
+    \b
+    Example:
+        digest subscribers remove ada@example.com
+    """
+    from .roster import remove
+
+    was = remove(obj.cfg, email)
+    click.echo(
+        f"Removed {email}." if was else f"{email} was not being mailed; it is suppressed now."
+    )
+
+
+@subscribers.command(name="import")
+@click.argument("source", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--suppressed", is_flag=True, help="SOURCE is a suppression list (email,reason,time)."
+)
+@click.pass_obj
+@handle_errors
+def subscribers_import(obj: Ctx, source: Path, suppressed: bool) -> None:
+    """Import an export of Mailchimp, Substack, Buttondown or listmonk (or any CSV
+    with an email column): active readers are added, unsubscribed and bounced ones
+    suppressed, unconfirmed ones recorded and not mailed.
+
+    \b
+    Example:
+        digest subscribers import subscribed_members_export.csv
+        digest subscribers import --suppressed suppressed.csv
+    """
+    if suppressed:
+        from .upkeep import import_suppressions
+
+        r = import_suppressions(obj.cfg.ledger.path, source)
+        for problem in r.problems:
+            warn(problem)
+        click.echo(f"Suppressed {r.added:,} new address(es); {r.present:,} already were.")
+        return
+    from .roster import import_file
+
+    r2 = import_file(obj.cfg, source)
+    for problem in r2.problems[:50]:
+        warn(f"skipped: {problem}")
+    click.echo(
+        f"Imported {source} (as a {r2.vendor} export): {r2.added:,} added, "
+        f"{r2.present:,} already there, {r2.suppressed:,} unsubscribed or bounced "
+        f"(suppressed), {r2.pending:,} unconfirmed (not mailed), {len(r2.problems):,} skipped."
+    )
+
+
+@subscribers.command(name="export")
+@click.argument("dest", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--suppressed", is_flag=True, help="Only the suppression list (email,reason,time).")
+@click.pass_obj
+@handle_errors
+def subscribers_export(obj: Ctx, dest: Path, suppressed: bool) -> None:
+    """Write the whole list with each address's state to DEST (CSV), to move elsewhere.
+
+    Columns: email, name, state, source, signed_up, confirmed, reason.
+
+    \b
+    Example:
+        digest subscribers export everyone.csv
+        digest subscribers export --suppressed suppressed.csv
+    """
+    if suppressed:
+        from .upkeep import export_suppressions
+
+        n = export_suppressions(obj.cfg.ledger.path, dest)
+        click.echo(f"Wrote {n:,} suppressed address(es) to {dest}.")
+        return
+    from .roster import export_file
+
+    counts = export_file(obj.cfg, dest)
+    what = ", ".join(f"{n:,} {state}" for state, n in sorted(counts.items())) or "nobody"
+    click.echo(f"Wrote {sum(counts.values()):,} address(es) to {dest}: {what}.")
+
+
 if __name__ == "__main__":  # pragma: no cover
     os.environ.setdefault("PYTHONUTF8", "1")
     main()

@@ -312,6 +312,19 @@ class Web(_Section):
         return v
 
 
+class Subscribe(_Section):
+    """Issue 16: the signup form of ``digest serve`` (double opt-in). Off by default."""
+
+    enabled: bool = False  # GET/POST /subscribe and the confirmation links
+    confirm_hours: float = Field(default=48, gt=0, le=24 * 30)  # a confirmation link works
+    per_address_per_hour: int = Field(default=3, ge=1)  # confirmation mails to one address
+    per_client_per_hour: int = Field(default=20, ge=1)  # signups from one client address
+    # The header the reverse proxy puts the client's address in ("x-real-ip",
+    # "x-forwarded-for": its last value is used); "" = the connection's peer address.
+    client_header: str = ""
+    subject: OneLine = "Confirm your subscription to {name}"
+
+
 def _preset_name(v: str) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", v):
         raise ValueError(
@@ -447,6 +460,7 @@ class Config(_Section):
     smtp: Smtp = Smtp()
     unsubscribe: Unsubscribe = Unsubscribe()
     web: Web = Web()
+    subscribe: Subscribe = Subscribe()
     export: ExportSettings = ExportSettings()
     dkim: Dkim = Dkim()
     bounces: Bounces = Bounces()

@@ -18,6 +18,11 @@ Tables:
 * ``bounces``: each bounce read by ``digest bounces`` (reader, issue, hard or soft, reason),
   once per bounce message: soft bounces are counted here, hard ones suppress at once.
 * ``meta``: schema version and the development secret (see ``dev_secret``).
+* ``signups`` (issue 16): readers who joined through ``digest serve``'s form, an import
+  or ``digest subscribers add``, with their consent record: when they signed up, from
+  where (``source``: form, import:<tool>, cli), when they confirmed and with which
+  confirmation. ``state`` is ``pending`` (a confirmation mail is out) or ``active``
+  (mailed with every issue, unless suppressed). The CSV list stays as it was.
 * ``export_drafts``: the id of the draft ``digest export --push`` created for an issue at
   a mail service, so pushing again updates it instead of making another.
 
@@ -60,6 +65,11 @@ SCHEMA_VERSION = 1
 # Delivery states.
 PENDING, SENT, FAILED, DEFERRED, SUPPRESSED = "pending", "sent", "failed", "deferred", "suppressed"
 STATES = (PENDING, SENT, FAILED, DEFERRED, SUPPRESSED)
+# Signup states (issue 16).
+SIGNUP_PENDING, SIGNUP_ACTIVE = "pending", "active"
+# Suppressions a reader's own confirmed signup lifts; any other (a bounce, a complaint)
+# stays: re-subscribing does not make a dead mailbox work.
+LIFTED_BY_SIGNUP = ("unsubscribe", "removed")
 # Issue states: started (content frozen, recipients being queued or mailed) and sent (every
 # queued recipient has an outcome).
 ISSUE_SENDING, ISSUE_SENT = "sending", "sent"
@@ -122,6 +132,20 @@ CREATE TABLE IF NOT EXISTS windows (
     since      TEXT NOT NULL,            -- ISO 8601
     closed_at  TEXT NOT NULL             -- ISO 8601
 );
+-- Issue 16: readers who signed up (form, import, cli), with their consent record.
+CREATE TABLE IF NOT EXISTS signups (
+    key          TEXT PRIMARY KEY,       -- the address, case-folded
+    email        TEXT NOT NULL,
+    name         TEXT NOT NULL DEFAULT '',
+    lang         TEXT NOT NULL DEFAULT '',
+    state        TEXT NOT NULL,          -- 'pending' or 'active'
+    source       TEXT NOT NULL,          -- 'form', 'import:mailchimp', 'cli', ...
+    detail       TEXT NOT NULL DEFAULT '', -- the form's page, the imported file...
+    created_at   REAL NOT NULL,          -- when they signed up (or were added)
+    nonce        TEXT,                   -- the confirmation mail's id, while pending
+    confirmed_at REAL,
+    confirmation TEXT                    -- the id of the confirmation that confirmed it
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS readers (
     id    TEXT PRIMARY KEY,              -- tokens.reader_id: opaque, keyed by the secret
     email TEXT NOT NULL
@@ -386,6 +410,126 @@ class Ledger:
             before = self._db.total_changes
             self._db.executemany("INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)", rows)
             return self._db.total_changes - before
+
+    # -- signups (issue 16) ----------------------------------------------------------------
+
+    def signup(
+        self, email: str, *, name: str = "", lang: str = "", source: str, detail: str = "",
+        nonce: str, now: float | None = None,
+    ) -> str | None:  # fmt: skip
+        """Record a pending signup with the confirmation ``nonce`` now mailed. An address
+        already active is left as it is (returns "active"); a pending one gets the new
+        nonce (the latest mail's link is the one that works). Returns the state before
+        (None for a new address)."""
+        key, when = address_key(email), time.time() if now is None else now
+        with self._lock, self._guard(), self._db:
+            row = self._db.execute("SELECT state FROM signups WHERE key = ?", (key,)).fetchone()
+            if row is not None and row[0] == SIGNUP_ACTIVE:
+                return SIGNUP_ACTIVE
+            self._db.execute(
+                "INSERT INTO signups (key, email, name, lang, state, source, detail, "
+                "created_at, nonce) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET email = excluded.email, name = excluded.name, "
+                "lang = excluded.lang, source = excluded.source, detail = excluded.detail, "
+                "created_at = excluded.created_at, nonce = excluded.nonce",
+                (key, email.strip(), name, lang, source, detail, when, nonce),
+            )
+            return None if row is None else str(row[0])
+
+    def confirm_signup(self, nonce: str, *, now: float | None = None) -> tuple[str, str]:
+        """Confirm the pending signup mailed with ``nonce``: ("confirmed", email), or
+        ("used", email) when that confirmation already confirmed it, or ("unknown", "")
+        (never mailed, or superseded by a later signup mail). A confirmation lifts the
+        reader's own unsubscribe (``LIFTED_BY_SIGNUP``), never a bounce."""
+        when = time.time() if now is None else now
+        with self._lock, self._guard(), self._db:
+            row = self._db.execute(
+                "SELECT key, email FROM signups WHERE nonce = ? AND state = 'pending'", (nonce,)
+            ).fetchone()
+            if row is None:
+                used = self._db.execute(
+                    "SELECT email FROM signups WHERE confirmation = ?", (nonce,)
+                ).fetchone()
+                return ("used", used[0]) if used else ("unknown", "")
+            key, email = row
+            self._db.execute(
+                "UPDATE signups SET state = 'active', nonce = NULL, confirmed_at = ?, "
+                "confirmation = ? WHERE key = ?",
+                (when, nonce, key),
+            )
+            self._db.executemany(
+                "DELETE FROM suppressions WHERE key = ? AND reason = ?",
+                [(key, r) for r in LIFTED_BY_SIGNUP],
+            )
+            return "confirmed", str(email)
+
+    def nonce_state(self, nonce: str) -> str | None:
+        """ "pending" if a pending signup waits for this confirmation, "used" if it
+        confirmed one, else None."""
+        rows = self._read(
+            "SELECT state = 'pending' AND nonce = ? FROM signups WHERE nonce = ? "
+            "OR confirmation = ?",
+            (nonce, nonce, nonce),
+        )
+        if not rows:
+            return None
+        return "pending" if rows[0][0] else "used"
+
+    def add_signup(
+        self, email: str, *, name: str = "", state: str = SIGNUP_ACTIVE, source: str,
+        detail: str = "", created_at: float | None = None, confirmed_at: float | None = None,
+    ) -> bool:  # fmt: skip
+        """Add a reader directly (``digest subscribers add``/``import``): no confirmation
+        mail; the consent record names ``source``. An address already present keeps its
+        row (and its consent record). True if added."""
+        created = time.time() if created_at is None else created_at
+        confirmed = confirmed_at if confirmed_at is not None else (
+            created if state == SIGNUP_ACTIVE else None
+        )  # fmt: skip
+        cur = self._write(
+            "INSERT OR IGNORE INTO signups (key, email, name, state, source, detail, "
+            "created_at, confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (address_key(email), email.strip(), name, state, source, detail, created, confirmed),
+        )
+        return cur.rowcount > 0
+
+    def remove_signup(self, email: str) -> bool:
+        """Take a signup out (the consent record goes with it). True if there was one."""
+        return self._write("DELETE FROM signups WHERE key = ?", (address_key(email),)).rowcount > 0
+
+    def signup_state(self, email: str) -> str | None:
+        rows = self._read("SELECT state FROM signups WHERE key = ?", (address_key(email),))
+        return str(rows[0][0]) if rows else None
+
+    def signups(self, state: str | None = None) -> Iterator[tuple[Any, ...]]:
+        """(key, email, name, lang, state, source, detail, created_at, confirmed_at,
+        confirmation) of every signup (of ``state``), oldest first, streamed."""
+        sql = (
+            "SELECT key, email, name, lang, state, source, detail, created_at, confirmed_at, "
+            "confirmation FROM signups"
+        )
+        args: tuple[str, ...] = ()
+        if state is not None:
+            sql, args = sql + " WHERE state = ?", (state,)
+        with self._lock, self._guard():
+            if self.readonly and not self._has_table("signups"):
+                return
+            cur = self._db.execute(sql + " ORDER BY created_at, key", args)
+            rows = cur.fetchmany(1000)
+        while rows:
+            yield from rows
+            with self._lock, self._guard():
+                rows = cur.fetchmany(1000)
+
+    def count_signups(self, state: str = SIGNUP_ACTIVE) -> int:
+        if self.readonly and not self._has_table("signups"):
+            return 0
+        return int(self._read("SELECT COUNT(*) FROM signups WHERE state = ?", (state,))[0][0])
+
+    def suppression(self, email: str) -> str | None:
+        """Why an address is suppressed, or None."""
+        rows = self._read("SELECT reason FROM suppressions WHERE key = ?", (address_key(email),))
+        return str(rows[0][0]) if rows else None
 
     # -- readers (the ids in unsubscribe tokens) -----------------------------------------
 

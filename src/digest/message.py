@@ -487,3 +487,41 @@ class Composer:
             data = self.signer.sign(personal, body) + data
         sender = self.verp.address(r.email) if self.verp is not None else ""
         return Composed(mid, data, dot_safe=safe, sender=sender)
+
+
+# -- the confirmation mail of a signup (issue 16) -----------------------------------------
+
+
+def confirmation_message(
+    *,
+    from_email: str,
+    from_name: str,
+    to_email: str,
+    to_name: str,
+    subject: str,
+    text: str,
+) -> Composed:
+    """A small plain-text message (the double opt-in mail). Every header goes through
+    the same encoders as an issue's (``address_header``, ``fold_header``) and the block
+    is checked, so a name typed into the form ("Ann\\r\\nBcc: ...") stays text."""
+    if not _ADDRESS.fullmatch(to_email):
+        raise ValueError(f"not a valid recipient address: {to_email!r}")
+    domain = from_email.rpartition("@")[2]
+    mid = make_msgid(idstring="confirm", domain=domain)
+    date = formatdate(time.time(), usegmt=True).removesuffix("GMT") + "+0000"
+    head = b"".join(
+        [
+            f"Date: {date}\r\nMessage-ID: {mid}\r\n".encode("ascii"),
+            address_header("From", from_email, from_name),
+            to_header(to_email, to_name),
+            fold_header("Subject", subject),
+            b"MIME-Version: 1.0\r\n",
+            # RFC 3834: mailed by a program; auto-responders do not answer it.
+            b"Auto-Submitted: auto-generated\r\n",
+            b'Content-Type: text/plain; charset="utf-8"\r\n',
+            b"Content-Transfer-Encoding: quoted-printable\r\n",
+        ]
+    )
+    check_header_block(head)
+    body = qp(text)
+    return Composed(mid, head + b"\r\n" + body, dot_safe=line_safe(body))

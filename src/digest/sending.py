@@ -31,6 +31,7 @@ from .ledger import (
     ISSUE_SENT,
     PENDING,
     SENT,
+    SIGNUP_ACTIVE,
     SUPPRESSED,
     Ledger,
 )
@@ -193,7 +194,8 @@ def send(
             left = ledger.counts(rec.id) if rec else None
             recipients = (
                 (left["pending"] + left["deferred"] + (left["failed"] if retry_failed else 0))
-                if left and rec and rec.queued else count_rows(cfg.subscribers.file)
+                if left and rec and rec.queued
+                else count_rows(cfg.subscribers.file) + ledger.count_signups()
             )  # fmt: skip
             new_only = bool(include_new and rec and rec.queued and left is not None)
             if new_only and left is not None:  # about: rows in the list less those queued
@@ -229,7 +231,9 @@ def send(
         if include_new:
             report.resume_options = ("--include-new",)
         queue = not rec.queued or include_new
-        if queue and not _queue(cfg, ledger, rec.id, report, stop, first=not rec.queued):
+        if queue and not _queue(
+            cfg, ledger, rec.id, report, stop, first=not rec.queued, signups=ledger
+        ):
             return _finish(ledger, report, None, started)
         if retry_failed and ledger.requeue_failed(rec.id):
             ledger.set_issue_state(rec.id, ISSUE_SENDING)  # unfinished until they have outcomes
@@ -306,8 +310,13 @@ def _queue(
     stop: threading.Event,
     *,
     first: bool,
+    signups: Ledger | None = None,
 ) -> bool:
     """Stream the subscriber list into the ledger's queue. False if stopped midway.
+
+    Then the readers who signed up and confirmed (issue 16), from ``signups`` (the
+    ledger, or for a dry run the real one read-only): an address both in the file and
+    signed up is queued once.
 
     Only a pass that read the file as it is at the end of the pass counts: if the file
     changed during it (``Audience.changed``), the rows that pass queued are taken out
@@ -360,6 +369,14 @@ def _queue(
     if audience.broken is not None:  # the file changed since it was checked: still refuse
         b = audience.broken
         raise ContentError(b.path, b.message, line=b.line)
+    if signups is not None:
+        confirmed = (
+            (key, email, name, "") for key, email, name, *_ in signups.signups(SIGNUP_ACTIVE)
+        )
+        ledger.enqueue(issue_id, confirmed)  # in the file too: folded, not a duplicate
+        if stop.is_set():
+            report.interrupted = True
+            return False
     if first:
         ledger.mark_queued(issue_id, invalid=audience.invalid, duplicates=skipped)
     return True
@@ -495,6 +512,10 @@ def _noop(cfg: Config, ledger: Ledger, issue_id: str, subject: str, started: flo
         1
         for s in Audience(cfg.subscribers.file)
         if not ledger.is_queued(issue_id, s.key) and not ledger.is_suppressed(s.key)
+    ) + sum(
+        1
+        for key, *_ in list(ledger.signups(SIGNUP_ACTIVE))
+        if not ledger.is_queued(issue_id, key) and not ledger.is_suppressed(key)
     )
     report.seconds = time.perf_counter() - started
     return report
@@ -538,7 +559,7 @@ def _dry_run(
             scratch.copy_suppressions(ro.suppressions())
         scratch.freeze(rendered)
         report = SendReport(issue_id, rendered.subject, f"dry run: {transport.name}", dry_run=True)
-        if _queue(cfg, scratch, issue_id, report, stop, first=True):
+        if _queue(cfg, scratch, issue_id, report, stop, first=True, signups=ro):
             scratch.suppress_pending(issue_id)
             composer = Composer.from_config(cfg, rendered, secret)
             result = _deliver(cfg, scratch, issue_id, transport, composer, progress, stop)

@@ -8,6 +8,15 @@ normalised (domain lower-cased and IDNA-encoded); a bad row is reported with its
 number and skipped. Duplicates (compared case-insensitively) are folded by the ledger's
 unique (issue, address) row as the rows are queued, not here: that needs no memory.
 
+Issue 16: the exports of other tools work as they are. Columns of Mailchimp
+("Email Address", "First Name", "Last Name"; "UNSUB_TIME"/"CLEAN_TIME" in its
+unsubscribed/cleaned exports), Substack ("email", "email_disabled"), Buttondown ("email" or
+"email_address", "subscriber_type" or "type") and listmonk ("email", "name", "status") are
+understood; a row whose status says it is not subscribed (unsubscribed, unconfirmed,
+bounced, blocklisted...) is never mailed (``Audience.inactive`` counts them), and a status
+we do not know is a bad row, not a guess. The delimiter is read from the header row: ``,``,
+``;`` (spreadsheets in many locales) or a tab.
+
 Addresses with non-ASCII characters before the ``@`` are reported as bad rows: sending to
 them needs SMTPUTF8 support end to end, which relays rarely give.
 
@@ -45,6 +54,19 @@ from .text import one_line
 EMAIL_COLUMNS = ("email", "email_address", "e_mail", "mail")
 NAME_COLUMNS = ("name", "full_name", "fullname", "display_name")
 FIRST_NAME_COLUMNS = ("first_name", "firstname", "given_name")
+LAST_NAME_COLUMNS = ("last_name", "lastname", "surname", "family_name")
+STATUS_COLUMNS = ("status", "subscriber_type", "type", "state")
+# A row's status (lower-cased) -> its state. Active: mailed; the others never are.
+ACTIVE, PENDING, UNSUBSCRIBED, BOUNCED = "active", "pending", "unsubscribed", "bounced"
+STATUSES = {
+    **dict.fromkeys(("", "active", "enabled", "subscribed", "regular", "premium", "paid",
+                     "free", "gifted", "comp", "churned", "trialed", "confirmed"), ACTIVE),
+    **dict.fromkeys(("pending", "unconfirmed", "unactivated"), PENDING),
+    **dict.fromkeys(("unsubscribed", "disabled", "blocklisted", "blacklisted", "removed",
+                     "spammy"), UNSUBSCRIBED),
+    **dict.fromkeys(("bounced", "cleaned", "complained", "undeliverable"), BOUNCED),
+}  # fmt: skip
+DELIMITERS = (",", ";", "\t")
 MAX_NAME = 200
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -97,6 +119,7 @@ class Subscriber(NamedTuple):  # a tuple: cheap to make a million of
     name: str = ""
     first_name: str = ""
     line: int = 0
+    state: str = ACTIVE  # from a status column of another tool's export
 
     def recipient(self) -> Recipient:
         return Recipient(self.email, self.name, self.first_name)
@@ -128,7 +151,7 @@ def _has_bad_bytes(text: str) -> bool:
     return not text.isascii() and _SURROGATE.search(text) is not None
 
 
-def _swallowed(row: list[str], email_i: int, width: int) -> bool:
+def _swallowed(row: list[str], email_i: int, width: int, delimiter: str = ",") -> bool:
     """Whether a row spanning lines took in what reads as further subscriber rows.
 
     A quoted cell may hold line breaks (RFC 4180), and a note may name addresses; what a
@@ -140,14 +163,14 @@ def _swallowed(row: list[str], email_i: int, width: int) -> bool:
         if "\n" not in value and "\r" not in value:
             continue
         for line in value.splitlines()[1:]:
-            if "@" in line and _reads_as_row(line, email_i, width):
+            if "@" in line and _reads_as_row(line, email_i, width, delimiter):
                 return True
     return False
 
 
-def _reads_as_row(line: str, email_i: int, width: int) -> bool:
+def _reads_as_row(line: str, email_i: int, width: int, delimiter: str = ",") -> bool:
     try:
-        fields = next(csv.reader([line]), [])
+        fields = next(csv.reader([line], delimiter=delimiter), [])
     except csv.Error:
         return False
     # A file of more than one column: a swallowed row has at least one delimiter (rows may
@@ -214,6 +237,64 @@ def _open(path: Path, tap: list[_Tap] | None = None):  # type: ignore[no-untyped
         raise ContentError(path, f"cannot read the subscriber list: {exc}") from None
 
 
+def sniff(path: Path) -> str:
+    """The delimiter of the file's header row: whichever of ``,``, ``;`` and tab occurs
+    most in it outside quotes (``,`` when none does, or the file cannot be read)."""
+    try:
+        with Path(path).open("rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return ","
+    line = head.decode("utf-8", "replace").lstrip("\ufeff").splitlines()[:1]
+    bare = re.sub(r'"[^"]*"', "", line[0]) if line else ""
+    counts = {d: bare.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+class Extra(NamedTuple):
+    """Columns besides the address: names and another tool's status columns."""
+
+    last: int | None = None
+    status: int | None = None
+    email_disabled: int | None = None  # Substack
+    unsub_time: int | None = None  # Mailchimp's unsubscribed export
+    clean_time: int | None = None  # Mailchimp's cleaned (bounced) export
+
+
+def _extra(cols: list[str]) -> Extra:
+    return Extra(
+        _column(cols, LAST_NAME_COLUMNS),
+        _column(cols, STATUS_COLUMNS),
+        _column(cols, ("email_disabled",)),
+        _column(cols, ("unsub_time",)),
+        _column(cols, ("clean_time",)),
+    )
+
+
+def row_state(row: list[str], extra: Extra) -> str | None:
+    """The state a row's status columns give (``ACTIVE``...), or None for a status we
+    do not know."""
+    if extra.clean_time is not None and _cell(row, extra.clean_time):
+        return BOUNCED
+    if extra.unsub_time is not None and _cell(row, extra.unsub_time):
+        return UNSUBSCRIBED
+    if extra.email_disabled is not None and _cell(row, extra.email_disabled).lower() in (
+        "true", "1", "yes",
+    ):  # fmt: skip
+        return UNSUBSCRIBED
+    if extra.status is None:
+        return ACTIVE
+    return STATUSES.get(_cell(row, extra.status).lower())
+
+
+def header_of(path: Path) -> list[str]:
+    """The normalised column names of the file's header row (empty if it has none)."""
+    with _open(Path(path)) as f:
+        row = next(csv.reader(f, delimiter=sniff(path)), [])
+    return [re.sub(r"[\s-]+", "_", h.strip().lower()) for h in row]
+
+
 def _columns(reader: Any, path: Path, *, required: bool) -> tuple[int, int | None, int | None, int]:
     """The email, name and first-name columns named by the header row, and how many
     columns it names. An empty file has none: ``(-1, None, None, 0)``, or a ContentError
@@ -248,18 +329,19 @@ def check_file(path: Path) -> None:
     header, then only the structure of the rest (no address checks), and of a file
     without any quote not even that."""
     path = Path(path)
+    delimiter = sniff(path)
     with _open(path) as f:
-        email_i, _, _, width = _columns(csv.reader(f), path, required=True)
+        email_i, _, _, width = _columns(csv.reader(f, delimiter=delimiter), path, required=True)
     with path.open("rb") as raw:
         if not any(b'"' in chunk for chunk in iter(lambda: raw.read(1 << 20), b"")):
             return
     with _open(path) as f:
-        reader = csv.reader(f)
+        reader = csv.reader(f, delimiter=delimiter)
         line = 0
         try:
             for row in reader:
                 start, line = line + 1, reader.line_num
-                if start < line and _swallowed(row, email_i, width):
+                if start < line and _swallowed(row, email_i, width, delimiter):
                     raise ContentError(path, _stray_quote(start, line), line=start)
         except csv.Error:
             return  # read() reports it as a bad row
@@ -269,12 +351,14 @@ def read(path: Path, tap: list[_Tap] | None = None) -> Iterator[Subscriber | Bad
     """Stream the subscriber CSV: a ``Subscriber`` per good row, a ``BadRow`` per bad one.
     ``tap`` (an empty list): the file is read through a ``_Tap`` appended to it."""
     path = Path(path)
+    delimiter = sniff(path)
     f = _open(path, tap)
     with f:
-        reader = csv.reader(f)
+        reader = csv.reader(f, delimiter=delimiter)
         email_i, name_i, first_i, width = _columns(reader, path, required=False)
         if email_i < 0:
             return
+        extra = _extra(header_of(path))
         prev = reader.line_num
         while True:
             try:
@@ -288,7 +372,7 @@ def read(path: Path, tap: list[_Tap] | None = None) -> Iterator[Subscriber | Bad
                 prev = reader.line_num
                 continue
             line, prev = prev + 1, reader.line_num
-            if line < prev and _swallowed(row, email_i, width):
+            if line < prev and _swallowed(row, email_i, width, delimiter):
                 yield BadRow(path, line, _stray_quote(line, prev), broken=True)
                 continue
             if not row or not "".join(row).strip():
@@ -307,7 +391,15 @@ def read(path: Path, tap: list[_Tap] | None = None) -> Iterator[Subscriber | Bad
                 continue
             name = _cell(row, name_i)
             first = _cell(row, first_i)
-            yield Subscriber(address, address.lower(), name, first, line)
+            if not name and extra.last is not None:  # Mailchimp: First Name, Last Name
+                name = " ".join(p for p in (first, _cell(row, extra.last)) if p)
+            state = row_state(row, extra)
+            if state is None:
+                yield BadRow(path, line, f"status {_cell(row, extra.status)!r} is not one "
+                    "we know; use active, pending, unsubscribed or bounced (skipped: it is "
+                    "never mailed on a guess)")  # fmt: skip
+                continue
+            yield Subscriber(address, address.lower(), name, first, line, state)
 
 
 def _cell(row: list[str], i: int | None) -> str:
@@ -335,6 +427,7 @@ class Audience:
     invalid: int = 0
     problems: list[BadRow] = field(default_factory=list)
     broken: BadRow | None = None
+    inactive: int = 0  # rows another tool's status marks as not subscribed: not mailed
     digest: str = ""  # sha256 of the bytes read, once the whole file has been read
     size: int = -1  # how many bytes were read, once the whole file has been read
 
@@ -348,6 +441,9 @@ class Audience:
                     self.broken = item
                 if len(self.problems) < self.keep:
                     self.problems.append(item)
+                continue
+            if item.state != ACTIVE:
+                self.inactive += 1
                 continue
             yield item
         if tap:

@@ -8,6 +8,10 @@ keeps ``id -> address`` for every address mail went to (``remember``), and ``dig
 serve`` resolves a token's id there. Tokens of the first format (the address itself,
 base64url, with a 32-byte MAC) in mail already sent still verify.
 
+Confirmation links (issue 16, double opt-in) are signed the same way under their own
+context: ``make_confirm_token`` carries a random nonce (the id of that one confirmation
+mail, which the ledger resolves) and an expiry time, never the address.
+
 ``secret_for`` decides, in one place, where the secret comes from for each use (a send, a
 dry run, a preview, the web server), and refuses a secret too guessable to sign with.
 """
@@ -122,6 +126,47 @@ def read_token(
     except UnicodeDecodeError:
         return None
     return email if email and "@" in email else None
+
+
+# --- confirmation links (issue 16) -------------------------------------------------------
+
+_CONFIRM_CONTEXT = b"digest-confirm-v1\0"  # a confirm MAC never verifies as anything else
+NONCE_BYTES = 16
+
+
+def new_nonce() -> str:
+    """The id of one confirmation mail (base64url, 128 random bits)."""
+    return _b64(secrets.token_bytes(NONCE_BYTES))
+
+
+def make_confirm_token(secret: str, nonce: str, expires: float) -> str:
+    """A URL-safe token for the confirmation ``nonce`` that stops working at ``expires``
+    (unix time): base64url(nonce + expiry) + "." + a MAC over it."""
+    if not secret:
+        raise ValueError("a confirmation token needs a secret")
+    payload = _b64(_unb64(nonce) + int(expires).to_bytes(8, "big"))
+    mac = _hmac(secret, _CONFIRM_CONTEXT + payload.encode("ascii"))[:MAC_BYTES]
+    return f"{payload}.{_b64(mac)}"
+
+
+def read_confirm_token(secret: str | None, token: str, now: float) -> tuple[str, str]:
+    """("ok", nonce), ("expired", nonce) or ("bad", ""): a token that is malformed or
+    not signed by us is "bad" whatever it says about time."""
+    if not secret or not isinstance(token, str) or len(token) > MAX_TOKEN:
+        return "bad", ""
+    payload_text, dot, mac_text = token.partition(".")
+    try:
+        payload, mac = _unb64(payload_text), _unb64(mac_text)
+    except (ValueError, binascii.Error):
+        return "bad", ""
+    if not dot or len(payload) != NONCE_BYTES + 8 or len(mac) != MAC_BYTES:
+        return "bad", ""
+    good = _hmac(secret, _CONFIRM_CONTEXT + payload_text.encode("ascii"))[:MAC_BYTES]
+    if not hmac.compare_digest(mac, good):
+        return "bad", ""
+    nonce = _b64(payload[:NONCE_BYTES])
+    expires = int.from_bytes(payload[NONCE_BYTES:], "big")
+    return ("expired" if now >= expires else "ok"), nonce
 
 
 # --- how guessable a secret is ---------------------------------------------------------

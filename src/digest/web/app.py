@@ -9,6 +9,11 @@
 - ``POST /resubscribe/<token>``: undoes it.
 - ``GET /`` and ``GET /issues/<id>/``: the archive (``archive``).
 - ``GET /preview`` (``digest serve --preview`` only): the editor's live preview.
+- With ``subscribe.enabled`` (issue 16): ``GET /subscribe`` (a form), ``POST /subscribe``
+  (``email``, optional ``name`` and ``lang``; a hidden honeypot ``website``) records a
+  pending signup and mails a confirmation; ``GET /subscribe/confirm/<token>`` is a page
+  with a confirm button whose POST adds the reader. Every signup gets the same answer
+  (no list disclosure), and the mail goes out after the answer (no timing disclosure).
 
 Every link between pages is relative, so the app and the static archive work under any
 prefix (``newsletter.archive_url`` is usually ``https://example.com/newsletter``). With
@@ -21,11 +26,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
@@ -37,6 +45,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..config import Config
 from ..errors import LedgerError
 from ..ledger import Ledger
+from ..signup import InvalidAddress, RateLimit
+from ..signup import confirm as confirm_signup
+from ..signup import parse as parse_signup
+from ..signup import peek as peek_signup
+from ..signup import request as request_signup
 from ..tokens import read_token
 from .archive import ISSUE_ID, index_html, issue_html, published_issue, published_issues
 from .pages import ISSUE_CSP, PAGE_CSP, PREVIEW_CSP, css, page, root_of
@@ -75,6 +88,31 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class _InFlight:
+    """How many confirmation mails are still being sent after their answer."""
+
+    def __init__(self) -> None:
+        self._n = 0
+        self._cond = threading.Condition()
+
+    def add(self) -> None:
+        with self._cond:
+            self._n += 1
+
+    def done(self) -> None:
+        with self._cond:
+            self._n -= 1
+            self._cond.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        """Until none is in flight (True), or ``timeout`` seconds (False)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._n == 0, timeout)
+
+
+MAX_FORM = 4096  # bytes: a signup form is an address, a name and a language
 
 
 def _mask(email: str) -> str:
@@ -248,6 +286,124 @@ def create_app(
             message="This page cannot be shown right now. Please try again later.",
         )
 
+    # -- signup (issue 16) ----------------------------------------------------------------
+
+    sub = cfg.subscribe
+    in_flight = _InFlight()
+    per_address = RateLimit(sub.per_address_per_hour)
+    per_client = RateLimit(sub.per_client_per_hour)
+
+    def client_of(request: Request) -> str:
+        if sub.client_header:
+            # Set by our own reverse proxy: its last value is the address it saw.
+            value = request.headers.get(sub.client_header, "")
+            last = value.rsplit(",", 1)[-1].strip()
+            if last:
+                return last[:64]
+        return request.client.host if request.client else "unknown"
+
+    async def form_fields(request: Request) -> dict[str, str] | None:
+        """An HTML form's urlencoded fields (at most MAX_FORM bytes), or None."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/x-www-form-urlencoded":
+            return None
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM:
+                return None
+        fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+        return {k: v[0] for k, v in fields.items() if v}
+
+    def subscribe_form(request: Request, problem: str = "", status: int = 200, **values: str):
+        return respond(
+            request,
+            "subscribe.html",
+            status,
+            problem=problem,
+            email=values.get("email", ""),
+            reader_name=values.get("name", ""),
+            reader_lang=values.get("lang", "") or request.query_params.get("lang", "")[:35],
+        )
+
+    async def subscribe(request: Request) -> Response:
+        if request.method != "POST":
+            return subscribe_form(request)
+        if not per_client.allow(client_of(request)):
+            response = respond(
+                request,
+                "error.html",
+                429,
+                private=True,
+                title="Too many requests",
+                message="Too many signups came from your network in the last hour. "
+                "Please try again later.",
+            )
+            response.headers["retry-after"] = "3600"
+            return response
+        fields = await form_fields(request)
+        if fields is None:
+            return respond(
+                request,
+                "error.html",
+                400,
+                private=True,
+                title="This form could not be read",
+                message="Send the signup form as a plain HTML form (method post).",
+            )
+        if fields.get("website", "").strip():  # the honeypot: a bot filled it in
+            log.info("signup: honeypot field filled; ignored")
+            return respond(request, "subscribe_sent.html", private=True, address="this address")
+        try:
+            s = parse_signup(
+                fields.get("email", ""), fields.get("name", ""), fields.get("lang", "")
+            )
+        except InvalidAddress:
+            return subscribe_form(
+                request,
+                "That does not look like an email address. Please check it.",
+                400,
+                **fields,
+            )
+        # One answer for a new, pending or existing address; the mail (or no mail) goes
+        # out after the answer, so its time tells nothing either.
+        allowed = per_address.allow(s.email.lower())
+        response = respond(request, "subscribe_sent.html", private=True, address=s.email)
+        if secret:
+            in_flight.add()  # counted before the answer leaves: a waiter never misses it
+            response.background = BackgroundTask(signup_task, s, allowed)
+        return response
+
+    def signup_task(s: Any, allowed: bool) -> None:
+        # A sync function: Starlette runs it in its thread pool, after the answer.
+        try:
+            request_signup(cfg, secret or "", s, send_mail=allowed)
+        finally:
+            in_flight.done()
+
+    def confirm_problem(request: Request, outcome: str) -> Response:
+        title, message, status = {
+            "expired": ("This link has expired", "Confirmation links work for "
+                f"{sub.confirm_hours:g} hours. Sign up again to get a new one.", 410),
+            "used": ("Already confirmed", "This subscription is confirmed already: "
+                "the next issue comes to you.", 200),
+        }.get(outcome, ("This link does not work", "The link is incomplete, was changed, "
+            "or a newer confirmation email replaced it. Copy the whole link from the "
+            "latest email, or sign up again.", 400))  # fmt: skip
+        return respond(request, "error.html", status, private=True, title=title, message=message)
+
+    async def subscribe_confirm(request: Request) -> Response:
+        token = request.path_params["token"]
+        if request.method != "POST":  # GET (a person or a mail scanner): never confirms
+            outcome = await run_in_threadpool(peek_signup, cfg, secret, token)
+            if outcome != "ok":
+                return confirm_problem(request, outcome)
+            return respond(request, "subscribe_confirm.html", private=True)
+        outcome = await run_in_threadpool(confirm_signup, cfg, secret, token)
+        if outcome != "confirmed":
+            return confirm_problem(request, outcome)
+        return respond(request, "subscribed.html", private=True)
+
     def prefix_redirect(request: Request) -> Response:
         # "/newsletter" -> "newsletter/": relative, like issue_redirect.
         return Response(status_code=308, headers={"location": prefix.rsplit("/", 1)[1] + "/"})
@@ -264,6 +420,13 @@ def create_app(
     ]
     if prefix:
         routes.append(Route(prefix, prefix_redirect, methods=["GET"]))
+    if sub.enabled:
+        routes += [
+            Route(prefix + "/subscribe", subscribe, methods=["GET", "POST"]),
+            Route(
+                prefix + "/subscribe/confirm/{token}", subscribe_confirm, methods=["GET", "POST"]
+            ),
+        ]
     if preview:
         routes.append(Route(prefix + "/preview", preview_page, methods=["GET"]))
     app = Starlette(
@@ -274,4 +437,5 @@ def create_app(
     # the few paths that need it ourselves, with relative redirects.
     app.router.redirect_slashes = False
     app.add_middleware(SecurityHeaders)
+    app.state.signups_in_flight = in_flight  # confirmation mails not yet handed over
     return app

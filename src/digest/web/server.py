@@ -21,7 +21,9 @@ from .app import create_app
 
 log = logging.getLogger(__name__)
 
-_TOKEN_PATH = re.compile(r"^(/(?:un|re)subscribe)/[^?\s]+")
+# Paths that carry a reader's token (under any web.root_path prefix): unsubscribe,
+# resubscribe, and a signup's confirmation link.
+_TOKEN_PATH = re.compile(r"(/(?:un|re)subscribe|/subscribe/confirm)/[^?\s/]+")
 
 
 class _RedactTokens(logging.Filter):
