@@ -271,7 +271,10 @@ def test_confirmation_mail_over_real_smtp(
         monkeypatch.setenv(SECRET_ENV, SECRET)
         path = _config(tmp_path)  # the outbox config, switched to SMTP here
         path.write_text(
-            path.read_text(encoding="utf-8").replace('transport = "outbox"', 'transport = "smtp"')
+            path.read_text(encoding="utf-8")
+            .replace('transport = "outbox"', 'transport = "smtp"')
+            # A real send refuses the example's base URL (config.first_run_values).
+            .replace('base_url = "https://example.com"', 'base_url = "https://news.example.org"')
             + f'\n[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n',
             encoding="utf-8",
         )
