@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from .config import Config
-    from .model import Collection, Problem
+    from .model import Problem
     from .pipeline import Selection
     from .sending import SendPlan, SendReport
 
@@ -214,32 +214,15 @@ def build(obj: Ctx, week: str | None, latest: bool, out: Path | None, strict: bo
     click.echo(f"Subject: {r.subject}")
     if built.notice:
         click.echo(f"notice: {built.notice}")
-    skipped = _skipped(col, errors)
+    from .pipeline import skipped_summary
+
+    skipped = skipped_summary(col, errors)
     click.echo(
         f"Done: read {col.files} files{f' (skipped {skipped})' if skipped else ''} "
         f"in {time.perf_counter() - started:.2f} s"
     )
     if strict and (errors or warnings):
         raise click.exceptions.Exit(ContentError.exit_code)
-
-
-def _skipped(col: Collection, bad: int = 0) -> str:
-    """What the content folder held besides this issue's posts, for one line."""
-    parts = [
-        f"{n} {what}"
-        for n, what in (
-            (col.drafts, "drafts"),
-            (col.future, "future-dated"),
-            (col.pages, "pages (not posts)"),
-            (col.other_language, "in other languages"),
-            (col.excluded, "excluded"),
-            (bad, "bad"),
-        )
-        if n
-    ]
-    if col.next_future is not None:
-        parts.append(f"the next future-dated one is dated {col.next_future:%Y-%m-%d}")
-    return ", ".join(parts)
 
 
 def _n(count: int, noun: str) -> str:

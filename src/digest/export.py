@@ -311,6 +311,16 @@ def _generic(c: _Content) -> list[dict[str, Any]]:
     return []
 
 
+def _person(unsubscribe_url: str, name: str, first_name: str, email: str) -> dict[str, str]:
+    """A service's merge tags for the unsubscribe link and the reader's fields."""
+    return {
+        "unsubscribe_url": unsubscribe_url,
+        "name": name,
+        "first_name": first_name,
+        "email": email,
+    }
+
+
 def _address(name: str, email: str) -> str:
     if not name:
         return email
@@ -363,12 +373,9 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
         # are the contact's reserved fields. No web-version tag: our archive URL stays.
         "sendgrid": Preset(
             name="sendgrid",
-            tags={
-                "unsubscribe_url": "{{{unsubscribe}}}",
-                "name": "{{first_name}} {{last_name}}",
-                "first_name": "{{first_name}}",
-                "email": "{{email}}",
-            },
+            tags=_person(
+                "{{{unsubscribe}}}", "{{first_name}} {{last_name}}", "{{first_name}}", "{{email}}"
+            ),
             guard="{%",  # Handlebars {{ }}
             requests=_sendgrid,
             docs="https://www.twilio.com/docs/sendgrid/api-reference/single-sends",
@@ -406,12 +413,7 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
         # personal fields are Mustachio variables from the TemplateModel.
         "postmark": Preset(
             name="postmark",
-            tags={
-                "unsubscribe_url": "{{{ pm:unsubscribe }}}",
-                "name": "{{ name }}",
-                "first_name": "{{ first_name }}",
-                "email": "{{ email }}",
-            },
+            tags=_person("{{{ pm:unsubscribe }}}", "{{ name }}", "{{ first_name }}", "{{ email }}"),
             guard="{",  # Mustachio {{ }}
             requests=_postmark,
             docs="https://postmarkapp.com/developer/api/templates-api",
@@ -429,12 +431,12 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
         # from recipient-variables, so the batch send passes "email" for each address).
         "mailgun": Preset(
             name="mailgun",
-            tags={
-                "unsubscribe_url": "%unsubscribe_url%",
-                "name": "%recipient.name%",
-                "first_name": "%recipient.first_name%",
-                "email": "%recipient.email%",
-            },
+            tags=_person(
+                "%unsubscribe_url%",
+                "%recipient.name%",
+                "%recipient.first_name%",
+                "%recipient.email%",
+            ),
             guard="{%",  # Handlebars templates, %recipient.x% variables
             requests=_mailgun,
             docs="https://documentation.mailgun.com/docs/mailgun/user-manual/sending-messages/",
@@ -464,12 +466,7 @@ BUILTIN: Mapping[str, Preset] = MappingProxyType(
         # ListManagementOptions; the other fields come from TemplateData (case-sensitive).
         "ses": Preset(
             name="ses",
-            tags={
-                "unsubscribe_url": "{{amazonSESUnsubscribeUrl}}",
-                "name": "{{name}}",
-                "first_name": "{{first_name}}",
-                "email": "{{email}}",
-            },
+            tags=_person("{{amazonSESUnsubscribeUrl}}", "{{name}}", "{{first_name}}", "{{email}}"),
             guard="{",  # Handlebars
             requests=_ses,
             docs="https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_CreateEmailTemplate.html",

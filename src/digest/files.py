@@ -4,6 +4,8 @@ of one."""
 
 from __future__ import annotations
 
+import os
+from contextlib import suppress
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -21,8 +23,21 @@ def bundled(name: str) -> Path:
     return Path(str(files("digest").joinpath(name)))
 
 
-def write_atomic(path: Path, data: str) -> None:
-    """Write UTF-8 text to a temporary file beside ``path``, then rename it into place."""
+def write_atomic(path: Path, data: str, *, private: bool = False) -> None:
+    """Write UTF-8 text to a temporary file beside ``path``, then rename it into place.
+
+    ``private``: readable by its owner only (0600), from the first byte on (a list of
+    addresses, a suppression list)."""
     tmp = path.with_name(path.name + ".tmp")
+    if private:
+        tmp.unlink(missing_ok=True)
+        create_private(tmp)
     tmp.write_text(data, encoding="utf-8", newline="")
     tmp.replace(path)
+
+
+def create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if it does not exist (SQLite would make a
+    ledger 0644: every address and the development secret readable by every local user)."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

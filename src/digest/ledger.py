@@ -51,13 +51,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from .errors import DeliveryError, LedgerError
+from .files import create_private
 from .model import RenderedEmail
 
 SCHEMA_VERSION = 1
@@ -206,13 +207,6 @@ def ledger_error(path: Path, exc: sqlite3.Error) -> LedgerError:
 # Errors of our own use of the connection (a closed connection, a bad parameter): bugs,
 # not a damaged file; they keep their traceback.
 _NOT_THE_FILE = (sqlite3.ProgrammingError, sqlite3.InterfaceError, sqlite3.IntegrityError)
-
-
-def create_private(path: Path) -> None:
-    """Create ``path`` empty with mode 0600 if it does not exist (SQLite would make it
-    0644: every address and the development secret readable by every local user)."""
-    with suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def address_key(email: str) -> str:

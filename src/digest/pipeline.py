@@ -154,6 +154,25 @@ def prepare(cfg: Config, now: dt.datetime, sel: Selection = Selection()) -> Buil
     return Built(issue, rendered, col, time.perf_counter() - started, findings, notice)
 
 
+def skipped_summary(col: Collection, bad: int = 0) -> str:
+    """What the content folder held besides the posts read, for one line."""
+    parts = [
+        f"{n} {what}"
+        for n, what in (
+            (col.drafts, "drafts"),
+            (col.future, "future-dated"),
+            (col.pages, "pages (not posts)"),
+            (col.other_language, "in other languages"),
+            (col.excluded, "excluded"),
+            (bad, "bad"),
+        )
+        if n
+    ]
+    if col.next_future is not None:
+        parts.append(f"the next future-dated one is dated {col.next_future:%Y-%m-%d}")
+    return ", ".join(parts)
+
+
 def already_sent(cfg: Config, w: Window, past: Sequence[Frozen]) -> str | None:
     """For a window the ledger has frozen: that it went out, and where newer posts go."""
     for f in past:
@@ -259,18 +278,7 @@ def check(cfg: Config, now: dt.datetime, sel: Selection | None = None) -> Report
     if built is not None:
         problems += built.findings
         problems += _header_problems(cfg, built.rendered)
-    skipped = ", ".join(
-        f"{n} {what}"
-        for n, what in (
-            (everything.pages, "pages (not posts)"),
-            (everything.other_language, "posts in other languages"),
-            (everything.excluded, "excluded files"),
-            (everything.future, "future-dated"),
-        )
-        if n
-    )
-    if everything.next_future is not None:
-        skipped += f" (the next is dated {everything.next_future:%Y-%m-%d})"
+    skipped = skipped_summary(everything)
     return Report(tuple(problems), built, notice, everything.files, everything.site, skipped)
 
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Config
 from .errors import ConfigError, ContentError
-from .ledger import SIGNUP_ACTIVE, SIGNUP_PENDING, Ledger, address_key, create_private
+from .files import write_atomic
+from .ledger import SIGNUP_ACTIVE, SIGNUP_PENDING, Ledger, address_key
 from .subscribers import (
     ACTIVE,
     BOUNCED,
@@ -100,11 +100,7 @@ def export_file(cfg: Config, dest: Path) -> dict[str, int]:
     for row in rows(cfg):
         writer.writerow(row)
         counts[row[2]] = counts.get(row[2], 0) + 1
-    tmp = dest.with_name(dest.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    create_private(tmp)
-    tmp.write_text(out.getvalue(), encoding="utf-8", newline="")
-    os.replace(tmp, dest)
+    write_atomic(dest, out.getvalue(), private=True)
     return counts
 
 

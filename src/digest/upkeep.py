@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ContentError, LedgerError
+from .files import write_atomic
 from .ledger import Ledger, address_key, create_private, ledger_error
 
 SUPPRESSION_COLUMNS = ("email", "reason", "time")
@@ -133,11 +134,7 @@ def export_suppressions(path: Path | str, dest: Path | str) -> int:
         for _key, email, reason, created in ledger.suppressions():
             writer.writerow((email, reason, _iso(created)))
             n += 1
-    tmp = dest.with_name(dest.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    create_private(tmp)
-    tmp.write_text(out.getvalue(), encoding="utf-8", newline="")
-    os.replace(tmp, dest)
+    write_atomic(dest, out.getvalue(), private=True)
     return n
 
 
