@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from digest import web
-from digest.config import Config, Web, load
+from digest.config import Config, load
 from digest.ledger import Ledger
 from digest.tokens import make_token, remember
 from digest.web import archive
@@ -713,7 +713,7 @@ def test_browser_preview_shows_the_email_at_375_and_600(cfg: Config, browser) ->
 
 
 def with_web(cfg: Config, **settings: object) -> Config:
-    return cfg.model_copy(update={"web": Web.model_validate(cfg.web.model_dump() | settings)})
+    return cfg.model_copy(update={"web": cfg.web.model_copy(update=settings)})
 
 
 def test_half_open_connections_are_bounded_in_count_and_closed_after_the_timeout(

@@ -508,7 +508,9 @@ def schedule(obj: Ctx, count: int | None) -> None:
         logging.getLogger("digest").setLevel(logging.INFO)
     for handler in logging.getLogger().handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    sys.exit(scheduling.run(cfg, obj.now))
+    from .scheduler import run
+
+    sys.exit(run(cfg, obj.now))
 
 
 @main.command()
