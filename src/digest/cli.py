@@ -197,11 +197,11 @@ def build(obj: Ctx, week: str | None, latest: bool, out: Path | None, strict: bo
     Example:
         digest build --latest
     """
-    from .pipeline import prepare, write_build
+    from .pipeline import cache_for, prepare, write_build
 
     started = time.perf_counter()
     cfg = obj.cfg
-    built = prepare(cfg, obj.now(), _selection(week, latest))
+    built = prepare(cfg, obj.now(), _selection(week, latest), cache_for(cfg))
     errors, warnings = _report_problems(built.collection.problems + built.findings, strict)
     folder = write_build(cfg, built, out)
     col, r = built.collection, built.rendered
