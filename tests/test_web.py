@@ -14,6 +14,7 @@ import re
 import selectors
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -499,9 +500,26 @@ def test_an_older_week_sent_late_by_hand_is_listed_below_the_newer_one(
     assert re.findall(r'href="issues/([^/"]+)/"', static) == ["2026-W13", "2026-W12"]
 
 
+def test_the_index_reads_no_issue_body_and_an_issue_page_reads_one(
+    cfg: Config, client: httpx.Client
+) -> None:
+    """Issue 14: the index lists metadata only. A damaged body (bytes that are not UTF-8)
+    shows it: the index and the other issue's page still answer."""
+    send(cfg)
+    send(cfg, NOW + dt.timedelta(days=7))
+    with sqlite3.connect(cfg.ledger.path) as db:
+        db.execute("UPDATE issues SET html = CAST(X'80FF' AS TEXT) WHERE id = '2026-W12'")
+    assert [i.id for i in archive.published_issues(cfg)] == ["2026-W13", "2026-W12"]
+    with running(cfg) as base:
+        index = client.get(base + "/")
+        other = client.get(base + "/issues/2026-W13/")
+    assert index.status_code == 200 and 'href="issues/2026-W12/"' in index.text
+    assert other.status_code == 200
+
+
 def test_archive_order_is_by_send_time_across_years_and_utc_offsets() -> None:
-    def issue(issue_id: str, send_at: str) -> archive.ArchivedIssue:
-        return archive.ArchivedIssue(issue_id, "", "", dt.datetime.fromisoformat(send_at), None)
+    def issue(issue_id: str, send_at: str) -> archive.ListedIssue:
+        return archive.ListedIssue(issue_id, "", "", dt.datetime.fromisoformat(send_at))
 
     got = archive.newest_first(
         [

@@ -447,6 +447,15 @@ class Ledger:
         )
         return [self._issue(r) for r in rows]
 
+    def listed(self) -> list[tuple[str, str, str, dt.datetime, str | None]]:
+        """(id, subject, preheader, created_at, send_at) of every issue, newest first:
+        an archive index without each issue's HTML and text (issue 14)."""
+        rows = self._read(
+            "SELECT id, subject, preheader, created_at, send_at FROM issues "
+            "ORDER BY created_at DESC, seq DESC"
+        )
+        return [(i, subj, pre, _utc(c), at) for i, subj, pre, c, at in rows]  # type: ignore[misc]
+
     def unfinished(self) -> list[str]:
         """Ids of issues started but not finished (paused, stopped, crashed), oldest first."""
         rows = self._read(
