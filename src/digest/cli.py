@@ -745,6 +745,11 @@ def _print_send_report(r: SendReport) -> None:
         click.echo(f"    {address}: {reason}")
     if r.folder:
         click.echo(f"Messages in {_rel(r.folder)}/")
+    if r.not_written:
+        click.echo(
+            f"  {r.sent - r.not_written:,} written, the other {r.not_written:,} composed and "
+            "counted only (delivery.dry_run_sample)"
+        )
     rate = r.sent / r.seconds if r.seconds else 0
     click.echo(f"Done in {r.seconds:.1f} s ({rate:,.0f} messages/s).")
     if r.paused:

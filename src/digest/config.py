@@ -274,6 +274,9 @@ class Delivery(_Section):
     pause_after_failures: int = key(20, ge=1)
     retry_seconds: float = key(2.0, gt=0)  # first retry delay; doubles each time
     retry_max_seconds: float = key(300.0, gt=0)
+    # Issue 14: `send --dry-run` writes the first this many messages and composes and
+    # counts the rest (100,000 written messages are ~6 GB); 0 = write every one.
+    dry_run_sample: int = key(100, ge=0)
 
 
 @dataclass(frozen=True)
