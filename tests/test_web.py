@@ -5,6 +5,7 @@ headless Chromium."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email import policy
 from email.parser import BytesParser
@@ -29,7 +30,7 @@ import httpx
 import pytest
 
 from digest import web
-from digest.config import Config, load
+from digest.config import Config, load, parse
 from digest.ledger import Ledger
 from digest.tokens import make_token, remember
 from digest.web import archive
@@ -135,7 +136,8 @@ def _outbox(cfg: Config) -> dict[Path, str]:
 @contextmanager
 def running(cfg: Config, *, secret: str | None = SECRET, preview: bool = False) -> Iterator[str]:
     """A real uvicorn server in a thread, on a free loopback port; yields its base URL."""
-    app = web.create_app(cfg, secret=secret, preview=preview, now=lambda: NOW)
+    closing = threading.Event()  # as web.serve: ends the preview's change streams
+    app = web.create_app(cfg, secret=secret, preview=preview, now=lambda: NOW, closing=closing)
     sock = web_server.listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
     server = web_server.server(app, limits=cfg.web, log_level="warning")
@@ -148,6 +150,7 @@ def running(cfg: Config, *, secret: str | None = SECRET, preview: bool = False) 
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
+        closing.set()
         server.should_exit = True
         thread.join(10)
         sock.close()
@@ -654,6 +657,49 @@ def test_preview_renders_current_content_on_each_reload(cfg: Config, client: htt
         assert client.get(base + "/preview").status_code == 404
 
 
+def _next_event(client: httpx.Client, url: str, change: Callable[[], None]) -> str:
+    """The first event (not a comment) on the stream at ``url`` after ``change()``."""
+    with client.stream("GET", url, timeout=15) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = r.iter_lines()
+        assert next(lines) == "retry: 1000"
+        change()
+        for line in lines:
+            if line.startswith("data:"):
+                return line
+    return ""
+
+
+def test_preview_pages_reload_when_content_templates_or_config_change(
+    cfg: Config, client: httpx.Client, tmp_path: Path
+) -> None:
+    """Issue 14: the page listens on /preview/events and reloads; no hand reload."""
+    article = Path(cfg.content.folder) / "2026-03-10-first.md"
+    source = cfg.source
+    assert source is not None
+    with running(cfg, preview=True) as base:
+        page = client.get(base + "/preview?week=2026-W12")
+        since = re.search(r'<script src="preview/reload.js" data-since="(\d+)" defer>', page.text)
+        assert since is not None
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1]
+        js = client.get(base + "/preview/reload.js")
+        assert js.status_code == 200 and "new EventSource(" in js.text
+        events = f"{base}/preview/events?since={since.group(1)}"
+        edit = lambda: article.write_text(article.read_text() + "\nMore.\n")  # noqa: E731
+        assert _next_event(client, events, edit) == "data: reload"
+        # An edit made after the render but before the page listens still reloads it.
+        assert _next_event(client, events, lambda: None) == "data: reload"
+        page = client.get(base + "/preview?week=2026-W12")
+        since = re.search(r'data-since="(\d+)"', page.text)
+        assert since is not None
+        events = f"{base}/preview/events?since={since.group(1)}"
+        touch = lambda: source.write_text(source.read_text() + "\n")  # noqa: E731
+        assert _next_event(client, events, touch) == "data: reload"
+    with running(cfg, preview=False) as base:
+        assert client.get(base + "/preview/events").status_code == 404
+
+
 # --- browser ----------------------------------------------------------------------------------
 
 
@@ -727,11 +773,34 @@ def test_browser_preview_shows_the_email_at_375_and_600(cfg: Config, browser) ->
         page.close()
 
 
+@pytest.mark.browser
+def test_browser_preview_reloads_itself_after_an_edit_and_shows_a_broken_file(
+    cfg: Config, browser
+) -> None:
+    article = Path(cfg.content.folder) / "2026-03-10-first.md"
+    with running(cfg, preview=True) as base:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"{base}/preview?week=2026-W12")
+        article.write_text(article.read_text().replace("Readable error", "Friendlier error"))
+        inner = page.frame_locator("iframe").nth(0)
+        inner.get_by_role("link", name="Friendlier error messages", exact=True).wait_for(
+            timeout=10_000
+        )
+        broken = Path(cfg.content.folder) / "2026-03-11-broken.md"
+        broken.write_text("---\ntitle: [\n---\nx\n")
+        page.locator("#findings", has_text="2026-03-11-broken.md").wait_for(timeout=10_000)
+        assert errors == []
+        page.close()
+
+
 # --- behind a proxy, and under attack (issue 13) ------------------------------------------
 
 
 def with_web(cfg: Config, **settings: object) -> Config:
-    return cfg.model_copy(update={"web": cfg.web.model_copy(update=settings)})
+    web = parse({"web": {**dataclasses.asdict(cfg.web), **settings}}).web  # checked
+    return cfg.model_copy(update={"web": web})
 
 
 def test_half_open_connections_are_bounded_in_count_and_closed_after_the_timeout(

@@ -515,18 +515,31 @@ def schedule(obj: Ctx, count: int | None) -> None:
 
 @main.command()
 @selection_options
-@click.option("--to", multiple=True, required=True, metavar="ADDR[,ADDR...]", help="Recipients.")
+@click.option("--to", multiple=True, metavar="ADDR[,ADDR...]", help="Recipients.")
+@click.option(
+    "--serve",
+    "live",
+    is_flag=True,
+    help="Instead: show the issue in the browser, reloaded as you edit (serve --preview).",
+)
 @click.pass_obj
 @handle_errors
-def preview(obj: Ctx, week: str | None, latest: bool, to: tuple[str, ...]) -> None:
+def preview(obj: Ctx, week: str | None, latest: bool, to: tuple[str, ...], live: bool) -> None:
     """Send the issue to a few addresses only, with "[Preview]" in the subject.
 
     The same render and path as the real send; nothing is recorded in the ledger.
+    With --serve, nothing is sent: 'digest serve --preview' on web.host and web.port.
 
     \b
     Example:
         digest preview --to me@example.com,editor@example.com
+        digest preview --serve
     """
+    if live == bool(to):
+        raise click.UsageError("give --to ADDR (send a preview) or --serve (a live preview)")
+    if live:
+        click.get_current_context().invoke(serve, preview=True, week=week, latest=latest)
+        return
     from .sending import preview as run_preview
 
     report = run_preview(obj.cfg, obj.now(), _selection(week, latest), to)

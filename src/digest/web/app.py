@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,7 +41,7 @@ from ..ledger import Ledger
 from ..tokens import read_token
 from .archive import ISSUE_ID, index_html, issue_html, published_issue, published_issues
 from .pages import ISSUE_CSP, PAGE_CSP, PREVIEW_CSP, css, page, root_of
-from .preview import preview_html
+from .preview import RELOAD_JS, Watcher, changes, memory_cache, preview_html
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,10 @@ def _mask(email: str) -> str:
 # --- the app ---------------------------------------------------------------------------
 
 
+def _int(value: str | None) -> int:
+    return int(value) if value and value.isdigit() and len(value) < 12 else 0
+
+
 def create_app(
     cfg: Config,
     *,
@@ -93,8 +98,10 @@ def create_app(
     preview: bool = False,
     selection: Any = None,
     now: Callable[[], dt.datetime] | None = None,
+    closing: threading.Event | None = None,
 ) -> Starlette:
     """The ASGI app. ``secret`` checks unsubscribe tokens (None: every token is refused).
+    ``closing``, once set, ends the preview's change streams (the server is stopping).
 
     With ``preview``, ``GET /preview`` renders the current content on each request
     (``selection`` and ``now`` as for ``digest check``; query ``?week=``/``?latest=1``).
@@ -216,10 +223,34 @@ def create_app(
             css(cfg), media_type="text/css", headers={"cache-control": "public, max-age=300"}
         )
 
+    cache = memory_cache(cfg) if preview else None
+    watcher = Watcher(cfg, closing or threading.Event())
+    if preview:
+        watcher.start()
+
     def preview_page(request: Request) -> Response:
-        html = preview_html(cfg, request.query_params, selection=selection, now=now)
+        html = preview_html(
+            cfg,
+            request.query_params,
+            selection=selection,
+            now=now,
+            cache=cache,
+            generation=watcher.generation,
+        )
         return HTMLResponse(
             html, headers={"content-security-policy": PREVIEW_CSP, "cache-control": "no-store"}
+        )
+
+    def preview_script(request: Request) -> Response:
+        return Response(
+            RELOAD_JS, media_type="text/javascript", headers={"cache-control": "no-cache"}
+        )
+
+    def preview_events(request: Request) -> Response:
+        return StreamingResponse(
+            changes(watcher, _int(request.query_params.get("since"))),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
         )
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -266,6 +297,8 @@ def create_app(
         routes.append(Route(prefix, prefix_redirect, methods=["GET"]))
     if preview:
         routes.append(Route(prefix + "/preview", preview_page, methods=["GET"]))
+        routes.append(Route(prefix + "/preview/reload.js", preview_script, methods=["GET"]))
+        routes.append(Route(prefix + "/preview/events", preview_events, methods=["GET"]))
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: http_error, LedgerError: ledger_error},
