@@ -252,15 +252,16 @@ def check(
     Files unchanged since the last check are not parsed again: their problems come from
     the cache (``cache``, else the one in the output folder)."""
     cache = cache if cache is not None else cache_for(cfg)
-    everything = content.load(cfg, now=now, cache=cache, articles=False)
-    problems = list(everything.problems)
-    built, notice = None, None
-    try:
-        built = prepare(cfg, now, sel or Selection(), cache)
-    except NothingToSend as exc:
-        notice = str(exc)
-    finally:
-        cache.save()
+    with cache.pinned():  # one walk of the folder for both reads
+        everything = content.load(cfg, now=now, cache=cache, articles=False)
+        problems = list(everything.problems)
+        built, notice = None, None
+        try:
+            built = prepare(cfg, now, sel or Selection(), cache)
+        except NothingToSend as exc:
+            notice = str(exc)
+        finally:
+            cache.save()
     if built is not None:
         problems += built.findings
         problems += _header_problems(cfg, built.rendered)

@@ -56,7 +56,7 @@ from ..errors import ContentError
 from ..model import Article, Chooser, Collection, Problem
 from ..text import count_words, drop_hidden, inline_text, one_line
 from . import dates, fields, html, sites, templatecode
-from .cache import Cache, Parsed, stamp
+from .cache import Cache, Parsed, _copy, stamp
 from .frontmatter import BOM, Head, not_utf8, read_bytes, read_head, too_big
 from .sites import DRAFT, LIST, OUTSIDE, PAGE
 
@@ -108,16 +108,20 @@ def load(
     heads: list[Head] = []
     live: list[Head] = []
     drafts = future = pages = other_language = 0
-    files, skipped = _walk(
-        str(folder),
-        ctx.suffixes,
-        skip=str(cfg.content.notes_folder),
-        outside=cfg.content.follow_symlinks_outside,
-    )
-    problems += skipped
-    kept = [f for f in files if not _excluded(f[1], cfg.content.exclude)]
+    notes, outside = str(cfg.content.notes_folder), cfg.content.follow_symlinks_outside
     max_bytes = cfg.content.max_file_kb * 1024
     stamps: dict[str, tuple[int, int, int, int]] = {}
+    # Within cache.pinned() (one `check`: its full read, then the issue's), the folder is
+    # walked and stat'ed once.
+    walk_key = (str(folder), ctx.suffixes, notes, outside, cfg.content.exclude)
+    walked = cache.walked.get(walk_key) if cache is not None else None
+    if walked is not None:
+        files, skipped, kept, known = walked
+    else:
+        files, skipped = _walk(str(folder), ctx.suffixes, skip=notes, outside=outside)
+        kept = [f for f in files if not _excluded(f[1], cfg.content.exclude)]
+        known = None
+    problems += skipped
     if cache is not None:
         cache.bind(str(tz), max_bytes, PARSE_CHARS, ctx.facts())
     with _gc_paused():  # the scan only allocates; collecting 10k live heads costs ~10%
@@ -125,9 +129,12 @@ def load(
             scanned = [_scan(path, rel, tz, ctx, max_bytes) for path, rel in kept]
         else:
             scanned = [
-                _scan_cached(cache, stamps, path, rel, tz, ctx, max_bytes) for path, rel in kept
+                _scan_cached(cache, stamps, path, rel, tz, ctx, max_bytes, known)
+                for path, rel in kept
             ]
             cache.keep_only(set(stamps))
+            if cache.is_pinned:
+                cache.walked[walk_key] = (files, skipped, kept, stamps)
     upcoming: list[dt.datetime] = []
     for head in scanned:
         if head.role == OUTSIDE:
@@ -153,7 +160,8 @@ def load(
             else:
                 live.append(head)
     ctx.heads = scanned
-    dates = sorted(h.date for h in live if h.date is not None)
+    # By timestamp: comparing aware datetimes calls utcoffset() at every comparison.
+    dates = sorted((h.date for h in live if h.date is not None), key=dt.datetime.timestamp)
     span = window(dates) if window is not None else None
     if span is None:
         chosen, todo = live, heads
@@ -172,13 +180,16 @@ def load(
             if earlier.url is not None:
                 urls.append((head.path, earlier.url))
             continue
+        wanted = id(head) in keep
+        if cache is not None:
+            head = _copy(head)  # parsing adds problems: the cached head stays as scanned
         seen = len(head.problems)
         resolved = ctx.resolved
         art = _parse(head, ctx, max_bytes)
         problems += head.problems[seen:]
         if art is not None:
             urls.append((head.path, art.url))
-            if id(head) in keep:
+            if wanted:
                 found.append(art)
         if cache is not None and st and ctx.resolved == resolved:  # else: depends on others
             url = art.url if art is not None else None
@@ -487,12 +498,16 @@ def _scan_cached(
     tz: dt.tzinfo,
     ctx: _Context,
     max_bytes: int,
+    known: dict[str, tuple[int, int, int, int]] | None = None,
 ) -> Head:
-    """``_scan``, or the cached scan of the file if it is unchanged."""
-    try:
-        st = stamp(os.stat(path))
-    except OSError:
-        return _scan(path, rel, tz, ctx, max_bytes)  # it reports the file it cannot read
+    """``_scan``, or the cached scan of the file if it is unchanged (by its ``os.stat``,
+    or its stamp in ``known``, taken moments ago in the same command)."""
+    st = known.get(path) if known is not None else None
+    if st is None:
+        try:
+            st = stamp(os.stat(path))
+        except OSError:
+            return _scan(path, rel, tz, ctx, max_bytes)  # it reports the file it cannot read
     stamps[path] = st
     head = cache.head(path, st)
     if head is None or head.rel != rel:

@@ -19,11 +19,13 @@ anyway; a file that cannot be read is ignored and replaced.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import os
 import pickle
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -75,6 +77,9 @@ class Cache:
         self.dirty = False
         self.hits = self.misses = 0
         self._loaded = path is None
+        # content.load's walk of the folder, reused while pinned (see pinned()).
+        self.walked: dict[tuple[object, ...], Any] = {}
+        self.is_pinned = False
 
     @classmethod
     def beside(cls, output: Path) -> Cache:
@@ -109,14 +114,26 @@ class Cache:
             if enabled:
                 gc.enable()
 
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Within it, the folder is walked and its files stat'ed once: the reads of one
+        command (``check`` reads everything, then the issue) see the same files."""
+        self.is_pinned = True
+        try:
+            yield
+        finally:
+            self.is_pinned = False
+            self.walked.clear()
+
     def head(self, path: str, st: tuple[int, int, int, int]) -> Head | None:
-        """The cached scan of an unchanged file (a copy: parsing adds problems to it)."""
+        """The cached scan of an unchanged file. Shared, not copied: a caller that parses
+        it copies it first (``_copy``), since parsing adds problems to it."""
         entry = self.entries.get(path)
         if entry is None or entry[0] != st:
             self.misses += 1
             return None
         self.hits += 1
-        return _copy(entry[1])
+        return entry[1]
 
     def parsed(self, path: str, st: tuple[int, int, int, int]) -> Parsed | None:
         entry = self.entries.get(path)
