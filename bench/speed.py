@@ -149,10 +149,10 @@ def index_rate(site: Path, env: dict[str, str], seconds: float, clients: int = 4
     port = _free_port()
     cfg = str(site / "config.toml")
     cmd = [str(build.DIGEST_BIN), "--config", cfg, "serve", "--port", str(port)]
+    secret = {"BENCH_SECRET": secrets.token_urlsafe(32)}
     server = subprocess.Popen(
-        cmd, cwd=site, env={**env, "BENCH_SECRET": secrets.token_urlsafe(32)}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        cmd, cwd=site, env={**env, **secret}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 20
