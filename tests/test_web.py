@@ -634,6 +634,42 @@ def test_port_in_use_is_a_clear_error(cfg: Config) -> None:
 # --- preview ----------------------------------------------------------------------------------
 
 
+def test_preview_serve_is_the_live_preview_and_stops_on_ctrl_c(
+    cfg: Config, client: httpx.Client
+) -> None:
+    """Issue 14: `digest preview --serve`, as MkDocs users expect; Ctrl-C ends it even with
+    a page listening for changes."""
+    assert cfg.source is not None
+    free = web_server.listen("127.0.0.1", 0)
+    port = free.getsockname()[1]
+    free.close()  # `preview --serve` listens on web.port
+    cfg.source.write_text(cfg.source.read_text() + f"\n[web]\nport = {port}\n")
+    cmd = [sys.executable, "-m", "digest.cli", "--config", str(cfg.source)]
+    cmd += ["--now", NOW.isoformat()]
+    both = subprocess.run([*cmd, "preview", "--serve", "--to", ADA], capture_output=True, text=True)
+    assert both.returncode == 2 and "--to ADDR (send a preview) or --serve" in both.stderr
+    proc = subprocess.Popen(
+        [*cmd, "preview", "--serve", "--week", "2026-W12"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        m = re.search(r"preview at (http://127\.0\.0\.1:\d+/preview)", line)
+        assert m, (line, proc.poll())
+        page = client.get(m.group(1))
+        assert page.status_code == 200 and "Readable error messages" in page.text
+        with client.stream("GET", m.group(1) + "/events?since=0") as events:
+            assert next(events.iter_lines()) == "retry: 1000"
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert "Finished server process" in err and "Traceback" not in err
+
+
 def test_preview_renders_current_content_on_each_reload(cfg: Config, client: httpx.Client) -> None:
     with running(cfg, preview=True) as base:
         first = client.get(base + "/preview?week=2026-W12")
