@@ -32,6 +32,7 @@ import pytest
 from digest import web
 from digest.config import Config, load, parse
 from digest.ledger import Ledger
+from digest.model import RenderedEmail
 from digest.tokens import make_token, remember
 from digest.web import archive
 from digest.web import server as web_server
@@ -516,8 +517,18 @@ def test_the_index_reads_no_issue_body_and_an_issue_page_reads_one(
     with running(cfg) as base:
         index = client.get(base + "/")
         other = client.get(base + "/issues/2026-W13/")
+        # The index page is kept between requests: a new send still shows at once.
+        later = RenderedEmail("2026-W14", "Later", "", "<html><body>x</body></html>", "x")
+        with Ledger(cfg.ledger.path) as ledger:
+            ledger.freeze(later, send_at=NOW + dt.timedelta(days=14))
+        again = client.get(base + "/")
     assert index.status_code == 200 and 'href="issues/2026-W12/"' in index.text
     assert other.status_code == 200
+    assert re.findall(r'href="issues/([^/"]+)/"', again.text) == [
+        "2026-W14",
+        "2026-W13",
+        "2026-W12",
+    ]
 
 
 def test_archive_order_is_by_send_time_across_years_and_utc_offsets() -> None:

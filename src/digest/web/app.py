@@ -39,7 +39,7 @@ from ..config import Config
 from ..errors import LedgerError
 from ..ledger import Ledger
 from ..tokens import read_token
-from .archive import ISSUE_ID, index_html, issue_html, published_issue, published_issues
+from .archive import ISSUE_ID, IndexPage, issue_html, published_issue
 from .pages import ISSUE_CSP, PAGE_CSP, PREVIEW_CSP, css, page, root_of
 from .preview import RELOAD_JS, Watcher, changes, memory_cache, preview_html
 
@@ -197,10 +197,10 @@ def create_app(
     def unsubscribe_info(request: Request) -> Response:
         return respond(request, "unsubscribe_info.html", private=True)
 
+    index_page = IndexPage(cfg)
+
     def index(request: Request) -> Response:
-        return HTMLResponse(
-            index_html(cfg, published_issues(cfg)), headers={"cache-control": "no-cache"}
-        )
+        return HTMLResponse(index_page.html(), headers={"cache-control": "no-cache"})
 
     def issue_redirect(request: Request) -> Response:
         issue_id = request.path_params["issue_id"]
