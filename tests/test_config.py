@@ -22,11 +22,11 @@ def test_example_config_is_valid_and_has_no_unknown_keys() -> None:
 
 def test_example_config_documents_every_setting() -> None:
     text = (ROOT / "config.example.toml").read_text()
-    for section, model in config.Config.model_fields.items():
+    for section, model in config.settings(config.Config).items():
         if section in ("source", "warnings", "export"):
             continue
         assert f"[{section}]" in text, section
-        for key in model.annotation.model_fields:  # type: ignore[union-attr]
+        for key in config.settings(model):
             assert f"{key} =" in text, f"{section}.{key} is not documented"
 
 
@@ -105,3 +105,36 @@ def test_a_missing_templates_folder_and_crossed_sizes_are_errors(tmp_path: Path)
     (tmp_path / "nope").mkdir()
     f.write_text('[templates]\nfolder = "nope"\n')
     assert config.load(f).templates.folder == tmp_path / "nope"
+
+
+def test_wrong_types_and_bounds_name_the_key_and_the_fix(tmp_path: Path) -> None:
+    """Issue 14 (no pydantic): every kind of bad value, all at once, each with its key."""
+    f = tmp_path / "config.toml"
+    f.write_text(
+        "[delivery]\nconcurrency = 0\nretry_seconds = 0\nmax_attempts = 51\n"
+        'rate_per_second = "fast"\n[content]\nlead = "yes"\nexclude = "README*"\n'
+        '[export.listmonk]\nlist_ids = [1, "two"]\n[web]\nport = 80.5\n'
+    )
+    with pytest.raises(ConfigError) as exc:
+        config.load(f)
+    problems = dict(exc.value.problems)
+    assert problems == {
+        "delivery.concurrency": "0 is too small; use 1 or more",
+        "delivery.retry_seconds": "0.0 is too small; use more than 0",
+        "delivery.max_attempts": "51 is too large; use 50 or less",
+        "delivery.rate_per_second": "'fast' is not a number",
+        "content.lead": "'yes' is not true or false",
+        "content.exclude": '\'README*\' is not a list; use e.g. ["a", "b"]',
+        "export.listmonk.list_ids.1": "'two' is not a whole number",
+        "web.port": "80.5 is not a whole number",
+    }
+
+
+def test_keys_given_are_told_from_defaults_and_copies_keep_them() -> None:
+    given = config.parse({"newsletter": {"base_url": "https://example.com/"}})
+    assert given.newsletter.base_url == "https://example.com"  # normalised by its check
+    assert given.newsletter.base_url_set
+    assert not config.parse({}).newsletter.base_url_set  # the same value, but a default
+    copy = given.model_copy(update={"output": given.output.model_copy(update={"max_kb": 200})})
+    assert copy.newsletter.base_url_set and copy.output.max_kb == 200
+    assert config.parse({"schedule": {"day": "Friday"}}).schedule.day == "fri"

@@ -26,7 +26,7 @@ import time_machine
 from apscheduler.events import EVENT_JOB_EXECUTED
 from click.testing import CliRunner
 
-from digest import cli, config, schedule
+from digest import cli, config, schedule, scheduler
 from digest import issue as issues
 from digest.ledger import Ledger
 from smtp_server import Faults, SmtpServer
@@ -123,7 +123,7 @@ def test_send_time_is_the_local_time_in_winter_and_summer(
     assert (local.weekday(), local.hour, local.minute) == (0, 9, 0)
 
 
-def fires(trigger: schedule.SendTimes, start: dt.datetime, until: dt.datetime) -> list:
+def fires(trigger: scheduler.SendTimes, start: dt.datetime, until: dt.datetime) -> list:
     """Walk a trigger the way APScheduler's Job._get_run_times does."""
     out, prev = [], None
     nxt = trigger.get_next_fire_time(None, start)
@@ -136,7 +136,7 @@ def fires(trigger: schedule.SendTimes, start: dt.datetime, until: dt.datetime) -
 
 def test_trigger_fires_once_on_each_switch_day_at_digests_send_time() -> None:
     c = cfg()
-    t = schedule.SendTimes(c)
+    t = scheduler.SendTimes(c)
     spring = fires(t, utc(2026, 3, 21), utc(2026, 4, 6))
     assert spring == [utc(2026, 3, 22, 1, 30), SPRING_SEND, utc(2026, 4, 5, 0, 30)]
     autumn = fires(t, utc(2026, 10, 17), utc(2026, 11, 2))
@@ -147,7 +147,7 @@ def test_trigger_fires_once_on_each_switch_day_at_digests_send_time() -> None:
 
 def test_trigger_over_a_year_fires_once_a_week_at_0230_local_or_0330_on_the_gap_day() -> None:
     c = cfg()
-    got = fires(schedule.SendTimes(c), utc(2026, 1, 1), utc(2027, 1, 1))
+    got = fires(scheduler.SendTimes(c), utc(2026, 1, 1), utc(2027, 1, 1))
     assert len(got) == 52 == len({issues.due_window(c, f).id for f in got})
     local = [f.astimezone(c.schedule.tz) for f in got]
     assert all(x.weekday() == 6 for x in local)
@@ -160,7 +160,7 @@ def test_trigger_over_a_year_fires_once_a_week_at_0230_local_or_0330_on_the_gap_
 
 def test_trigger_first_fire_is_at_or_after_now_and_never_repeats_after_a_clock_step_back() -> None:
     c = cfg()
-    t = schedule.SendTimes(c)
+    t = scheduler.SendTimes(c)
     assert t.get_next_fire_time(None, AUTUMN_SEND) == AUTUMN_SEND
     assert t.get_next_fire_time(None, AUTUMN_SEND + SECOND) == utc(2026, 11, 1, 1, 30)
     # The clock is set back an hour after the fire (e.g. a bad NTP step): no second fire.
@@ -306,7 +306,7 @@ class Running:
     """A schedule.Runner in a thread (the same object ``digest schedule`` runs)."""
 
     def __init__(self, cfg: config.Config) -> None:
-        self.runner = schedule.Runner(cfg)
+        self.runner = scheduler.Runner(cfg)
         self.code: int | None = None
         self.outcomes: list[schedule.RunResult] = []
         self.runner.scheduler.add_listener(
@@ -421,7 +421,7 @@ def test_a_suspend_does_not_delay_the_send_past_the_wake_up(
     # is monotonic); the wall clock jumps on resume. time-machine's shift() is that jump:
     # the wall clock moves, the scheduler's timer does not. Without a cap on its sleep the
     # job fires `asleep` too late, and fire() calls the send missed.
-    monkeypatch.setattr(schedule, "TICK", 0.2)  # seconds; 30 in production
+    monkeypatch.setattr(scheduler, "TICK", 0.2)  # seconds; 30 in production
     c = config.load(
         write_site(tmp_path, smtp.port, ["2026-11-18T10:00:00+01:00"], grace_hours=grace_hours)
     )

@@ -306,6 +306,22 @@ def test_dry_run_touches_no_ledger_and_no_server(tmp_path):
     assert counts["sent"] == 0 and counts["pending"] == 0
 
 
+def test_dry_run_writes_a_sample_and_counts_the_rest(tmp_path):
+    """Issue 14: 100,000 recipients were ~6 GB of files; the first N are enough to look at."""
+    write_subscribers(tmp_path, 30)
+    config = write_config(tmp_path, extra="dry_run_sample = 5")
+    freeze(config)
+    with Ledger(tmp_path / "ledger.sqlite3") as ledger:
+        ledger.suppress("reader4@example.com")
+    result = run(config, "send", "--issue", WEEK, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    files = list((tmp_path / "out" / WEEK / "dry-run" / "new").glob("*.eml"))
+    assert len(files) == 5
+    assert re.search(r"sent\s+29\b", result.stdout)  # every message composed and counted
+    assert "5 written, the other 24 composed and counted only" in result.stdout
+    assert not (tmp_path / "outbox").exists()
+
+
 def test_empty_week_sends_nothing(tmp_path):
     write_subscribers(tmp_path, 3)
     config = write_config(tmp_path)

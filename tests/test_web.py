@@ -5,6 +5,7 @@ headless Chromium."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -14,11 +15,12 @@ import re
 import selectors
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email import policy
 from email.parser import BytesParser
@@ -28,8 +30,9 @@ import httpx
 import pytest
 
 from digest import web
-from digest.config import Config, Web, load
+from digest.config import Config, load, parse
 from digest.ledger import Ledger
+from digest.model import RenderedEmail
 from digest.tokens import make_token, remember
 from digest.web import archive
 from digest.web import server as web_server
@@ -134,7 +137,8 @@ def _outbox(cfg: Config) -> dict[Path, str]:
 @contextmanager
 def running(cfg: Config, *, secret: str | None = SECRET, preview: bool = False) -> Iterator[str]:
     """A real uvicorn server in a thread, on a free loopback port; yields its base URL."""
-    app = web.create_app(cfg, secret=secret, preview=preview, now=lambda: NOW)
+    closing = threading.Event()  # as web.serve: ends the preview's change streams
+    app = web.create_app(cfg, secret=secret, preview=preview, now=lambda: NOW, closing=closing)
     sock = web_server.listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
     server = web_server.server(app, limits=cfg.web, log_level="warning")
@@ -147,6 +151,7 @@ def running(cfg: Config, *, secret: str | None = SECRET, preview: bool = False) 
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
+        closing.set()
         server.should_exit = True
         thread.join(10)
         sock.close()
@@ -514,9 +519,36 @@ def test_an_older_week_sent_late_by_hand_is_listed_below_the_newer_one(
     assert re.findall(r'href="issues/([^/"]+)/"', static) == ["2026-W13", "2026-W12"]
 
 
+def test_the_index_reads_no_issue_body_and_an_issue_page_reads_one(
+    cfg: Config, client: httpx.Client
+) -> None:
+    """Issue 14: the index lists metadata only. A damaged body (bytes that are not UTF-8)
+    shows it: the index and the other issue's page still answer."""
+    send(cfg)
+    send(cfg, NOW + dt.timedelta(days=7))
+    with sqlite3.connect(cfg.ledger.path) as db:
+        db.execute("UPDATE issues SET html = CAST(X'80FF' AS TEXT) WHERE id = '2026-W12'")
+    assert [i.id for i in archive.published_issues(cfg)] == ["2026-W13", "2026-W12"]
+    with running(cfg) as base:
+        index = client.get(base + "/")
+        other = client.get(base + "/issues/2026-W13/")
+        # The index page is kept between requests: a new send still shows at once.
+        later = RenderedEmail("2026-W14", "Later", "", "<html><body>x</body></html>", "x")
+        with Ledger(cfg.ledger.path) as ledger:
+            ledger.freeze(later, send_at=NOW + dt.timedelta(days=14))
+        again = client.get(base + "/")
+    assert index.status_code == 200 and 'href="issues/2026-W12/"' in index.text
+    assert other.status_code == 200
+    assert re.findall(r'href="issues/([^/"]+)/"', again.text) == [
+        "2026-W14",
+        "2026-W13",
+        "2026-W12",
+    ]
+
+
 def test_archive_order_is_by_send_time_across_years_and_utc_offsets() -> None:
-    def issue(issue_id: str, send_at: str) -> archive.ArchivedIssue:
-        return archive.ArchivedIssue(issue_id, "", "", dt.datetime.fromisoformat(send_at), None)
+    def issue(issue_id: str, send_at: str) -> archive.ListedIssue:
+        return archive.ListedIssue(issue_id, "", "", dt.datetime.fromisoformat(send_at))
 
     got = archive.newest_first(
         [
@@ -628,6 +660,42 @@ def test_port_in_use_is_a_clear_error(cfg: Config) -> None:
 # --- preview ----------------------------------------------------------------------------------
 
 
+def test_preview_serve_is_the_live_preview_and_stops_on_ctrl_c(
+    cfg: Config, client: httpx.Client
+) -> None:
+    """Issue 14: `digest preview --serve`, as MkDocs users expect; Ctrl-C ends it even with
+    a page listening for changes."""
+    assert cfg.source is not None
+    free = web_server.listen("127.0.0.1", 0)
+    port = free.getsockname()[1]
+    free.close()  # `preview --serve` listens on web.port
+    cfg.source.write_text(cfg.source.read_text() + f"\n[web]\nport = {port}\n")
+    cmd = [sys.executable, "-m", "digest.cli", "--config", str(cfg.source)]
+    cmd += ["--now", NOW.isoformat()]
+    both = subprocess.run([*cmd, "preview", "--serve", "--to", ADA], capture_output=True, text=True)
+    assert both.returncode == 2 and "--to ADDR (send a preview) or --serve" in both.stderr
+    proc = subprocess.Popen(
+        [*cmd, "preview", "--serve", "--week", "2026-W12"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        m = re.search(r"preview at (http://127\.0\.0\.1:\d+/preview)", line)
+        assert m, (line, proc.poll())
+        page = client.get(m.group(1))
+        assert page.status_code == 200 and "Readable error messages" in page.text
+        with client.stream("GET", m.group(1) + "/events?since=0") as events:
+            assert next(events.iter_lines()) == "retry: 1000"
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert "Finished server process" in err and "Traceback" not in err
+
+
 def test_preview_renders_current_content_on_each_reload(cfg: Config, client: httpx.Client) -> None:
     with running(cfg, preview=True) as base:
         first = client.get(base + "/preview?week=2026-W12")
@@ -649,6 +717,49 @@ def test_preview_renders_current_content_on_each_reload(cfg: Config, client: htt
         assert "2026-03-11-broken.md" in third.text
     with running(cfg, preview=False) as base:
         assert client.get(base + "/preview").status_code == 404
+
+
+def _next_event(client: httpx.Client, url: str, change: Callable[[], None]) -> str:
+    """The first event (not a comment) on the stream at ``url`` after ``change()``."""
+    with client.stream("GET", url, timeout=15) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = r.iter_lines()
+        assert next(lines) == "retry: 1000"
+        change()
+        for line in lines:
+            if line.startswith("data:"):
+                return line
+    return ""
+
+
+def test_preview_pages_reload_when_content_templates_or_config_change(
+    cfg: Config, client: httpx.Client, tmp_path: Path
+) -> None:
+    """Issue 14: the page listens on /preview/events and reloads; no hand reload."""
+    article = Path(cfg.content.folder) / "2026-03-10-first.md"
+    source = cfg.source
+    assert source is not None
+    with running(cfg, preview=True) as base:
+        page = client.get(base + "/preview?week=2026-W12")
+        since = re.search(r'<script src="preview/reload.js" data-since="(\d+)" defer>', page.text)
+        assert since is not None
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1]
+        js = client.get(base + "/preview/reload.js")
+        assert js.status_code == 200 and "new EventSource(" in js.text
+        events = f"{base}/preview/events?since={since.group(1)}"
+        edit = lambda: article.write_text(article.read_text() + "\nMore.\n")  # noqa: E731
+        assert _next_event(client, events, edit) == "data: reload"
+        # An edit made after the render but before the page listens still reloads it.
+        assert _next_event(client, events, lambda: None) == "data: reload"
+        page = client.get(base + "/preview?week=2026-W12")
+        since = re.search(r'data-since="(\d+)"', page.text)
+        assert since is not None
+        events = f"{base}/preview/events?since={since.group(1)}"
+        touch = lambda: source.write_text(source.read_text() + "\n")  # noqa: E731
+        assert _next_event(client, events, touch) == "data: reload"
+    with running(cfg, preview=False) as base:
+        assert client.get(base + "/preview/events").status_code == 404
 
 
 # --- browser ----------------------------------------------------------------------------------
@@ -724,11 +835,34 @@ def test_browser_preview_shows_the_email_at_375_and_600(cfg: Config, browser) ->
         page.close()
 
 
+@pytest.mark.browser
+def test_browser_preview_reloads_itself_after_an_edit_and_shows_a_broken_file(
+    cfg: Config, browser
+) -> None:
+    article = Path(cfg.content.folder) / "2026-03-10-first.md"
+    with running(cfg, preview=True) as base:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"{base}/preview?week=2026-W12")
+        article.write_text(article.read_text().replace("Readable error", "Friendlier error"))
+        inner = page.frame_locator("iframe").nth(0)
+        inner.get_by_role("link", name="Friendlier error messages", exact=True).wait_for(
+            timeout=10_000
+        )
+        broken = Path(cfg.content.folder) / "2026-03-11-broken.md"
+        broken.write_text("---\ntitle: [\n---\nx\n")
+        page.locator("#findings", has_text="2026-03-11-broken.md").wait_for(timeout=10_000)
+        assert errors == []
+        page.close()
+
+
 # --- behind a proxy, and under attack (issue 13) ------------------------------------------
 
 
 def with_web(cfg: Config, **settings: object) -> Config:
-    return cfg.model_copy(update={"web": Web.model_validate(cfg.web.model_dump() | settings)})
+    web = parse({"web": {**dataclasses.asdict(cfg.web), **settings}}).web  # checked
+    return cfg.model_copy(update={"web": web})
 
 
 def test_half_open_connections_are_bounded_in_count_and_closed_after_the_timeout(

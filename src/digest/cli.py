@@ -197,11 +197,11 @@ def build(obj: Ctx, week: str | None, latest: bool, out: Path | None, strict: bo
     Example:
         digest build --latest
     """
-    from .pipeline import prepare, write_build
+    from .pipeline import cache_for, prepare, write_build
 
     started = time.perf_counter()
     cfg = obj.cfg
-    built = prepare(cfg, obj.now(), _selection(week, latest))
+    built = prepare(cfg, obj.now(), _selection(week, latest), cache_for(cfg))
     errors, warnings = _report_problems(built.collection.problems + built.findings, strict)
     folder = write_build(cfg, built, out)
     col, r = built.collection, built.rendered
@@ -564,23 +564,38 @@ def schedule(obj: Ctx, count: int | None) -> None:
         logging.getLogger("digest").setLevel(logging.INFO)
     for handler in logging.getLogger().handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    sys.exit(scheduling.run(cfg, obj.now))
+    from .scheduler import run
+
+    sys.exit(run(cfg, obj.now))
 
 
 @main.command()
 @selection_options
-@click.option("--to", multiple=True, required=True, metavar="ADDR[,ADDR...]", help="Recipients.")
+@click.option("--to", multiple=True, metavar="ADDR[,ADDR...]", help="Recipients.")
+@click.option(
+    "--serve",
+    "live",
+    is_flag=True,
+    help="Instead: show the issue in the browser, reloaded as you edit (serve --preview).",
+)
 @click.pass_obj
 @handle_errors
-def preview(obj: Ctx, week: str | None, latest: bool, to: tuple[str, ...]) -> None:
+def preview(obj: Ctx, week: str | None, latest: bool, to: tuple[str, ...], live: bool) -> None:
     """Send the issue to a few addresses only, with "[Preview]" in the subject.
 
     The same render and path as the real send; nothing is recorded in the ledger.
+    With --serve, nothing is sent: 'digest serve --preview' on web.host and web.port.
 
     \b
     Example:
         digest preview --to me@example.com,editor@example.com
+        digest preview --serve
     """
+    if live == bool(to):
+        raise click.UsageError("give --to ADDR (send a preview) or --serve (a live preview)")
+    if live:
+        click.get_current_context().invoke(serve, preview=True, week=week, latest=latest)
+        return
     from .sending import preview as run_preview
 
     report = run_preview(obj.cfg, obj.now(), _selection(week, latest), to)
@@ -799,6 +814,11 @@ def _print_send_report(r: SendReport) -> None:
         click.echo(f"    {address}: {reason}")
     if r.folder:
         click.echo(f"Messages in {_rel(r.folder)}/")
+    if r.not_written:
+        click.echo(
+            f"  {r.sent - r.not_written:,} written, the other {r.not_written:,} composed and "
+            "counted only (delivery.dry_run_sample)"
+        )
     rate = r.sent / r.seconds if r.seconds else 0
     click.echo(f"Done in {r.seconds:.1f} s ({rate:,.0f} messages/s).")
     if r.paused:

@@ -3,19 +3,42 @@
 Every problem is reported at once with its dotted key; unknown keys are warnings.
 Secrets are never in the file: the file names the environment variable that holds them.
 Relative paths are resolved against the config file's folder.
+
+How the settings are declared (issue 14: no pydantic, whose import and schema build cost
+~100 ms on every command). Each ``[section]`` is a frozen dataclass deriving from
+``_Section``; a key is a field with a type and a default. ``_build`` walks the fields,
+checks each value's type and constraints, and collects every problem with its dotted key.
+To add a section:
+
+1. write ``@dataclass(frozen=True) class Bounces(_Section):`` with its keys, e.g.
+   ``mailbox: str = ""``, ``days: int = key(7, ge=1, le=90)`` (bounds: ``ge``/``gt``/
+   ``le``), ``url: str = key("", check=_https)`` (a ``check`` takes the value and returns
+   it, maybe normalised, or raises ``ValueError`` with the message to show);
+2. a type used by several keys carries its check: ``Email = Annotated[str, Check(_email)]``;
+3. add ``bounces: Bounces = Bounces()`` to ``Config`` (a nested ``[a.b]`` table is a
+   section-typed field of its section, as ``export.mailchimp``);
+4. a relative path key goes into ``_PATHS``; a relation between keys into
+   ``_cross_checks``; document every key in config.example.toml (a test checks it).
+
+Types understood: ``str``, ``int``, ``float``, ``bool``, ``Path``, ``X | None``,
+``Literal[...]``, ``tuple[X, ...]``, ``dict[K, V]``, a ``_Section`` and ``Annotated`` of
+these. ``cfg.section.model_fields_set`` tells the keys the file gave; ``model_copy(update=)``
+returns a changed copy (both as pydantic had them, so code written against them works).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import re
 import tomllib
+import types
+import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 from .model import PLACEHOLDERS
@@ -24,9 +47,45 @@ from .text import ascii_url
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 
+_S = TypeVar("_S", bound="_Section")
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+
+@dataclass(frozen=True)
+class Check:
+    """A type's check, as ``Annotated[str, Check(fn)]``: ``fn`` returns the value or raises."""
+
+    fn: typing.Callable[[Any], Any]
+
+
+def key(
+    default: Any = dataclasses.MISSING,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    check: typing.Callable[[Any], Any] | None = None,
+    default_factory: Any = dataclasses.MISSING,
+) -> Any:
+    """A key with constraints: bounds on a number, or a check on the value."""
+    meta = {"ge": ge, "gt": gt, "le": le, "check": check}
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
+
+
+@dataclass(frozen=True)
+class _Section:
+    # The keys the file gave (set by _build); a class-level default for sections made in code.
+    _given: ClassVar[frozenset[str]] = frozenset()
+
+    @property
+    def model_fields_set(self) -> frozenset[str]:
+        """The keys the config file gave for this section (not defaults)."""
+        return self._given
+
+    def model_copy(self: _S, *, update: dict[str, Any] | None = None) -> _S:
+        """A copy with some keys changed (not checked again: for code and tests)."""
+        new = dataclasses.replace(self, **(update or {}))
+        object.__setattr__(new, "_given", self._given | frozenset(update or ()))
+        return new
 
 
 # Validators shared by several keys, as types.
@@ -50,11 +109,12 @@ def _absolute(v: str) -> str:
     return v.rstrip("/")
 
 
-OneLine = Annotated[str, AfterValidator(_one_line)]
-Email = Annotated[str, AfterValidator(_email)]
-AbsoluteUrl = Annotated[str, AfterValidator(_absolute)]
+OneLine = Annotated[str, Check(_one_line)]
+Email = Annotated[str, Check(_email)]
+AbsoluteUrl = Annotated[str, Check(_absolute)]
 
 
+@dataclass(frozen=True)
 class Newsletter(_Section):
     name: OneLine = "The Weekly Digest"
     description: str = "You get this email because you subscribed to our weekly digest."
@@ -80,6 +140,7 @@ class Newsletter(_Section):
         return bool(self.base_url) and "base_url" in self.model_fields_set
 
 
+@dataclass(frozen=True)
 class Sender(_Section):
     name: OneLine = "The Weekly Digest"
     email: Email = "newsletter@example.com"
@@ -88,37 +149,35 @@ class Sender(_Section):
     feedback_id: OneLine = ""
 
 
+def _tz(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{v!r} is not a known time zone; use an IANA name like 'Europe/Berlin'"
+        ) from None
+    return v
+
+
+def _day(v: str) -> str:
+    d = v.strip().lower()[:3]
+    if d not in DAYS:
+        raise ValueError(f"{v!r} is not a weekday; use one of {', '.join(DAYS)}")
+    return d
+
+
+def _time(v: str) -> str:
+    if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", v.strip()):
+        raise ValueError(f"{v!r} is not a time of day; use 24-hour 'HH:MM', e.g. '09:00'")
+    return v.strip()
+
+
+@dataclass(frozen=True)
 class Schedule(_Section):
-    timezone: str = "UTC"
-    day: str = "mon"
-    time: str = "09:00"
-    grace_hours: float = Field(default=6.0, ge=0)
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"{v!r} is not a known time zone; use an IANA name like 'Europe/Berlin'"
-            ) from None
-        return v
-
-    @field_validator("day")
-    @classmethod
-    def _day(cls, v: str) -> str:
-        d = v.strip().lower()[:3]
-        if d not in DAYS:
-            raise ValueError(f"{v!r} is not a weekday; use one of {', '.join(DAYS)}")
-        return d
-
-    @field_validator("time")
-    @classmethod
-    def _time(cls, v: str) -> str:
-        if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", v.strip()):
-            raise ValueError(f"{v!r} is not a time of day; use 24-hour 'HH:MM', e.g. '09:00'")
-        return v.strip()
+    timezone: str = key("UTC", check=_tz)
+    day: str = key("mon", check=_day)
+    time: str = key("09:00", check=_time)
+    grace_hours: float = key(6.0, ge=0)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -134,11 +193,22 @@ class Schedule(_Section):
         return dt.time(int(h), int(m))
 
 
+def _summarizer(v: str) -> str:
+    v = v.strip()
+    if v and not re.fullmatch(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*", v):
+        raise ValueError(
+            f"{v!r} is not a plug-in path; use 'package.module:function', "
+            "or leave it empty for the built-in summarizer"
+        )
+    return v
+
+
+@dataclass(frozen=True)
 class Content(_Section):
     folder: Path = Path("content")
-    summary_words: int = Field(default=60, ge=5, le=500)
-    key_points: int = Field(default=3, ge=0, le=10)
-    max_articles: int = Field(default=10, ge=1, le=200)
+    summary_words: int = key(60, ge=5, le=500)
+    key_points: int = key(3, ge=0, le=10)
+    max_articles: int = key(10, ge=1, le=200)
     group_by: Literal["", "tag", "category"] = ""
     # "auto": find the site's generator (Jekyll, Hugo, Zola, Pelican) and follow its rules
     # for URLs, posts and template code; "none": read the folder as plain Markdown.
@@ -165,63 +235,61 @@ class Content(_Section):
         return self.notes if self.notes is not None else self.folder / "_notes"
 
     # "package.module:function" (issue 12): a summarizer plug-in; "" = the built-in one.
-    summarizer: str = ""
-
-    @field_validator("summarizer")
-    @classmethod
-    def _summarizer(cls, v: str) -> str:
-        v = v.strip()
-        if v and not re.fullmatch(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*", v):
-            raise ValueError(
-                f"{v!r} is not a plug-in path; use 'package.module:function', "
-                "or leave it empty for the built-in summarizer"
-            )
-        return v
+    summarizer: str = key("", check=_summarizer)
 
     # Issue 13: a link that resolves outside `folder` is skipped unless this is true.
     follow_symlinks_outside: bool = False
     # Issue 13: a larger article file is skipped with a warning (parsing is not free).
-    max_file_kb: int = Field(default=1024, ge=1, le=1_048_576)  # one read() of up to 1 GB
+    max_file_kb: int = key(1024, ge=1, le=1_048_576)  # one read() of up to 1 GB
 
 
+@dataclass(frozen=True)
 class Templates(_Section):
     folder: Path | None = None
 
 
+@dataclass(frozen=True)
 class Output(_Section):
     folder: Path = Path("out")
-    warn_kb: int = Field(default=80, ge=1)
-    max_kb: int = Field(default=102, ge=1)
+    warn_kb: int = key(80, ge=1)
+    max_kb: int = key(102, ge=1)
 
 
+@dataclass(frozen=True)
 class Subscribers(_Section):
     file: Path = Path("subscribers.csv")
 
 
+@dataclass(frozen=True)
 class LedgerSettings(_Section):
     path: Path = Path("digest.sqlite3")
 
 
+@dataclass(frozen=True)
 class Delivery(_Section):
     transport: Literal["outbox", "smtp"] = "outbox"
     outbox: Path = Path("outbox")
-    concurrency: int = Field(default=4, ge=1, le=64)
-    rate_per_second: float = Field(default=0, ge=0)  # 0 = no limit
-    rate_per_hour: int = Field(default=0, ge=0)  # 0 = no limit
-    max_attempts: int = Field(default=5, ge=1, le=50)
-    pause_after_failures: int = Field(default=20, ge=1)
-    retry_seconds: float = Field(default=2.0, gt=0)  # first retry delay; doubles each time
-    retry_max_seconds: float = Field(default=300.0, gt=0)
+    concurrency: int = key(4, ge=1, le=64)
+    rate_per_second: float = key(0, ge=0)  # 0 = no limit
+    rate_per_hour: int = key(0, ge=0)  # 0 = no limit
+    max_attempts: int = key(5, ge=1, le=50)
+    pause_after_failures: int = key(20, ge=1)
+    retry_seconds: float = key(2.0, gt=0)  # first retry delay; doubles each time
+    retry_max_seconds: float = key(300.0, gt=0)
+    # Issue 14: `send --dry-run` writes the first this many messages and composes and
+    # counts the rest (100,000 written messages are ~6 GB); 0 = write every one.
+    dry_run_sample: int = key(100, ge=0)
 
 
+@dataclass(frozen=True)
 class Smtp(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(default=587, ge=1, le=65535)
+    port: int = key(587, ge=1, le=65535)
     security: Literal["starttls", "tls", "none"] = "starttls"
     username: str = ""
     password_env: str = "DIGEST_SMTP_PASSWORD"
     ca_file: Path | None = None
-    timeout: float = Field(default=30, gt=0)
+    timeout: float = key(30, gt=0)
 
     def password(self) -> str | None:
         return os.environ.get(self.password_env) if self.password_env else None
@@ -230,95 +298,89 @@ class Smtp(_Section):
 _HTTPS_URL = re.compile(r"(?i:https)://[^/\s<>\"\x00-\x1f\x7f]+[^\s<>\"\x00-\x1f\x7f]*")
 
 
+def _unsubscribe_url(v: str) -> str:
+    # https: one-click unsubscribe (RFC 8058) requires it, and Gmail and Yahoo ignore
+    # the header without it. ASCII: it goes into a header as it is.
+    if v and not _HTTPS_URL.fullmatch(v):
+        raise ValueError(
+            f"{v!r} is not an absolute https URL without spaces, "
+            "e.g. 'https://example.com/newsletter/unsubscribe'"
+        )
+    return ascii_url(v) if v else v
+
+
+@dataclass(frozen=True)
 class Unsubscribe(_Section):
     secret_env: str = "DIGEST_SECRET"
-    url: str = ""  # default: <newsletter.web_root>/unsubscribe
+    url: str = key("", check=_unsubscribe_url)  # default: <newsletter.web_root>/unsubscribe
     mailto: Email = ""
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        # https: one-click unsubscribe (RFC 8058) requires it, and Gmail and Yahoo ignore
-        # the header without it. ASCII: it goes into a header as it is.
-        if v and not _HTTPS_URL.fullmatch(v):
-            raise ValueError(
-                f"{v!r} is not an absolute https URL without spaces, "
-                "e.g. 'https://example.com/newsletter/unsubscribe'"
-            )
-        return ascii_url(v) if v else v
 
     def secret(self) -> str | None:
         return os.environ.get(self.secret_env) if self.secret_env else None
 
 
+def _dns_label(v: str) -> str:
+    if v and not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", v):
+        raise ValueError(f"{v!r} is not a DNS name (letters, digits, '-', '_', dots)")
+    return v.lower()
+
+
+def _folder_name(v: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", v):
+        raise ValueError(f"{v!r}: use letters, digits, '-' and '_' only")
+    return v
+
+
+@dataclass(frozen=True)
 class Dkim(_Section):
     # Empty domain: messages are not signed. See signing.py.
-    domain: str = ""
-    selector: str = ""
+    domain: str = key("", check=_dns_label)
+    selector: str = key("", check=_dns_label)
     key_file: Path | None = None
 
-    @field_validator("domain", "selector")
-    @classmethod
-    def _label(cls, v: str) -> str:
-        if v and not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", v):
-            raise ValueError(f"{v!r} is not a DNS name (letters, digits, '-', '_', dots)")
-        return v.lower()
 
-
+@dataclass(frozen=True)
 class Bounces(_Section):
     # The envelope sender (Return-Path) of every message is <local>+<token>@<domain>;
     # "" = bounces@<the domain of sender.email>. See bounces.py.
-    address: str = ""
+    address: Email = ""
     delimiter: Literal["+", "-", "="] = "+"
     verp: bool = True
-    soft_limit: int = Field(default=3, ge=1)  # soft bounces that suppress a reader...
-    soft_days: float = Field(default=30, gt=0)  # ...within this many days
+    soft_limit: int = key(3, ge=1)  # soft bounces that suppress a reader...
+    soft_days: float = key(30, gt=0)  # ...within this many days
     maildir: Path | None = None  # the mailbox the bounce address delivers to
     imap_url: str = ""  # imaps://user@host/INBOX
     imap_password_env: str = "DIGEST_IMAP_PASSWORD"
-    done_folder: str = "digest-handled"  # handled bounces are moved here
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, v: str) -> str:
-        if v and not _EMAIL.match(v):
-            raise ValueError(f"{v!r} is not an email address")
-        return v
-
-    @field_validator("done_folder")
-    @classmethod
-    def _folder(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", v):
-            raise ValueError(f"{v!r}: use letters, digits, '-' and '_' only")
-        return v
+    done_folder: str = key("digest-handled", check=_folder_name)  # handled bounces go here
 
 
+def _root_path(v: str) -> str:
+    v = v.rstrip("/")
+    if v and not re.fullmatch(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+", v):
+        raise ValueError(f"{v!r} is not a URL path; use e.g. '/newsletter' (or '' for /)")
+    return v
+
+
+@dataclass(frozen=True)
 class Web(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
+    port: int = key(8000, ge=1, le=65535)
     # Issue 13: limits against clients that hold connections open (slowloris), and the
     # path prefix the server answers under behind a reverse proxy.
-    request_timeout: float = Field(default=10, gt=0, le=300)  # to send a request's head
-    keep_alive: int = Field(default=5, ge=1, le=300)  # an idle kept-alive connection
-    max_connections: int = Field(default=256, ge=1)  # more are closed at once
-    root_path: str = ""  # e.g. "/newsletter": routes and links under that prefix
-
-    @field_validator("root_path")
-    @classmethod
-    def _root_path(cls, v: str) -> str:
-        v = v.rstrip("/")
-        if v and not re.fullmatch(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+", v):
-            raise ValueError(f"{v!r} is not a URL path; use e.g. '/newsletter' (or '' for /)")
-        return v
+    request_timeout: float = key(10, gt=0, le=300)  # to send a request's head
+    keep_alive: int = key(5, ge=1, le=300)  # an idle kept-alive connection
+    max_connections: int = key(256, ge=1)  # more are closed at once
+    root_path: str = key("", check=_root_path)  # e.g. "/newsletter": routes under that prefix
 
 
+@dataclass(frozen=True)
 class Subscribe(_Section):
     """Issue 16: the signup form of ``digest serve`` (double opt-in). Off by default."""
 
     enabled: bool = False  # GET/POST /subscribe and the confirmation links
-    confirm_hours: float = Field(default=48, gt=0, le=24 * 30)  # a confirmation link works
-    per_address_per_hour: int = Field(default=3, ge=1)  # confirmation mails to one address
-    per_client_per_hour: int = Field(default=20, ge=1)  # signups from one client address
+    confirm_hours: float = key(48, gt=0, le=24 * 30)  # a confirmation link works this long
+    per_address_per_hour: int = key(3, ge=1)  # confirmation mails to one address
+    per_client_per_hour: int = key(20, ge=1)  # signups from one client address
     # The header the reverse proxy puts the client's address in ("x-real-ip",
     # "x-forwarded-for": its last value is used); "" = the connection's peer address.
     client_header: str = ""
@@ -349,9 +411,9 @@ def _merge_tag(v: str) -> str:
     return v
 
 
-_PresetName = Annotated[str, AfterValidator(_preset_name)]
-_Placeholder = Annotated[str, AfterValidator(_placeholder)]
-_MergeTag = Annotated[str, AfterValidator(_merge_tag)]
+_PresetName = Annotated[str, Check(_preset_name)]
+_Placeholder = Annotated[str, Check(_placeholder)]
+_MergeTag = Annotated[str, Check(_merge_tag)]
 
 
 def _env_name(v: str) -> str:
@@ -360,9 +422,10 @@ def _env_name(v: str) -> str:
     return v
 
 
-_EnvName = Annotated[str, AfterValidator(_env_name)]
+_EnvName = Annotated[str, Check(_env_name)]
 
 
+@dataclass(frozen=True)
 class _Service(_Section):
     """``[export.SERVICE]``: what ``digest export --for SERVICE [--push]`` needs from you.
 
@@ -377,37 +440,41 @@ class _Service(_Section):
         return (os.environ.get(self.key_env) or None) if self.key_env else None
 
 
+@dataclass(frozen=True)
 class MailchimpExport(_Service):
     key_env: _EnvName = "MAILCHIMP_API_KEY"
     list_id: str = ""  # the audience (recipients.list_id)
 
 
+def _https(v: str) -> str:
+    if v and not _HTTPS_URL.fullmatch(v):
+        raise ValueError(f"{v!r} is not an absolute https URL")
+    return v
+
+
+@dataclass(frozen=True)
 class SendgridExport(_Service):
     key_env: _EnvName = "SENDGRID_API_KEY"
     list_ids: tuple[str, ...] = ()  # send_to.list_ids
     suppression_group_id: int | None = None  # the unsubscribe group {{{unsubscribe}}} uses
-    custom_unsubscribe_url: str = ""  # or your own unsubscribe page
+    custom_unsubscribe_url: str = key("", check=_https)  # or your own unsubscribe page
     sender_id: int | None = None  # a verified Sender (Marketing > Senders)
 
-    @field_validator("custom_unsubscribe_url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        if v and not _HTTPS_URL.fullmatch(v):
-            raise ValueError(f"{v!r} is not an absolute https URL")
-        return v
 
-
+@dataclass(frozen=True)
 class PostmarkExport(_Service):
     key_env: _EnvName = "POSTMARK_SERVER_TOKEN"
     message_stream: str = "broadcast"  # a Broadcasts stream of the server
 
 
+@dataclass(frozen=True)
 class MailgunExport(_Service):
     key_env: _EnvName = "MAILGUN_API_KEY"
     domain: str = ""  # your sending domain, e.g. "mg.example.com"
     template: str = ""  # one template per newsletter; default: from newsletter.name
 
 
+@dataclass(frozen=True)
 class SesExport(_Service):
     key_env: _EnvName = ""  # SES signs with the AWS credential chain (AWS_ACCESS_KEY_ID, ...)
     region: str = ""  # default: $AWS_REGION
@@ -416,6 +483,7 @@ class SesExport(_Service):
     topic: str = ""
 
 
+@dataclass(frozen=True)
 class ListmonkExport(_Service):
     key_env: _EnvName = "LISTMONK_API_TOKEN"
     username: str = ""  # the API user the token belongs to
@@ -423,15 +491,19 @@ class ListmonkExport(_Service):
     template_id: int | None = None  # a campaign template holding only the content
 
 
+@dataclass(frozen=True)
 class ButtondownExport(_Service):
     key_env: _EnvName = "BUTTONDOWN_API_KEY"
     template: str = ""  # "naked": no Buttondown wrapper around our HTML, no second footer
 
 
+@dataclass(frozen=True)
 class ExportSettings(_Section):
     # [export.presets.NAME]: placeholder name -> that service's merge tag ("" = keep the
     # rendered default). A built-in service name overrides only the tags given.
-    presets: dict[_PresetName, dict[_Placeholder, _MergeTag]] = Field(default_factory=dict)
+    presets: dict[_PresetName, dict[_Placeholder, _MergeTag]] = dataclasses.field(
+        default_factory=dict
+    )
     # [export.SERVICE]: lists, templates and the API key's variable, for each service.
     mailchimp: MailchimpExport = MailchimpExport()
     sendgrid: SendgridExport = SendgridExport()
@@ -447,6 +519,7 @@ class ExportSettings(_Section):
         return found if isinstance(found, _Service) else None
 
 
+@dataclass(frozen=True)
 class Config(_Section):
     newsletter: Newsletter = Newsletter()
     sender: Sender = Sender()
@@ -474,6 +547,177 @@ class Config(_Section):
         return self.unsubscribe.url.rstrip("/") or f"{self.newsletter.web_root}/unsubscribe"
 
 
+# --- the checker --------------------------------------------------------------------------
+
+_INTERNAL = {"source", "warnings"}  # Config fields load() sets; never from the file
+_Problems = list[tuple[str, str]]
+
+
+class _Invalid(Exception):
+    """A value that cannot be used; already recorded in the problems."""
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    # Resolved once per class: the annotations are strings (``from __future__``).
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls, include_extras=True)
+    return _HINTS[cls]
+
+
+def settings(cls: type[_Section]) -> dict[str, Any]:
+    """A section's keys a file may set -> their types (for docs and tests)."""
+    hints = _hints(cls)
+    return {
+        f.name: hints[f.name]
+        for f in dataclasses.fields(cls)
+        if not (cls is Config and f.name in _INTERNAL)
+    }
+
+
+def _is_section(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, _Section)
+
+
+def _describe(value: Any) -> str:
+    kind = {bool: "true/false", dict: "a table", list: "a list"}.get(type(value))
+    return kind or repr(value)
+
+
+def _value(tp: Any, value: Any, dotted: str, problems: _Problems, unknown: list[str]) -> Any:
+    """``value`` as type ``tp``; a problem is recorded and raises _Invalid."""
+
+    def bad(message: str) -> _Invalid:
+        problems.append((dotted, message))
+        return _Invalid()
+
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base, *extras = typing.get_args(tp)
+        value = _value(base, value, dotted, problems, unknown)
+        for extra in extras:
+            if isinstance(extra, Check):
+                try:
+                    value = extra.fn(value)
+                except ValueError as exc:
+                    raise bad(str(exc)) from None
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _value(options[0], value, dotted, problems, unknown)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed or isinstance(value, bool):
+            raise bad(
+                f"{_describe(value)} is not allowed; use one of {', '.join(map(repr, allowed))}"
+            )
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise bad(f'{_describe(value)} is not a list; use e.g. ["a", "b"]')
+        item = typing.get_args(tp)[0]
+        items, failed = [], False
+        for i, v in enumerate(value):
+            try:
+                items.append(_value(item, v, f"{dotted}.{i}", problems, unknown))
+            except _Invalid:
+                failed = True
+        if failed:
+            raise _Invalid()
+        return tuple(items)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad(f"{_describe(value)} is not a table; use [{dotted}] with keys below it")
+        ktype, vtype = typing.get_args(tp)
+        out, failed = {}, False
+        for k, v in value.items():
+            try:
+                k = _value(ktype, k, f"{dotted}.{k}", problems, unknown)
+                out[k] = _value(vtype, v, f"{dotted}.{k}", problems, unknown)
+            except _Invalid:
+                failed = True
+        if failed:
+            raise _Invalid()
+        return out
+    if _is_section(tp):
+        if not isinstance(value, dict):
+            raise bad(f"{_describe(value)} is not a table; use [{dotted}] with keys below it")
+        return _build(tp, value, dotted + ".", problems, unknown)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad(f"{_describe(value)} is not true or false")
+        return value
+    if tp is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise bad(f"{_describe(value)} is not a whole number")
+        return value
+    if tp is float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise bad(f"{_describe(value)} is not a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad(f"{_describe(value)} is not text; put it in quotes")
+        return value
+    if tp is Path:
+        if not isinstance(value, str) or not value:
+            raise bad(f"{_describe(value)} is not a path; put it in quotes")
+        return Path(value)
+    raise TypeError(f"config.py: no checker for the type {tp!r} of {dotted}")  # our bug
+
+
+def _bounds(meta: Any, value: Any) -> str | None:
+    if meta.get("ge") is not None and value < meta["ge"]:
+        return f"{value!r} is too small; use {meta['ge']} or more"
+    if meta.get("gt") is not None and value <= meta["gt"]:
+        return f"{value!r} is too small; use more than {meta['gt']}"
+    if meta.get("le") is not None and value > meta["le"]:
+        return f"{value!r} is too large; use {meta['le']} or less"
+    return None
+
+
+def _build(
+    cls: type[_S], raw: dict[str, Any], prefix: str, problems: _Problems, unknown: list[str]
+) -> _S:
+    """One section from its table: every problem recorded, unknown keys listed."""
+    hints = _hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    failed = False
+    for name, value in raw.items():
+        f = known.get(name)
+        dotted = f"{prefix}{name}"
+        if f is None or (cls is Config and name in _INTERNAL):
+            unknown.append(dotted)
+            continue
+        try:
+            value = _value(hints[name], value, dotted, problems, unknown)
+            check = f.metadata.get("check")
+            if check is not None:
+                try:
+                    value = check(value)
+                except ValueError as exc:
+                    problems.append((dotted, str(exc)))
+                    raise _Invalid() from None
+            message = _bounds(f.metadata, value) if f.metadata else None
+            if message:
+                problems.append((dotted, message))
+                raise _Invalid()
+        except _Invalid:
+            failed = True
+            continue
+        values[name] = value
+    if failed:
+        raise _Invalid()
+    section = cls(**values)
+    object.__setattr__(section, "_given", frozenset(values))
+    return section
+
+
 _PATHS = {
     ("content", "folder"),
     ("templates", "folder"),
@@ -488,41 +732,21 @@ _PATHS = {
 }
 
 
-def _unknown_keys(raw: dict[str, Any], model: type[BaseModel], prefix: str = "") -> list[str]:
-    found = []
-    for key, value in raw.items():
-        dotted = f"{prefix}{key}"
-        field = model.model_fields.get(key)
-        if field is None or key in ("source", "warnings"):
-            found.append(dotted)
-            continue
-        sub = field.annotation
-        if isinstance(value, dict) and isinstance(sub, type) and issubclass(sub, BaseModel):
-            found += _unknown_keys(value, sub, dotted + ".")
-    return found
-
-
 def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
     """Validate a raw dict (as read from TOML). Raises ConfigError with every problem."""
     base = source.parent if source else Path.cwd()
+    problems: _Problems = []
+    unknown: list[str] = []
     try:
-        cfg = Config.model_validate(raw)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            # A dict key that fails validation is reported at "<key>.[key]": drop the marker.
-            key = ".".join(str(p) for p in err["loc"] if p != "[key]")
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "literal_error":
-                msg = f"{err['input']!r} is not allowed; {msg[0].lower()}{msg[1:]}"
-            problems.append((key, msg))
+        cfg = _build(Config, raw, "", problems, unknown)
+    except _Invalid:
         raise ConfigError(source or "config", problems) from None
     updates: dict[str, Any] = {}
-    for section, key in _PATHS:
+    for section, name in _PATHS:
         sect = getattr(cfg, section)
-        value = getattr(sect, key)
+        value = getattr(sect, name)
         if value is not None and not value.is_absolute():
-            updates.setdefault(section, {})[key] = (base / value).resolve()
+            updates.setdefault(section, {})[name] = (base / value).resolve()
     for section, fields in updates.items():
         updates[section] = getattr(cfg, section).model_copy(update=fields)
     problems = _cross_checks(cfg, updates)
@@ -530,9 +754,11 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
         raise ConfigError(source or "config", problems)
     warnings = tuple(
         f"{k}: unknown setting (ignored); check the spelling against config.example.toml"
-        for k in _unknown_keys(raw, Config)
+        for k in unknown
     )
-    return cfg.model_copy(update={**updates, "source": source, "warnings": warnings})
+    new = dataclasses.replace(cfg, **updates, source=source, warnings=warnings)
+    object.__setattr__(new, "_given", cfg.model_fields_set)
+    return new
 
 
 def _cross_checks(cfg: Config, resolved: dict[str, Any]) -> list[tuple[str, str]]:

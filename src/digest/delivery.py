@@ -353,15 +353,36 @@ class SmtpTransport:
 # -- outbox ------------------------------------------------------------------------------
 
 
+class Sample:
+    """How many more messages a dry run writes (shared by its connections)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+        self.skipped = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.left > 0:
+                self.left -= 1
+                return True
+            self.skipped += 1
+            return False
+
+
 class OutboxConnection:
     alive = True
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, sample: Sample | None = None) -> None:
         self.folder = folder
+        self.sample = sample
 
     def send(
         self, sender: str, recipient: str, data: bytes, message_id: str, *, dot_safe: bool = False
     ) -> Outcome:
+        if self.sample is not None and not self.sample.take():
+            # Composed in full (a message that cannot be built still fails), not written.
+            return Outcome("sent", "composed and counted, not written (delivery.dry_run_sample)")
         # Named after the Message-ID: a message written again after a crash replaces
         # the first copy, so the outbox never holds a duplicate.
         name = hashlib.sha256(message_id.encode()).hexdigest()[:32] + ".eml"
@@ -383,6 +404,7 @@ class OutboxTransport:
 
     folder: Path
     throttled: bool = False
+    sample: Sample | None = None  # a dry run: write only the first messages
 
     @property
     def name(self) -> str:
@@ -394,7 +416,7 @@ class OutboxTransport:
                 (self.folder / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise Fatal(f"cannot create the outbox {self.folder}: {exc}") from None
-        return OutboxConnection(self.folder)
+        return OutboxConnection(self.folder, self.sample)
 
 
 # -- pacing ------------------------------------------------------------------------------
@@ -728,9 +750,11 @@ class Engine:
 
 
 def transport_for(cfg: Config, *, outbox: Path | None = None) -> SmtpTransport | OutboxTransport:
-    """The configured transport (``outbox`` given: that folder, for dry runs)."""
+    """The configured transport (``outbox`` given: that folder, for dry runs, which write
+    the first ``delivery.dry_run_sample`` messages only)."""
     if outbox is not None:
-        return OutboxTransport(outbox)
+        size = cfg.delivery.dry_run_sample
+        return OutboxTransport(outbox, sample=Sample(size) if size else None)
     if cfg.delivery.transport == "outbox":
         return OutboxTransport(cfg.delivery.outbox)
     s = cfg.smtp

@@ -12,14 +12,9 @@ import re
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
-import jinja2
-
 from .config import Config
-from .content.html import note as note_html
 from .errors import ConfigError, ContentError, NothingToSend
 from .model import Article, Group, Issue, Item, Note, Window
-from .summarize import summarizer
-from .templating import render_string
 from .text import one_line
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -156,6 +151,8 @@ def load_note(cfg: Config, issue_id: str, lang: str) -> Note | None:
             raise ContentError(
                 path, f"cannot read the editor's note: {exc}; save it as UTF-8"
             ) from None
+        from .content.html import note as note_html
+
         html, paragraphs = note_html(source, cfg.newsletter.base_url.rstrip("/"))
         return Note(path, html, paragraphs) if paragraphs else None
     return None
@@ -163,6 +160,12 @@ def load_note(cfg: Config, issue_id: str, lang: str) -> Note | None:
 
 def _config_template(cfg: Config, key: str, ctx: dict[str, object]) -> str:
     """``newsletter.<key>`` rendered; a ConfigError naming the key when it fails."""
+    # Imported here, as summarizer below: `schedule --next` needs this module's calendar
+    # only, and starts in a third of the time without Jinja and Markdown (issue 14).
+    import jinja2
+
+    from .templating import render_string
+
     try:
         return render_string(getattr(cfg.newsletter, key), **ctx)
     except jinja2.exceptions.SecurityError as exc:
@@ -193,6 +196,8 @@ def build_issue(
         )
     cap = cfg.content.max_articles
     shown, rest = chosen[:cap], tuple(chosen[cap:])
+    from .summarize import summarizer
+
     summary = summarizer(cfg)
     items = [Item(a, summary(a)) for a in shown]
     groups: dict[str, list[Item]] = {}

@@ -20,6 +20,7 @@ from pathlib import Path
 from . import content, render
 from . import issue as issues
 from .config import Config
+from .content.cache import Cache
 from .errors import ConfigError, DigestError, NothingToSend
 from .files import write_atomic
 from .inspect import inspect
@@ -127,7 +128,14 @@ def number_for(cfg: Config, w: Window, past: Sequence[Frozen]) -> int:
     return 1
 
 
-def gather(cfg: Config, now: dt.datetime, sel: Selection) -> tuple[Window, Collection]:
+def cache_for(cfg: Config) -> Cache:
+    """The scan cache of this config's content, kept in its output folder (issue 14)."""
+    return Cache.beside(cfg.output.folder)
+
+
+def gather(
+    cfg: Config, now: dt.datetime, sel: Selection, cache: Cache | None = None
+) -> tuple[Window, Collection]:
     """Read the content folder, parsing in full only the articles of the chosen window."""
     chosen: list[Window] = []
 
@@ -135,14 +143,20 @@ def gather(cfg: Config, now: dt.datetime, sel: Selection) -> tuple[Window, Colle
         chosen.append(choose_window(cfg, now, sel, dates))
         return chosen[0].since, chosen[0].end
 
-    col = content.load(cfg, now=now, window=choose)
+    col = content.load(cfg, now=now, window=choose, cache=cache)
+    if cache is not None:
+        cache.save()
     return chosen[0], col
 
 
-def prepare(cfg: Config, now: dt.datetime, sel: Selection = Selection()) -> Built:
-    """config -> content -> issue -> render. Raises NothingToSend for an empty week."""
+def prepare(
+    cfg: Config, now: dt.datetime, sel: Selection = Selection(), cache: Cache | None = None
+) -> Built:
+    """config -> content -> issue -> render. Raises NothingToSend for an empty week.
+
+    With ``cache`` (``cache_for``), unchanged files are not scanned again."""
     started = time.perf_counter()
-    window, col = gather(cfg, now, sel)
+    window, col = gather(cfg, now, sel, cache)
     past = history(cfg)
     number = number_for(cfg, window, past)
     issue = issues.build_issue(cfg, window, col.articles, number=number)
@@ -265,16 +279,25 @@ class Report:
         return sum(p.level != "error" for p in self.problems)
 
 
-def check(cfg: Config, now: dt.datetime, sel: Selection | None = None) -> Report:
+def check(
+    cfg: Config, now: dt.datetime, sel: Selection | None = None, cache: Cache | None = None
+) -> Report:
     """Validate every content file, render the selected issue and inspect it, and build
-    every header a send would write (for the longest address a list can hold)."""
-    everything = content.load(cfg, now=now)
-    problems = list(everything.problems)
-    built, notice = None, None
-    try:
-        built = prepare(cfg, now, sel or Selection())
-    except NothingToSend as exc:
-        notice = str(exc)
+    every header a send would write (for the longest address a list can hold).
+
+    Files unchanged since the last check are not parsed again: their problems come from
+    the cache (``cache``, else the one in the output folder)."""
+    cache = cache if cache is not None else cache_for(cfg)
+    with cache.pinned():  # one walk of the folder for both reads
+        everything = content.load(cfg, now=now, cache=cache, articles=False)
+        problems = list(everything.problems)
+        built, notice = None, None
+        try:
+            built = prepare(cfg, now, sel or Selection(), cache)
+        except NothingToSend as exc:
+            notice = str(exc)
+        finally:
+            cache.save()
     if built is not None:
         problems += built.findings
         problems += _header_problems(cfg, built.rendered)

@@ -100,6 +100,7 @@ class SendReport:
     due: bool = False
     dry_run: bool = False
     folder: Path | None = None  # where the outbox or dry-run messages are
+    not_written: int = 0  # a dry run: messages composed and counted beyond its sample
     seconds: float = 0.0
 
     @property
@@ -567,6 +568,8 @@ def _dry_run(
             if result.fatal is not None:
                 raise _stopped(result.fatal)
         report.folder = folder / "new"
+        if isinstance(transport, delivery.OutboxTransport) and transport.sample is not None:
+            report.not_written = transport.sample.skipped
         return report
 
 

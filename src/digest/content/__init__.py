@@ -41,10 +41,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fnmatch
+import functools
 import gc
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -55,6 +56,7 @@ from ..errors import ContentError
 from ..model import Article, Chooser, Collection, Problem
 from ..text import count_words, drop_hidden, inline_text, one_line
 from . import dates, fields, html, sites, templatecode
+from .cache import Cache, Parsed, _copy, stamp
 from .frontmatter import BOM, Head, not_utf8, read_bytes, read_head, too_big
 from .sites import DRAFT, LIST, OUTSIDE, PAGE
 
@@ -69,7 +71,14 @@ SUFFIXES = (".md", ".markdown", ".mdx")
 PARSE_CHARS = 100_000
 
 
-def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Collection:
+def load(
+    cfg: Config,
+    *,
+    now: dt.datetime,
+    window: Chooser | None = None,
+    cache: Cache | None = None,
+    articles: bool = True,
+) -> Collection:
     """Read every article under ``cfg.content.folder``.
 
     ``now`` decides what is "future-dated" (skipped and counted). With ``window``, the
@@ -81,6 +90,10 @@ def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Col
     become ``problems``, never exceptions. Pages that are not posts (by the site's
     generator, or for having no date at all), files in ``content.exclude`` and posts in
     another language than the newsletter's are skipped quietly and counted.
+
+    With ``cache``, unchanged files are not read again (``cache.py``). ``articles=False``
+    (``digest check``) returns every problem and count but no articles: a file parsed
+    before without a problem and unchanged since is then not parsed again.
     """
     folder = Path(cfg.content.folder)
     if not folder.is_dir():
@@ -95,17 +108,33 @@ def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Col
     heads: list[Head] = []
     live: list[Head] = []
     drafts = future = pages = other_language = 0
-    files, skipped = _walk(
-        str(folder),
-        ctx.suffixes,
-        skip=str(cfg.content.notes_folder),
-        outside=cfg.content.follow_symlinks_outside,
-    )
-    problems += skipped
-    kept = [f for f in files if not _excluded(f[1], cfg.content.exclude)]
+    notes, outside = str(cfg.content.notes_folder), cfg.content.follow_symlinks_outside
     max_bytes = cfg.content.max_file_kb * 1024
+    stamps: dict[str, tuple[int, int, int, int]] = {}
+    # Within cache.pinned() (one `check`: its full read, then the issue's), the folder is
+    # walked and stat'ed once.
+    walk_key = (str(folder), ctx.suffixes, notes, outside, cfg.content.exclude)
+    walked = cache.walked.get(walk_key) if cache is not None else None
+    if walked is not None:
+        files, skipped, kept, known = walked
+    else:
+        files, skipped = _walk(str(folder), ctx.suffixes, skip=notes, outside=outside)
+        kept = [f for f in files if not _excluded(f[1], cfg.content.exclude)]
+        known = None
+    problems += skipped
+    if cache is not None:
+        cache.bind(str(tz), max_bytes, PARSE_CHARS, ctx.facts())
     with _gc_paused():  # the scan only allocates; collecting 10k live heads costs ~10%
-        scanned = [_scan(path, rel, tz, ctx, max_bytes) for path, rel in kept]
+        if cache is None:
+            scanned = [_scan(path, rel, tz, ctx, max_bytes) for path, rel in kept]
+        else:
+            scanned = [
+                _scan_cached(cache, stamps, path, rel, tz, ctx, max_bytes, known)
+                for path, rel in kept
+            ]
+            cache.keep_only(set(stamps))
+            if cache.is_pinned:
+                cache.walked[walk_key] = (files, skipped, kept, stamps)
     upcoming: list[dt.datetime] = []
     for head in scanned:
         if head.role == OUTSIDE:
@@ -131,7 +160,8 @@ def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Col
             else:
                 live.append(head)
     ctx.heads = scanned
-    dates = sorted(h.date for h in live if h.date is not None)
+    # By timestamp: comparing aware datetimes calls utcoffset() at every comparison.
+    dates = sorted((h.date for h in live if h.date is not None), key=dt.datetime.timestamp)
     span = window(dates) if window is not None else None
     if span is None:
         chosen, todo = live, heads
@@ -139,24 +169,42 @@ def load(cfg: Config, *, now: dt.datetime, window: Chooser | None = None) -> Col
         since, until = span
         chosen = [h for h in live if h.date is not None and since <= h.date < until]
         todo = chosen
-    keep = {id(h) for h in chosen}
-    articles: list[Article] = []
+    keep = {id(h) for h in chosen} if articles else set()
+    found: list[Article] = []
+    urls: list[tuple[str, str]] = []  # (path, url) of every article parsed or cached
     for head in todo:
+        st = stamps.get(head.path)
+        earlier = cache.parsed(head.path, st) if cache is not None and st else None
+        if earlier is not None and id(head) not in keep:
+            problems += earlier.problems
+            if earlier.url is not None:
+                urls.append((head.path, earlier.url))
+            continue
+        wanted = id(head) in keep
+        if cache is not None:
+            head = _copy(head)  # parsing adds problems: the cached head stays as scanned
         seen = len(head.problems)
+        resolved = ctx.resolved
         art = _parse(head, ctx, max_bytes)
         problems += head.problems[seen:]
-        if art is not None and id(head) in keep:
-            articles.append(art)
+        if art is not None:
+            urls.append((head.path, art.url))
+            if wanted:
+                found.append(art)
+        if cache is not None and st and ctx.resolved == resolved:  # else: depends on others
+            url = art.url if art is not None else None
+            cache.put_parsed(head.path, st, Parsed(tuple(head.problems[seen:]), url))
     if span is None:
-        problems += _same_urls(articles)
-    articles.sort(key=lambda a: (-a.date.timestamp(), str(a.path)))
+        problems += _same_urls(urls)
+    articles_ = found
+    articles_.sort(key=lambda a: (-a.date.timestamp(), str(a.path)))
     shown = _Shown()
     problems = [
         Problem(shown(p.path), p.line, p.message, p.level)
         for p in sorted(problems, key=lambda p: (str(p.path), p.line or 0))
     ]
     return Collection(
-        articles=tuple(articles),
+        articles=tuple(articles_),
         problems=tuple(problems),
         files=len(files),
         drafts=drafts,
@@ -185,6 +233,11 @@ class _Context:
     syntax: str  # the template code to expand in article text ("": none)
     heads: list[Head] = field(default_factory=list)  # every file read (link targets)
     _targets: dict[str, Head] | None = None
+    resolved: int = 0  # links to other files resolved (such a parse is not cached)
+
+    def facts(self) -> tuple[object, ...]:
+        """What reading a file depends on beyond the file (the cache's fingerprint)."""
+        return (self.base, repr(self.site), self.prefix, self.url_pattern, self.syntax)
 
     @classmethod
     def of(cls, cfg: Config, folder: Path) -> _Context:
@@ -228,6 +281,7 @@ class _Context:
     def resolve(self, kind: str, target: str, here: Head) -> str | None:
         """The URL of another article named by template code (``{% link %}``, ``ref``,
         ``@/``, ``{filename}``), or None when it is not found."""
+        self.resolved += 1
         if self._targets is None:
             self._targets = {}
             for h in self.heads:
@@ -293,24 +347,34 @@ def _pattern_url(pattern: str, base: str, head: Head, title: str, slug: str) -> 
 
 def _excluded(rel: str, patterns: tuple[str, ...]) -> bool:
     name = rel.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(rel, p) for p in patterns)
+    match = _exclusion(patterns)
+    return match(name) is not None or match(rel) is not None
+
+
+@functools.lru_cache(maxsize=8)
+def _exclusion(patterns: tuple[str, ...]) -> Callable[[str], object]:
+    # One regular expression for all patterns: fnmatch per pattern and file was a third
+    # of a cached `check` (issue 14). fnmatch.translate anchors each one at both ends.
+    if not patterns:
+        return lambda _s: None
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
 
 
 def _same_language(a: str, b: str) -> bool:
     return a.lower().replace("_", "-").split("-")[0] == b.lower().replace("_", "-").split("-")[0]
 
 
-def _same_urls(articles: list[Article]) -> list[Problem]:
+def _same_urls(urls: list[tuple[str, str]]) -> list[Problem]:
     """A warning for every article whose URL another article already has."""
-    seen: dict[str, Article] = {}
+    seen: dict[str, str] = {}
     found = []
-    for art in sorted(articles, key=lambda a: str(a.path)):
-        other = seen.setdefault(art.url, art)
-        if other is not art:
+    for path, url in sorted(urls):
+        other = seen.setdefault(url, path)
+        if other != path:
             found.append(
                 Problem(
-                    art.path, None,
-                    f"has the same URL as {other.path}: {art.url}; set a 'slug' or "
+                    Path(path), None,
+                    f"has the same URL as {Path(other)}: {url}; set a 'slug' or "
                     "'permalink' in one of them, or content.url_pattern",
                     "warning",
                 )
@@ -424,6 +488,32 @@ def _count_words(text: str) -> int:
         total += count_words(text[at:end])
         at = end
     return total
+
+
+def _scan_cached(
+    cache: Cache,
+    stamps: dict[str, tuple[int, int, int, int]],
+    path: str,
+    rel: str,
+    tz: dt.tzinfo,
+    ctx: _Context,
+    max_bytes: int,
+    known: dict[str, tuple[int, int, int, int]] | None = None,
+) -> Head:
+    """``_scan``, or the cached scan of the file if it is unchanged (by its ``os.stat``,
+    or its stamp in ``known``, taken moments ago in the same command)."""
+    st = known.get(path) if known is not None else None
+    if st is None:
+        try:
+            st = stamp(os.stat(path))
+        except OSError:
+            return _scan(path, rel, tz, ctx, max_bytes)  # it reports the file it cannot read
+    stamps[path] = st
+    head = cache.head(path, st)
+    if head is None or head.rel != rel:
+        head = _scan(path, rel, tz, ctx, max_bytes)
+        cache.put_head(head, st)
+    return head
 
 
 def _scan(path: str, rel: str, tz: dt.tzinfo, ctx: _Context, max_bytes: int) -> Head:

@@ -38,7 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,9 +51,9 @@ from ..signup import parse as parse_signup
 from ..signup import peek as peek_signup
 from ..signup import request as request_signup
 from ..tokens import read_token
-from .archive import ISSUE_ID, index_html, issue_html, published_issue, published_issues
+from .archive import ISSUE_ID, IndexPage, issue_html, published_issue
 from .pages import ISSUE_CSP, PAGE_CSP, PREVIEW_CSP, css, page, root_of
-from .preview import preview_html
+from .preview import RELOAD_JS, Watcher, changes, memory_cache, preview_html
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,10 @@ def _mask(email: str) -> str:
 # --- the app ---------------------------------------------------------------------------
 
 
+def _int(value: str | None) -> int:
+    return int(value) if value and value.isdigit() and len(value) < 12 else 0
+
+
 def create_app(
     cfg: Config,
     *,
@@ -131,8 +135,10 @@ def create_app(
     preview: bool = False,
     selection: Any = None,
     now: Callable[[], dt.datetime] | None = None,
+    closing: threading.Event | None = None,
 ) -> Starlette:
     """The ASGI app. ``secret`` checks unsubscribe tokens (None: every token is refused).
+    ``closing``, once set, ends the preview's change streams (the server is stopping).
 
     With ``preview``, ``GET /preview`` renders the current content on each request
     (``selection`` and ``now`` as for ``digest check``; query ``?week=``/``?latest=1``).
@@ -228,10 +234,10 @@ def create_app(
     def unsubscribe_info(request: Request) -> Response:
         return respond(request, "unsubscribe_info.html", private=True)
 
+    index_page = IndexPage(cfg)
+
     def index(request: Request) -> Response:
-        return HTMLResponse(
-            index_html(cfg, published_issues(cfg)), headers={"cache-control": "no-cache"}
-        )
+        return HTMLResponse(index_page.html(), headers={"cache-control": "no-cache"})
 
     def issue_redirect(request: Request) -> Response:
         issue_id = request.path_params["issue_id"]
@@ -254,10 +260,34 @@ def create_app(
             css(cfg), media_type="text/css", headers={"cache-control": "public, max-age=300"}
         )
 
+    cache = memory_cache(cfg) if preview else None
+    watcher = Watcher(cfg, closing or threading.Event())
+    if preview:
+        watcher.start()
+
     def preview_page(request: Request) -> Response:
-        html = preview_html(cfg, request.query_params, selection=selection, now=now)
+        html = preview_html(
+            cfg,
+            request.query_params,
+            selection=selection,
+            now=now,
+            cache=cache,
+            generation=watcher.generation,
+        )
         return HTMLResponse(
             html, headers={"content-security-policy": PREVIEW_CSP, "cache-control": "no-store"}
+        )
+
+    def preview_script(request: Request) -> Response:
+        return Response(
+            RELOAD_JS, media_type="text/javascript", headers={"cache-control": "no-cache"}
+        )
+
+    def preview_events(request: Request) -> Response:
+        return StreamingResponse(
+            changes(watcher, _int(request.query_params.get("since"))),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
         )
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -429,6 +459,8 @@ def create_app(
         ]
     if preview:
         routes.append(Route(prefix + "/preview", preview_page, methods=["GET"]))
+        routes.append(Route(prefix + "/preview/reload.js", preview_script, methods=["GET"]))
+        routes.append(Route(prefix + "/preview/events", preview_events, methods=["GET"]))
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: http_error, LedgerError: ledger_error},

@@ -23,8 +23,11 @@ ISSUE_CSP = (
     "form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 # The editor's preview embeds the email (srcdoc iframes inherit this policy) and has a form.
+# Its one script (reload.js, from this server) listens for file changes (issue 14); the
+# email frames are sandboxed without allow-scripts, so nothing in an email runs.
 PREVIEW_CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src http: https: data:; "
+    "script-src 'self'; connect-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 

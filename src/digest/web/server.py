@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -208,7 +209,10 @@ def serve(
 ) -> None:
     """Serve until interrupted (SIGINT/SIGTERM: uvicorn finishes open requests)."""
     secret = serve_secret(cfg, preview=preview)
-    app = create_app(cfg, secret=secret, preview=preview, selection=selection, now=now)
+    closing = threading.Event()
+    app = create_app(
+        cfg, secret=secret, preview=preview, selection=selection, now=now, closing=closing
+    )
     sock = listen(host or cfg.web.host, cfg.web.port if port is None else port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
@@ -216,4 +220,14 @@ def serve(
         on_ready(f"http://{shown}:{bound_port}{cfg.web.root_path}/")  # where the archive is
     # uvicorn shuts down cleanly, then re-raises Ctrl-C: here the normal way to stop.
     with contextlib.suppress(KeyboardInterrupt):
-        server(app, limits=cfg.web, log_level=log_level).run(sockets=[sock])
+        srv = server(app, limits=cfg.web, log_level=log_level)
+        exit_on = srv.handle_exit
+
+        def handle_exit(sig: int, frame: Any) -> None:
+            # A preview page holds its change events open: end them, or uvicorn would
+            # wait for them for good (it installs this as its signal handler in run()).
+            closing.set()
+            exit_on(sig, frame)
+
+        srv.handle_exit = handle_exit
+        srv.run(sockets=[sock])

@@ -1,0 +1,371 @@
+"""Benchmark (issue 14, "fast where a user waits"): what a user feels, not what a build costs.
+
+Measures, in one run, on the synthetic blogs of ``bench/build.py`` (``bench/_work/``):
+
+* ``digest check`` over 10,000 articles, a second run (the scan cache warm), and one cold
+  run (cache deleted) for reference;
+* a preview refresh at 10,000 articles after one edit (in-process, as ``serve --preview``
+  answers it, its cache in memory);
+* the archive index with 1 and 260 sent issues: requests/s at 4 clients against a real
+  ``digest serve`` process;
+* start-up: ``digest --help`` and ``digest schedule --next 5``, beside ``python -c pass``;
+* ``send --dry-run`` to 10,000 recipients: bytes written with the default sample;
+* the floor: one Python process doing only mjml-python + premailer on the same MJML as a
+  1k build, beside ``digest build`` of the 1k blog (CPU).
+
+    .venv/bin/python bench/speed.py                # full run, rewrites its BENCHMARKS.md section
+    .venv/bin/python bench/speed.py --reps 3 --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import build  # bench/build.py: the synthetic blogs, process timing, the issue's MJML
+
+ROOT = build.ROOT
+WORK = build.WORK
+NOW = build.NOW
+COMMAND = ".venv/bin/python bench/speed.py"
+SECTION = "## Issue 14: where a user waits"
+
+
+def timed(cmd: list[str], env: dict[str, str], reps: int, cwd: Path = WORK) -> list[build.Run]:
+    return [build.run(cmd, cwd=cwd, env=env) for _ in range(reps)]
+
+
+def med(runs: list[build.Run]) -> tuple[float, float, float]:
+    """Median wall s, median CPU s, peak RSS MB."""
+    return (
+        statistics.median(r.wall for r in runs),
+        statistics.median(r.cpu for r in runs),
+        max(r.maxrss_kb for r in runs) / 1024,
+    )
+
+
+# --- check -----------------------------------------------------------------------------------
+
+
+def check_10k(blog: Path, env: dict[str, str], reps: int) -> dict[str, tuple[float, float, float]]:
+    cmd = [str(build.DIGEST_BIN), "--config", str(blog / "config.toml"), "check"]
+    shutil.rmtree(blog / "out" / ".cache", ignore_errors=True)
+    cold = timed(cmd, env, 1)
+    timed(cmd, env, 1)  # settles the cache (files written less than 2 s before are not kept)
+    warm = timed(cmd, env, reps)
+    return {"cold": med(cold), "warm": med(warm)}
+
+
+# --- preview ---------------------------------------------------------------------------------
+
+_PREVIEW = r"""
+import datetime as dt, json, os, statistics, sys, time
+from digest.config import load
+from digest.web.preview import memory_cache, preview_html
+cfg = load(sys.argv[1])
+reps = int(sys.argv[2])
+now = dt.datetime.fromisoformat(sys.argv[3])
+cache = memory_cache(cfg)
+query = {"latest": "1"}
+t = time.perf_counter(); first = preview_html(cfg, query, cache=cache, now=lambda: now)
+first_s = time.perf_counter() - t
+assert "srcdoc=" in first, first[-2000:]
+# An article in the issue's window: the worst case (it is parsed and rendered again).
+newest = max((cfg.content.folder).glob("**/*.md"), key=lambda p: p.name)
+text = newest.read_text()
+times, cpu = [], []
+for i in range(reps):
+    newest.write_text(text.replace('title: "', f'title: "Edit {i}: ', 1))
+    c = time.process_time(); t = time.perf_counter()
+    page = preview_html(cfg, query, cache=cache, now=lambda: now)
+    times.append(time.perf_counter() - t); cpu.append(time.process_time() - c)
+    assert f"Edit {i}: " in page, i
+newest.write_text(text)
+print(json.dumps([first_s, statistics.median(times), statistics.median(cpu)]))
+"""
+
+
+def preview_10k(blog: Path, env: dict[str, str], reps: int) -> tuple[float, float, float]:
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-c", _PREVIEW, str(blog / "config.toml"), str(reps), NOW],
+        cwd=WORK,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode:
+        raise SystemExit(out.stderr)
+    first, wall, cpu = json.loads(out.stdout.strip().splitlines()[-1])
+    return first, wall, cpu
+
+
+# --- archive ---------------------------------------------------------------------------------
+
+
+def archive_site(n: int, html: str, text: str) -> Path:
+    from digest.ledger import Ledger
+    from digest.model import RenderedEmail
+
+    site = WORK / f"archive-{n}"
+    if (site / "ledger.sqlite3").exists():
+        return site
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "config.toml").write_text(
+        '[newsletter]\nname = "Bench Weekly"\nbase_url = "https://bench.example.com"\n'
+        '[ledger]\npath = "ledger.sqlite3"\n[unsubscribe]\nsecret_env = "BENCH_SECRET"\n'
+    )
+    start = dt.datetime(2021, 1, 4, 8, tzinfo=dt.UTC)
+    with Ledger(site / "ledger.sqlite3") as ledger:
+        for i in range(n):
+            when = start + dt.timedelta(weeks=i)
+            year, week, _ = when.isocalendar()
+            issue_id, subject = f"{year}-W{week:02d}", f"Bench Weekly #{i + 1}"
+            r = RenderedEmail(issue_id, subject, "Ten articles", html, text)
+            ledger.freeze(r, number=i + 1, send_at=when)
+    return site
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def index_rate(site: Path, env: dict[str, str], seconds: float, clients: int = 4) -> float:
+    import httpx
+
+    port = _free_port()
+    cfg = str(site / "config.toml")
+    cmd = [str(build.DIGEST_BIN), "--config", cfg, "serve", "--port", str(port)]
+    secret = {"BENCH_SECRET": secrets.token_urlsafe(32)}
+    server = subprocess.Popen(
+        cmd, cwd=site, env={**env, **secret}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(url).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("digest serve did not start")
+            time.sleep(0.1)
+        counts = [0] * clients
+        stop = time.monotonic() + seconds
+
+        def client(i: int) -> None:
+            with httpx.Client() as c:
+                while time.monotonic() < stop:
+                    r = c.get(url)
+                    assert r.status_code == 200
+                    counts[i] += 1
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        started = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sum(counts) / (time.monotonic() - started)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+# --- start-up, dry run, floor ----------------------------------------------------------------
+
+
+def startup(blog: Path, env: dict[str, str], reps: int) -> dict[str, tuple[float, float, float]]:
+    digest = str(build.DIGEST_BIN)
+    cmds = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "digest --help": [digest, "--help"],
+        "digest schedule --next 5": [digest, "--config", str(blog / "config.toml"), "schedule"],
+    }  # fmt: skip
+    cmds["digest schedule --next 5"] += ["--next", "5"]
+    runs: dict[str, list[build.Run]] = {k: [] for k in cmds}
+    for c in cmds.values():
+        build.run(c, cwd=WORK, env=env)  # warm-up
+    for _ in range(reps):
+        for k, c in cmds.items():
+            runs[k].append(build.run(c, cwd=WORK, env=env))
+    return {k: med(v) for k, v in runs.items()}
+
+
+def dry_run(blog: Path, env: dict[str, str], recipients: int) -> tuple[float, int, int]:
+    csv = blog / "bench-subscribers.csv"
+    if not csv.exists():
+        rows = "".join(f"reader{i}@example.com,Reader {i}\n" for i in range(recipients))
+        csv.write_text("email,name\n" + rows)
+    site = blog.parent / f"{blog.name}-dry"
+    site.mkdir(exist_ok=True)
+    cfg = (blog / "config.toml").read_text()
+    cfg = cfg.replace('folder = "content"', f'folder = "{blog / "content"}"')
+    cfg += f'\n[subscribers]\nfile = "{csv}"\n[ledger]\npath = "ledger.sqlite3"\n'
+    (site / "config.toml").write_text(cfg)
+    shutil.rmtree(site / "out", ignore_errors=True)
+    cmd = [str(build.DIGEST_BIN), "--config", str(site / "config.toml"), "send", "--latest"]
+    cmd.append("--dry-run")
+    r = build.run(cmd, cwd=site, env={**env, "DIGEST_SECRET": secrets.token_urlsafe(32)})
+    files = list((site / "out").glob("*/dry-run/new/*.eml"))
+    return r.wall, len(files), sum(f.stat().st_size for f in files)
+
+
+_FLOOR = r"""
+import logging, sys
+import mjml, premailer
+src = open(sys.argv[1], encoding="utf-8").read()
+html = mjml.mjml2html(src)
+out = premailer.Premailer(
+    base_url=None, disable_link_rewrites=True, allow_network=False, external_styles=None,
+    keep_style_tags=False, strip_important=False, disable_validation=True,
+    cssutils_logging_level=logging.CRITICAL, remove_classes=False,
+    exclude_pseudoclasses=True, align_floating_images=False, cache_css_parsing=True,
+).transform(html, pretty_print=False)
+sys.stdout.write(str(len(out)))
+"""
+
+
+def floor(
+    mjml_file: Path, blog: Path, env: dict[str, str], reps: int
+) -> dict[str, tuple[float, float, float]]:
+    cmds = {
+        "floor: mjml-python + premailer only": [sys.executable, "-c", _FLOOR, str(mjml_file)],
+        "`digest build`, 1,000 articles": build.digest_cmd(blog),
+    }
+    runs: dict[str, list[build.Run]] = {k: [] for k in cmds}
+    for c in cmds.values():
+        build.run(c, cwd=WORK, env=env)
+    for _ in range(reps):
+        for k, c in cmds.items():
+            runs[k].append(build.run(c, cwd=WORK, env=env))
+    return {k: med(v) for k, v in runs.items()}
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--seconds", type=float, default=5.0, help="per archive load test")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+    env = build.child_env()
+    blogs = {n: build.generate(n) for n in build.SIZES}
+    load_before = os.getloadavg()[0]
+    lines: list[str] = []
+
+    chk = check_10k(blogs[10_000], env, args.reps)
+    print("check", chk, flush=True)
+    pre = preview_10k(blogs[10_000], env, args.reps)
+    print("preview", pre, flush=True)
+
+    mjml_src, _how = build.issue_mjml(blogs[1_000])
+    mjml_file = WORK / "issue.mjml"
+    mjml_file.write_text(mjml_src, encoding="utf-8")
+    sample = subprocess.run(
+        [str(build.DIGEST_BIN), "--config", str(blogs[1_000] / "config.toml"), "build", "--latest"],
+        cwd=WORK, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    built = sorted((blogs[1_000] / "out").glob("*/email.html"), key=lambda p: p.stat().st_mtime)
+    html = built[-1].read_text(encoding="utf-8") if built else "<html></html>"
+    texts = sorted((blogs[1_000] / "out").glob("*/email.txt"), key=lambda p: p.stat().st_mtime)
+    text = texts[-1].read_text(encoding="utf-8") if texts else ""
+    assert sample.returncode == 0, sample.stderr
+    rates = {n: index_rate(archive_site(n, html, text), env, args.seconds) for n in (1, 260)}
+    print("archive", rates, flush=True)
+    start = startup(blogs[1_000], env, max(args.reps, 11))
+    print("startup", start, flush=True)
+    dry = dry_run(blogs[1_000], env, 10_000)
+    print("dry run", dry, flush=True)
+    flo = floor(mjml_file, blogs[1_000], env, args.reps)
+    print("floor", flo, flush=True)
+    load = f"1-minute load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after"
+
+    w_chk, c_chk, m_chk = chk["warm"]
+    w_cold, c_cold, m_cold = chk["cold"]
+    first, w_pre, c_pre = pre
+    f_wall, f_cpu, f_rss = flo["floor: mjml-python + premailer only"]
+    b_wall, b_cpu, b_rss = flo["`digest build`, 1,000 articles"]
+    lines += [
+        SECTION,
+        "",
+        f"Command: `{COMMAND}` (from the repository root). Measured {dt.date.today()} on "
+        f"{build.machine()}; {load}; medians of {args.reps} runs unless said otherwise. "
+        "The machine is shared: CPU time (user + system) is the steadier figure.",
+        "",
+        "| what | wall s | CPU s | peak RSS MB | target | |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+        f"| `digest check`, 10,000 articles, second run (cache warm) | {w_chk:.3f} | {c_chk:.3f} "
+        f"| {m_chk:.0f} | <= 1.5 s | {verdict(w_chk <= 1.5)} |",
+        f"| `digest check`, 10,000 articles, cold (cache deleted; one run) | {w_cold:.3f} "
+        f"| {c_cold:.3f} | {m_cold:.0f} | | |",
+        f"| preview refresh, 10,000 articles, after editing an article of the issue | {w_pre:.3f} "
+        f"| {c_pre:.3f} | | <= 0.3 s | {verdict(w_pre <= 0.3)} |",
+        f"| preview, first render of the process (cache read from disk) | {first:.3f} | | | | |",
+    ]
+    for k, (w, c, m) in start.items():
+        target = "<= 0.1 s" if k.startswith("digest") else ""
+        ok = verdict(w <= 0.1) if target else ""
+        lines.append(f"| `{k}` | {w:.3f} | {c:.3f} | {m:.0f} | {target} | {ok} |")
+    lines += [
+        "",
+        "| archive index (`GET /`), 4 clients, real `digest serve` | requests/s | target | |",
+        "| --- | ---: | --- | --- |",
+        f"| 1 sent issue | {rates[1]:.0f} | | |",
+        f"| 260 sent issues | {rates[260]:.0f} | >= 500 | {verdict(rates[260] >= 500)} |",
+        "",
+        f"`send --dry-run` to 10,000 recipients (1k blog, default `delivery.dry_run_sample` = "
+        f"100): {dry[0]:.1f} s, {dry[1]} files written, {dry[2] / 1e6:.1f} MB (every message "
+        "is still composed and counted).",
+        "",
+        "The floor: one Python process doing only mjml-python + premailer (digest's options) on "
+        "the MJML of the 1k issue, beside the whole `digest build` of that issue:",
+        "",
+        "| process | wall s | CPU s | peak RSS MB |",
+        "| --- | ---: | ---: | ---: |",
+        f"| floor: mjml-python + premailer only | {f_wall:.3f} | {f_cpu:.3f} | {f_rss:.0f} |",
+        f"| `digest build`, 1,000 articles | {b_wall:.3f} | {b_cpu:.3f} | {b_rss:.0f} |",
+        f"| ratio build / floor | {b_wall / f_wall:.2f} | {b_cpu / f_cpu:.2f} | |",
+        "",
+    ]
+    print("\n".join(lines))
+    if not args.no_write:
+        path = ROOT / "BENCHMARKS.md"
+        text = path.read_text(encoding="utf-8")
+        head = SECTION.removeprefix("## ")
+        import re
+
+        pattern = re.compile(rf"^## {re.escape(head)}\n.*?(?=^## |\Z)", re.S | re.M)
+        section = "\n".join(lines)
+        if pattern.search(text):
+            text = pattern.sub(lambda _: section + "\n", text, count=1)
+        else:
+            text = text.rstrip("\n") + "\n\n" + section
+        path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+        print(f"wrote the {SECTION!r} section of BENCHMARKS.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

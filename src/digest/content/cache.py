@@ -1,0 +1,183 @@
+"""A file's scan and parse results, kept between runs (issue 14: ``check`` in 1 s, not 10).
+
+Takes a file's path and ``os.stat``; gives back the ``Head`` the scan made and what the
+full parse found (its problems and URL), if the file has not changed since. An entry is
+keyed by path, size, mtime, ctime and inode; the whole cache by a fingerprint of what
+reading depends on (digest's version and the source of the reading code, the site, the
+base URL, the time zone, the template-code syntax, the size limit). A different
+fingerprint empties it: never trusted across a digest version or a setting change.
+
+The ``Article`` itself is not kept (its text and HTML are most of its size); the few
+articles an issue shows are parsed again. A parse that resolved links to other files
+(template code such as ``{% link %}``) depends on them and is not kept either.
+
+On disk: ``<output.folder>/.cache/content.pickle``, written atomically, readable only by
+its owner; safe to delete. It is a pickle: it lives with the build's other output,
+written and read by the same user, who can run code through ``content.summarizer``
+anyway; a file that cannot be read is ignored and replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import os
+import pickle
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ..model import Problem
+from .frontmatter import Head
+
+FORMAT = 1
+# A file changed twice within this many seconds of being cached could keep its size and
+# mtime (coarse file system clocks): such fresh files are not cached.
+RACY_SECONDS = 2.0
+
+
+class Parsed(NamedTuple):
+    """What the full parse of a file found: the problems it added, and its URL (None: no
+    article came of it). A tuple: 10,000 of them unpickle in a third of a dataclass's time."""
+
+    problems: tuple[Problem, ...]
+    url: str | None
+
+
+def stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def code_version() -> str:
+    """digest's version and the size and mtime of the modules that read content: an
+    edited checkout invalidates the cache like a new release does."""
+    from .. import __version__, config, model
+
+    here = Path(__file__).parent
+    parts = [__version__, str(FORMAT)]
+    for f in sorted([*here.glob("*.py"), Path(config.__file__), Path(model.__file__)]):
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+class Cache:
+    """Scan and parse results by path. ``path`` None: in memory only."""
+
+    def __init__(self, path: Path | None = None, *, persist: bool = True) -> None:
+        self.path = path
+        self.persist = persist and path is not None
+        self.fingerprint = ""
+        self.entries: dict[str, tuple[tuple[int, int, int, int], Head, Parsed | None]] = {}
+        self.dirty = False
+        self.hits = self.misses = 0
+        self._loaded = path is None
+        # content.load's walk of the folder, reused while pinned (see pinned()).
+        self.walked: dict[tuple[object, ...], Any] = {}
+        self.is_pinned = False
+
+    @classmethod
+    def beside(cls, output: Path) -> Cache:
+        return cls(Path(output) / ".cache" / "content.pickle")
+
+    def bind(self, *facts: Any) -> None:
+        """Use the entries made under these facts; empty the cache if they differ."""
+        fingerprint = hashlib.sha256(repr((code_version(), facts)).encode()).hexdigest()
+        if not self._loaded:
+            self._loaded = True
+            self._read(fingerprint)
+        if fingerprint != self.fingerprint:
+            self.fingerprint = fingerprint
+            if self.entries:
+                self.entries = {}
+                self.dirty = True
+
+    def _read(self, fingerprint: str) -> None:
+        assert self.path is not None
+        enabled = gc.isenabled()
+        gc.disable()  # unpickling 10,000 entries would run the collector dozens of times
+        try:
+            with open(self.path, "rb") as f:
+                header = pickle.load(f)
+                if header != (FORMAT, fingerprint):
+                    return
+                self.entries = pickle.load(f)
+                self.fingerprint = fingerprint
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError):
+            self.entries = {}  # unreadable or from another version: start over
+        finally:
+            if enabled:
+                gc.enable()
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Within it, the folder is walked and its files stat'ed once: the reads of one
+        command (``check`` reads everything, then the issue) see the same files."""
+        self.is_pinned = True
+        try:
+            yield
+        finally:
+            self.is_pinned = False
+            self.walked.clear()
+
+    def head(self, path: str, st: tuple[int, int, int, int]) -> Head | None:
+        """The cached scan of an unchanged file. Shared, not copied: a caller that parses
+        it copies it first (``_copy``), since parsing adds problems to it."""
+        entry = self.entries.get(path)
+        if entry is None or entry[0] != st:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry[1]
+
+    def parsed(self, path: str, st: tuple[int, int, int, int]) -> Parsed | None:
+        entry = self.entries.get(path)
+        return entry[2] if entry is not None and entry[0] == st else None
+
+    def put_head(self, head: Head, st: tuple[int, int, int, int]) -> None:
+        if time.time() - st[1] / 1e9 < RACY_SECONDS:
+            return
+        self.entries[head.path] = (st, _copy(head), None)
+        self.dirty = True
+
+    def put_parsed(self, path: str, st: tuple[int, int, int, int], parsed: Parsed) -> None:
+        entry = self.entries.get(path)
+        if entry is not None and entry[0] == st and entry[2] is None:
+            self.entries[path] = (st, entry[1], parsed)
+            self.dirty = True
+
+    def keep_only(self, paths: set[str]) -> None:
+        """Forget files that are gone."""
+        gone = [p for p in self.entries if p not in paths]
+        for p in gone:
+            del self.entries[p]
+        self.dirty = self.dirty or bool(gone)
+
+    def save(self) -> None:
+        """Write the cache if it changed; a failure only costs the next run its speed."""
+        if not (self.persist and self.dirty and self.path is not None):
+            return
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump((FORMAT, self.fingerprint), f, pickle.HIGHEST_PROTOCOL)
+                pickle.dump(self.entries, f, pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.path)
+            self.dirty = False
+        except OSError:
+            tmp.unlink(missing_ok=True)
+
+
+def _copy(head: Head) -> Head:
+    return Head(
+        head.path, head.rel, head.kind, head.fm, head.fm_line, head.body_at, head.body_line,
+        dict(head.meta), head.date, head.date_naive, head.draft, head.role, head.lang,
+        head.failed, list(head.problems),
+    )  # fmt: skip

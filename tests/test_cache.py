@@ -1,0 +1,130 @@
+"""content/cache.py (issue 14): unchanged files are not read again, and a cache never
+shows what a file no longer says."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from digest import config, content
+from digest.content.cache import Cache
+from digest.model import Collection
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=BERLIN)
+AN_HOUR_AGO = NOW.timestamp() - 3600
+
+
+def site(tmp_path: Path, base_url: str = "https://blog.example.com") -> config.Config:
+    return config.parse(
+        {
+            "content": {"folder": "content"},
+            "schedule": {"timezone": "Europe/Berlin"},
+            "newsletter": {"base_url": base_url},
+            "output": {"folder": "out"},
+        },
+        source=tmp_path / "config.toml",
+    )
+
+
+def write(folder: Path, name: str, text: str, when: float = 1_700_000_000) -> None:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, (when, when))  # not "just written": a fresh file is never cached
+
+
+def post(title: str, day: int) -> str:
+    return f"---\ntitle: {title}\ndate: 2026-11-{day:02d}\n---\nSome text about {title}.\n"
+
+
+def messages(col: Collection) -> list[str]:
+    return [f"{p.path.name}: {p.message}" for p in col.problems]
+
+
+def test_a_second_check_reads_from_the_cache_and_finds_the_same_problems(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "content"
+    for day in range(1, 21):
+        write(folder, f"2026-11-{day:02d}-post.md", post(f"Post {day}", day))
+    write(folder, "2026-11-21-bad.md", "---\ndate: 2026-11-21\n---\n\nno title here\n")
+    write(folder, "2026-11-22-same.md", post("Post 3", 3).replace("2026-11-03", "2026-11-22"))
+    (folder / "2026-11-22-same.md").rename(folder / "2026-11-22-post.md")  # same URL
+    cfg = site(tmp_path)
+
+    first = Cache.beside(cfg.output.folder)
+    cold = content.load(cfg, now=NOW, cache=first, articles=False)
+    first.save()
+    assert (tmp_path / "out" / ".cache" / "content.pickle").stat().st_mode & 0o077 == 0
+
+    again = Cache.beside(cfg.output.folder)  # a new process: from the file
+    warm = content.load(cfg, now=NOW, cache=again, articles=False)
+    assert again.hits == 22 and again.misses == 0
+    assert messages(warm) == messages(cold)
+    assert any("no title" in m for m in messages(warm))
+    assert warm.files == cold.files and warm.articles == ()
+    # Articles are never taken from the cache: a window's articles are parsed in full.
+    full = content.load(cfg, now=NOW, cache=again)
+    assert {a.title for a in full.articles} >= {"Post 1", "Post 20"}
+    assert full.articles[0].html.startswith("<p>Some text about")
+
+
+def test_an_edited_file_a_new_file_and_a_deleted_file_are_seen(tmp_path: Path) -> None:
+    folder = tmp_path / "content"
+    write(folder, "a.md", post("Alpha", 2))
+    write(folder, "b.md", post("Beta", 3))
+    cfg = site(tmp_path)
+    cache = Cache.beside(cfg.output.folder)
+    assert messages(content.load(cfg, now=NOW, cache=cache, articles=False)) == []
+    cache.save()
+
+    write(folder, "a.md", "---\ndate: 2026-11-02\n---\n\n", when=AN_HOUR_AGO)  # no title now
+    write(folder, "c.md", "---\ntitle: [unclosed\n---\n")
+    (folder / "b.md").unlink()
+    cache = Cache.beside(cfg.output.folder)
+    col = content.load(cfg, now=NOW, cache=cache, articles=False)
+    found = messages(col)
+    assert any(m.startswith("a.md:") for m in found) and any(m.startswith("c.md:") for m in found)
+    assert col.files == 2 and "b.md" not in {Path(p).name for p in cache.entries}
+
+
+def test_a_changed_setting_or_a_broken_cache_file_is_not_trusted(tmp_path: Path) -> None:
+    folder = tmp_path / "content"
+    write(folder, "2026-11-02-alpha.md", post("Alpha", 2))
+    cfg = site(tmp_path)
+    cache = Cache.beside(cfg.output.folder)
+    content.load(cfg, now=NOW, cache=cache)
+    cache.save()
+
+    moved = site(tmp_path, "https://news.example.org")
+    again = Cache.beside(moved.output.folder)
+    col = content.load(moved, now=NOW, cache=again)
+    assert again.hits == 0
+    assert col.articles[0].url.startswith("https://news.example.org/")
+
+    (tmp_path / "out" / ".cache" / "content.pickle").write_bytes(b"\x80\x05garbage")
+    broken = Cache.beside(cfg.output.folder)
+    assert content.load(cfg, now=NOW, cache=broken).articles[0].title == "Alpha"
+
+
+def test_digest_check_twice_from_the_command_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from digest.cli import main
+
+    folder = tmp_path / "content"
+    write(folder, "2026-11-23-alpha.md", post("Alpha", 23))
+    write(folder, "2026-11-24-nodate.md", "---\ntitle: x\ndate: someday\n---\ntext\n")
+    (tmp_path / "config.toml").write_text(
+        '[newsletter]\nbase_url = "https://blog.example.com"\npostal_address = "1 Street"\n'
+        '[schedule]\ntimezone = "Europe/Berlin"\n[content]\nfolder = "content"\n'
+    )
+    args = ["--config", str(tmp_path / "config.toml"), "--now", "2026-11-29T20:00:00+01:00"]
+    first = CliRunner().invoke(main, [*args, "check"])
+    second = CliRunner().invoke(main, [*args, "check"])
+    assert "someday" in first.output and first.output == second.output
+    assert first.exit_code == second.exit_code
+    assert (tmp_path / "out" / ".cache" / "content.pickle").exists()
