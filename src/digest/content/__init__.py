@@ -124,7 +124,7 @@ def load(
     problems += skipped
     if cache is not None:
         cache.bind(str(tz), max_bytes, PARSE_CHARS, ctx.facts())
-    with _gc_paused():  # the scan only allocates; collecting 10k live heads costs ~10%
+    with gc_paused():  # the scan only allocates; collecting 10k live heads costs ~10%
         if cache is None:
             scanned = [_scan(path, rel, tz, ctx, max_bytes) for path, rel in kept]
         else:
@@ -383,7 +383,9 @@ def _same_urls(urls: list[tuple[str, str]]) -> list[Problem]:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
+    """No garbage collection inside: a pass that only allocates (a scan, a render) does
+    not pay for collecting its own live objects (~10% at 10,000 heads)."""
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -10,16 +10,15 @@ sent to the page as server-sent events; ``RELOAD_JS`` listens).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import gc
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..config import Config, load
+from ..content import gc_paused
 from ..content.cache import Cache
 from ..errors import DigestError
 from ..pipeline import Selection, check
@@ -61,7 +60,7 @@ def preview_html(
         sel = Selection(week=week or None, latest=latest and not week)
         # The cache is shared; two renders at once gain nothing. The collector waits: with
         # 10,000 cached heads alive, its full passes were ~15% of a refresh.
-        with _one_at_a_time, _gc_paused():
+        with _one_at_a_time, gc_paused():
             report = check(fresh, (now or utcnow)(), sel, cache)
         findings = list(report.problems)
         notice = report.notice
@@ -95,17 +94,6 @@ def preview_html(
 
 
 _one_at_a_time = threading.Lock()
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def memory_cache(cfg: Config) -> Cache:
