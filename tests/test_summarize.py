@@ -414,6 +414,22 @@ def test_an_announcing_lede_carries_the_first_level_bullets() -> None:
     )
 
 
+def test_an_announcing_lede_carries_a_single_change_in_full() -> None:
+    # A security release whose one fix is the news: never only "This is a security release."
+    body = (
+        "## 2026-04-10, Version 7.3.1 (Current), @someone\n\n"
+        "This is a security release.\n\n"
+        "### Notable Changes\n\n"
+        "- CVE-2026-1234 - Path traversal through the export folder argument when it "
+        "names a symbolic link on shared hosts\n\n"
+        "### Commits\n\n- [abc123] - **fs**: resolve links first (Bo Chen) #99\n"
+    )
+    assert summarize(article(body)).text == (
+        "This is a security release. Highlight: CVE-2026-1234 - Path traversal through the "
+        "export folder argument when it names a symbolic link on shared hosts."
+    )
+
+
 def test_an_announcing_lede_carries_the_section_headings() -> None:
     body = (
         "The team is happy to announce a new version of the planner, 5.0. The planner "

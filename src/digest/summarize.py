@@ -522,6 +522,12 @@ def _about(units: Sequence[_Unit], words: int) -> str:
     for u in units:
         if u.kind == "list" and u.items and len([x for x in u.items if _label(x[0], x[1])]) > 1:
             return _inline_list("Highlights:", u.items, words)
+        if u.kind == "list" and len(u.items) == 1:
+            # One change is the news (a security release's one fix): said in full.
+            text = _LABEL_COLON.sub(r"\1 — ", _AUTHOR_TAIL.sub("", u.items[0][0]))
+            text = text.rstrip(" .;,:")
+            if text and count_words(text) < words:
+                return close("Highlight: " + text)
         if u.kind == "heading" and not _generic(u.text) and len(headings) > 1:
             break  # sections come before any list: they are the highlights
     if len(headings) > 1:
