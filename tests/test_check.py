@@ -147,3 +147,10 @@ def test_send_refuses_a_header_it_cannot_write_before_freezing(tmp_path: Path) -
         with sqlite3.connect(ledger) as db:
             assert db.execute("SELECT count(*) FROM issues").fetchone() == (0,)
     assert not list(tmp_path.glob("outbox/new/*.eml"))
+
+
+def test_check_counts_what_it_skipped_quietly_in_words_that_agree(tmp_path: Path) -> None:
+    cfg = newsletter(tmp_path)
+    (tmp_path / "content" / "about.md").write_text("---\ntitle: About us\n---\nWho we are.\n")
+    code, out = run(cfg, "check", "--latest")
+    assert code == 0 and "Skipped quietly: 1 page (not a post)" in out, out

@@ -171,14 +171,14 @@ def prepare(
 def skipped_summary(col: Collection, bad: int = 0) -> str:
     """What the content folder held besides the posts read, for one line."""
     parts = [
-        f"{n} {what}"
-        for n, what in (
-            (col.drafts, "drafts"),
-            (col.future, "future-dated"),
-            (col.pages, "pages (not posts)"),
-            (col.other_language, "in other languages"),
-            (col.excluded, "excluded"),
-            (bad, "bad"),
+        f"{n} {one if n == 1 else many}"
+        for n, one, many in (
+            (col.drafts, "draft", "drafts"),
+            (col.future, "future-dated", "future-dated"),
+            (col.pages, "page (not a post)", "pages (not posts)"),
+            (col.other_language, "in another language", "in other languages"),
+            (col.excluded, "excluded", "excluded"),
+            (bad, "bad", "bad"),
         )
         if n
     ]
