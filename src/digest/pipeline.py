@@ -134,13 +134,18 @@ def cache_for(cfg: Config) -> Cache:
 
 
 def gather(
-    cfg: Config, now: dt.datetime, sel: Selection, cache: Cache | None = None
+    cfg: Config,
+    now: dt.datetime,
+    sel: Selection,
+    cache: Cache | None = None,
+    past: Sequence[Frozen] | None = None,
 ) -> tuple[Window, Collection]:
-    """Read the content folder, parsing in full only the articles of the chosen window."""
+    """Read the content folder, parsing in full only the articles of the chosen window
+    (placed after ``past``, the ledger's history, read here when not given)."""
     chosen: list[Window] = []
 
     def choose(dates: Sequence[dt.datetime]) -> tuple[dt.datetime, dt.datetime]:
-        chosen.append(choose_window(cfg, now, sel, dates))
+        chosen.append(choose_window(cfg, now, sel, dates, past))
         return chosen[0].since, chosen[0].end
 
     col = content.load(cfg, now=now, window=choose, cache=cache)
@@ -156,8 +161,8 @@ def prepare(
 
     With ``cache`` (``cache_for``), unchanged files are not scanned again."""
     started = time.perf_counter()
-    window, col = gather(cfg, now, sel, cache)
-    past = history(cfg)
+    past = history(cfg)  # read once: the window's place, its number, whether it was sent
+    window, col = gather(cfg, now, sel, cache, past)
     number = number_for(cfg, window, past)
     issue = issues.build_issue(cfg, window, col.articles, number=number)
     rendered = render.render(issue, cfg)
