@@ -145,3 +145,16 @@ def test_unknown_status_is_a_bad_row_not_a_guess(tmp_path: Path) -> None:
     audience = Audience(path)
     assert list(audience) == [] and audience.invalid == 1
     assert "'maybe'" in str(audience.problems[0])
+
+
+def test_readers_suppressed_by_digest_bounces_are_listed_as_bounced(
+    cfg: Config, tmp_path: Path
+) -> None:
+    from digest import bounces
+    from digest.ledger import Ledger
+
+    with Ledger(cfg.ledger.path) as ledger:  # the reasons `digest bounces` records
+        ledger.suppress(ADA, reason=bounces.hard_reason("5.1.1 no such mailbox"))
+        ledger.suppress(BOB, reason=bounces.soft_reason(3, 30, "4.2.2 mailbox full"))
+    states = {a: row["state"] for a, row in exported(cfg, tmp_path).items()}
+    assert states[ADA] == "bounced" and states[BOB] == "bounced"

@@ -65,6 +65,18 @@ class BounceError(DigestError):
 # -- VERP --------------------------------------------------------------------------------
 
 
+# The suppression reasons a bounce records; ``roster`` tells bounced readers by them.
+BOUNCE_REASONS = ("hard bounce", "soft bounces")
+
+
+def hard_reason(detail: str) -> str:
+    return f"{BOUNCE_REASONS[0]}: {detail}"
+
+
+def soft_reason(count: int, days: float, detail: str) -> str:
+    return f"{BOUNCE_REASONS[1]}: {count} in {days:g} days, last {detail}"
+
+
 def bounce_token(secret: str, issue_id: str, address: str) -> str:
     """``<issue>-<mac>``: opaque, signed, lower case (see the module doc)."""
     issue = issue_id.lower()
@@ -331,14 +343,14 @@ def apply(
             continue
         if verdict.kind == "hard":
             report.hard += 1
-            why = f"hard bounce: {verdict.reason}"
+            why = hard_reason(verdict.reason)
         else:
             report.soft += 1
             days, limit = cfg.bounces.soft_days, cfg.bounces.soft_limit
             n = ledger.soft_bounces(address, now - days * 86400)
             if n < limit:
                 continue
-            why = f"soft bounces: {n} in {days:g} days, last {verdict.reason}"
+            why = soft_reason(n, days, verdict.reason)
         if not ledger.is_suppressed(address):
             ledger.suppress(address, reason=why)
             report.suppressed.append((address, why))

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .bounces import BOUNCE_REASONS
 from .config import Config
 from .errors import ConfigError, ContentError
 from .files import write_atomic
@@ -41,7 +42,9 @@ _BOUNCE_REASONS = ("bounce", "bounced", "complaint", "cleaned", "hard-bounce")
 
 
 def _state_of(reason: str) -> str:
-    return BOUNCED if reason.lower() in _BOUNCE_REASONS else UNSUBSCRIBED
+    reason = reason.lower()
+    bounced = reason in _BOUNCE_REASONS or reason.startswith(BOUNCE_REASONS)
+    return BOUNCED if bounced else UNSUBSCRIBED
 
 
 def _iso(ts: float | None) -> str:
