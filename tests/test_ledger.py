@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -372,3 +374,23 @@ def test_suppressions_survive_a_lost_ledger_through_export_and_import(tmp_path):
     }
     again = import_suppressions(path, csv_file)
     assert (again.added, again.present) == (0, 3)
+
+
+def test_a_ledger_from_an_older_digest_reads_without_the_newer_tables(tmp_path: Path) -> None:
+    """status, the archive and serve open old ledgers read-only: tables added later
+    (bounces, signups, readers, windows) read as empty, never as a damaged file."""
+    path = tmp_path / "old.sqlite3"
+    with Ledger(path) as ledger:
+        ledger.freeze(
+            rendered("2026-W48"), number=1, send_at=dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+        )
+    db = sqlite3.connect(path)
+    for table in ("bounces", "signups", "readers", "windows"):
+        db.execute(f"DROP TABLE {table}")
+    db.commit()
+    db.close()
+    with Ledger(path, readonly=True) as old:
+        assert old.bounce_counts("2026-W48") == {}
+        assert list(old.signups()) == [] and old.count_signups() == 0
+        assert old.reader("abc") is None
+        assert [f.id for f in old.history()] == ["2026-W48"]

@@ -392,15 +392,9 @@ class Ledger:
 
     def suppressions(self) -> Iterator[tuple[str, str, str, float]]:
         """(key, email, reason, created_at) of every suppressed address, streamed."""
-        with self._lock, self._guard():
-            cur = self._db.execute(
-                "SELECT key, email, reason, created_at FROM suppressions ORDER BY created_at"
-            )
-            rows = cur.fetchmany(1000)
-        while rows:
-            yield from rows
-            with self._lock, self._guard():
-                rows = cur.fetchmany(1000)
+        yield from self._stream(
+            "SELECT key, email, reason, created_at FROM suppressions ORDER BY created_at"
+        )
 
     def copy_suppressions(self, rows: Iterable[tuple[str, str, str, float]]) -> int:
         """Add (key, email, reason, created_at) rows; an address already suppressed keeps
@@ -510,18 +504,11 @@ class Ledger:
         args: tuple[str, ...] = ()
         if state is not None:
             sql, args = sql + " WHERE state = ?", (state,)
-        with self._lock, self._guard():
-            if self.readonly and not self._has_table("signups"):
-                return
-            cur = self._db.execute(sql + " ORDER BY created_at, key", args)
-            rows = cur.fetchmany(1000)
-        while rows:
-            yield from rows
-            with self._lock, self._guard():
-                rows = cur.fetchmany(1000)
+        if not self._missing("signups"):
+            yield from self._stream(sql + " ORDER BY created_at, key", args)
 
     def count_signups(self, state: str = SIGNUP_ACTIVE) -> int:
-        if self.readonly and not self._has_table("signups"):
+        if self._missing("signups"):
             return 0
         return int(self._read("SELECT COUNT(*) FROM signups WHERE state = ?", (state,))[0][0])
 
@@ -549,18 +536,27 @@ class Ledger:
 
     def reader(self, reader_id: str) -> str | None:
         """The address with that token id, if mail went to it."""
-        try:
-            rows = self._read("SELECT email FROM readers WHERE id = ?", (reader_id,))
-        except LedgerError:
-            if self.readonly and not self._has_table("readers"):
-                return None  # a ledger from before opaque tokens, opened read-only
-            raise
+        if self._missing("readers"):  # a ledger from before opaque tokens
+            return None
+        rows = self._read("SELECT email FROM readers WHERE id = ?", (reader_id,))
         return rows[0][0] if rows else None
 
-    def _has_table(self, name: str) -> bool:
-        return bool(
-            self._read("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    def _missing(self, table: str) -> bool:
+        """Whether ``table`` is absent: a ledger made by an older digest, opened read-only
+        (a writable open creates every table)."""
+        return self.readonly and not self._read(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
         )
+
+    def _stream(self, sql: str, args: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """The rows of a query, fetched a thousand at a time (memory stays flat)."""
+        with self._lock, self._guard():
+            cur = self._db.execute(sql, args)
+            rows = cur.fetchmany(1000)
+        while rows:
+            yield from rows
+            with self._lock, self._guard():
+                rows = cur.fetchmany(1000)
 
     def queued_addresses(self, issue_id: str) -> Iterator[str]:
         """Addresses still to be sent for the issue (pending, deferred), streamed."""
@@ -589,27 +585,20 @@ class Ledger:
 
     def bounce_counts(self, issue_id: str) -> dict[str, int]:
         """Bounces recorded for the issue, per kind ({} for a ledger from before bounces)."""
-        try:
-            rows = self._read(
-                "SELECT kind, COUNT(*) FROM bounces WHERE issue = ? GROUP BY kind", (issue_id,)
-            )
-        except sqlite3.OperationalError:  # a read-only ledger made before the table
+        if self._missing("bounces"):
             return {}
+        rows = self._read(
+            "SELECT kind, COUNT(*) FROM bounces WHERE issue = ? GROUP BY kind", (issue_id,)
+        )
         return {kind: n for kind, n in rows}
 
     def recipients(self, issue_id: str) -> Iterator[tuple[str, str]]:
         """(key, email) of every delivery of the issue, streamed."""
-        with self._lock:
-            cur = self._db.execute(
-                "SELECT d.key, d.email FROM deliveries d JOIN issues i ON i.seq = d.issue "
-                "WHERE i.id = ?",
-                (issue_id,),
-            )
-            rows = cur.fetchmany(1000)
-        while rows:
-            yield from rows
-            with self._lock:
-                rows = cur.fetchmany(1000)
+        yield from self._stream(
+            "SELECT d.key, d.email FROM deliveries d JOIN issues i ON i.seq = d.issue "
+            "WHERE i.id = ?",
+            (issue_id,),
+        )
 
     def last_issue_sent_to(self, email: str) -> str | None:
         rows = self._read(
@@ -681,15 +670,12 @@ class Ledger:
     def history(self) -> list[Frozen]:
         """Every frozen issue with a send time: number, send time and the span it covered
         (for issues frozen before spans were kept: its week up to the send time)."""
-        has_windows = self._read(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'windows'"
-        )
-        if has_windows:
+        if not self._missing("windows"):
             rows = self._read(
                 "SELECT i.id, i.number, i.send_at, w.since, w.closed_at FROM issues i "
                 "LEFT JOIN windows w ON w.issue_id = i.id WHERE i.send_at IS NOT NULL"
             )
-        else:  # a ledger older than the windows table, opened read-only
+        else:
             rows = [
                 (*r, None, None)
                 for r in self._read(
