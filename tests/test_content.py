@@ -713,3 +713,11 @@ def test_symlinks_out_of_the_folder_are_skipped_with_a_warning(tmp_path: Path) -
     )
     col = content.load(allowed, now=NOW)
     assert sorted(a.slug for a in col.articles) == ["alias", "leak", "real", "secret", "target"]
+
+
+def test_a_bad_language_field_is_reported_once(tmp_path: Path) -> None:
+    write(tmp_path / "c", "2026-11-20-x.md", "---\ntitle: X\nlang: [en, de]\n---\nText.\n")
+    col = load(tmp_path / "c", tmp_path)
+    assert [m for m in warnings(col) if "lang: expected text" in m] == [
+        f"{tmp_path / 'c' / '2026-11-20-x.md'}:3: lang: expected text, found a list; ignored"
+    ]

@@ -339,3 +339,24 @@ def test_a_date_the_generator_accepts_falls_back_to_the_file_name(tmp_path: Path
     (art,) = col.articles
     assert art.date == dt.datetime(2024, 4, 19, tzinfo=dt.UTC)
     assert [p.level for p in col.problems] == ["warning"]
+
+
+def test_a_link_to_another_post_uses_that_posts_own_url_and_warns_once(tmp_path: Path) -> None:
+    write(
+        tmp_path / "c",
+        {
+            "2026-11-20-target.md": (
+                "---\ntitle: [a, b]\nslug: hello world\n---\n# Target\n\nText.\n"
+            ),
+            "2026-11-21-linker.md": (
+                "---\ntitle: Linker\n---\nSee [it]({% link 2026-11-20-target.md %}).\n"
+            ),
+        },
+    )
+    col = load(tmp_path / "c", tmp_path, template_code="liquid", url_pattern="/{slug}/")
+    arts = by_name(col)
+    target = arts["2026-11-20-target.md"].url
+    assert target == "https://example.com/hello-world/"
+    assert f'href="{target}"' in arts["2026-11-21-linker.md"].html
+    title_warnings = [p for p in col.problems if "title: expected text" in p.message]
+    assert len(title_warnings) == 1  # the target's own, not one more per link to it

@@ -310,10 +310,21 @@ class _Context:
                     found = found or self._targets.get(name)
         if found is None:
             return None
+        # Read through a copy: a field's warning belongs to that file's own parse, not to
+        # this link (and a cached head must not collect one per link to it).
+        found = replace(found, problems=[])
         title = fields.text_field(found, "title") or PurePosixPath(found.rel).stem
-        stem, _folders = dates.stem_of(found.rel)
-        slug = fields.text_field(found, "slug") or dates.name_date(stem)[1]
+        slug = _slug(found)
         return self.url(found, title, slug) or fields.url(found, self.base, slug)
+
+
+def _slug(head: Head) -> str:
+    """A file's slug: its ``slug`` field, else its name without a date prefix."""
+    given = fields.text_field(head, "slug")
+    if given:
+        return one_line(given).strip("/").replace(" ", "-")
+    stem, _folders = dates.stem_of(head.rel)
+    return dates.name_date(stem)[1].replace(" ", "-")
 
 
 def _pattern_url(pattern: str, base: str, head: Head, title: str, slug: str) -> str:
@@ -552,7 +563,8 @@ def _redirect_stub(head: Head) -> bool:
 
 def _lang(head: Head) -> str | None:
     """A file's language without a site: front matter, ``name.xx.md``, a top ``xx/``."""
-    value = fields.text_field(head, "lang", "language", "locale")
+    # Quietly: the parse reads the field again and warns about a bad one (fields.lang).
+    value = fields.text_field(head, "lang", "language", "locale", warn=False)
     if value:
         return value.replace("_", "-")
     parts = head.rel.split("/")
@@ -643,10 +655,7 @@ def _parse(head: Head, ctx: _Context, max_bytes: int) -> Article | None:
         )
         return None
 
-    stem, _folders = dates.stem_of(head.rel)
-    _day, name_slug, _looked = dates.name_date(stem)
-    slug = fields.text_field(head, "slug")
-    slug = one_line(slug).strip("/").replace(" ", "-") if slug else name_slug.replace(" ", "-")
+    slug = _slug(head)
     url = ctx.url(head, title, slug) or fields.url(head, ctx.base, slug)
     absolute = html.link_resolver(head, body, url)
     body_html = html.to_html(head, tokens, env, absolute)

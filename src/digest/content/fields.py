@@ -21,8 +21,9 @@ from .html import SAFE_PATH, URL_UNSAFE
 LANG_CODE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 
 
-def text_field(head: Head, *names: str) -> str | None:
-    """A text field; numbers, booleans and dates become their text, lists are refused."""
+def text_field(head: Head, *names: str, warn: bool = True) -> str | None:
+    """A text field; numbers, booleans and dates become their text, lists are refused
+    (with a warning, unless ``warn`` is false: a second reader of the same field)."""
     key, value = first(head.meta, *names)
     if key is None:
         return None
@@ -32,7 +33,9 @@ def text_field(head: Head, *names: str) -> str | None:
         return "true" if value else "false"
     if isinstance(value, int | float | dt.date | dt.time):
         return str(value)
-    head.warn(f"{key}: expected text, found a {type(value).__name__}; ignored", head.key_line(key))
+    if warn:
+        problem = f"{key}: expected text, found a {type(value).__name__}; ignored"
+        head.warn(problem, head.key_line(key))
     return None
 
 
