@@ -11,9 +11,6 @@ from .errors import DigestError
 from .files import bundled
 from .templating import default_templates
 
-# In a source checkout the example sits at the top of the repository; a wheel ships it as
-# package data (see pyproject.toml).
-
 _ARTICLE = """\
 ---
 title: "Hello, readers"
@@ -79,7 +76,8 @@ def _config_text(templates: bool, name: str = "") -> str:
         # The new newsletter's own values; what only its editor knows says TODO, and a
         # real send refuses until it is set (config.first_run_values).
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-        text = re.sub(r"^name = .*$", f'name = "{quoted}"', text, count=2, flags=re.M)
+        line = f'name = "{quoted}"'  # a function: re.sub would read "\\" in a name itself
+        text = re.sub(r"^name = .*$", lambda _: line, text, count=2, flags=re.M)
         text = text.replace("to The Signal Weekly at example.com.", f"to {quoted}.")
         for key, value in (
             ("base_url", '"https://TODO.example"  # TODO: your site ("": from the site config)'),
