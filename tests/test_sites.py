@@ -360,3 +360,25 @@ def test_a_link_to_another_post_uses_that_posts_own_url_and_warns_once(tmp_path:
     assert f'href="{target}"' in arts["2026-11-21-linker.md"].html
     title_warnings = [p for p in col.problems if "title: expected text" in p.message]
     assert len(title_warnings) == 1  # the target's own, not one more per link to it
+
+
+def test_hugo_expiry_is_judged_at_the_issue_time_not_today(tmp_path: Path) -> None:
+    # https://gohugo.io/content-management/front-matter/#expirydate
+    site = tmp_path / "site"
+    write(
+        site,
+        {
+            "hugo.toml": 'baseURL = "https://example.org/"\n',
+            "content/posts/offer.md": (
+                "---\ntitle: Offer\ndate: 2026-11-20\nexpiryDate: 2026-11-25\n---\nx\n"
+            ),
+        },
+    )
+    cfg = config.parse(
+        {"content": {"folder": str(site)}, "schedule": {"timezone": "UTC"}},
+        source=tmp_path / "digest.toml",
+    )
+    before = content.load(cfg, now=dt.datetime(2026, 11, 24, tzinfo=dt.UTC))
+    after = content.load(cfg, now=dt.datetime(2026, 11, 26, tzinfo=dt.UTC))
+    assert [a.title for a in before.articles] == ["Offer"]
+    assert after.articles == () and after.pages == 1

@@ -142,8 +142,9 @@ def load(
         problems += head.problems
         if head.failed:
             continue
-        if head.role in (PAGE, LIST) or (head.date is None and not head.draft):
-            pages += 1  # not a post: skipped quietly, never a "bad file"
+        expired = head.expires is not None and head.expires <= now  # as of `now`, not today
+        if head.role in (PAGE, LIST) or expired or (head.date is None and not head.draft):
+            pages += 1  # not a post (or no longer published): skipped quietly, never "bad"
             continue
         if head.draft:
             drafts += 1
@@ -543,8 +544,6 @@ def _scan(path: str, rel: str, tz: dt.tzinfo, ctx: _Context, max_bytes: int) -> 
         head.role = PAGE
     if head.role in (PAGE, LIST):
         return head
-    if head.role == DRAFT:
-        head.draft = True
     dates.date_and_draft(head, tz)
     if head.role == DRAFT:
         head.draft = True

@@ -20,6 +20,7 @@ anyway; a file that cannot be read is ignored and replaced.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import hashlib
 import os
@@ -176,8 +177,5 @@ class Cache:
 
 
 def _copy(head: Head) -> Head:
-    return Head(
-        head.path, head.rel, head.kind, head.fm, head.fm_line, head.body_at, head.body_line,
-        dict(head.meta), head.date, head.date_naive, head.draft, head.role, head.lang,
-        head.failed, list(head.problems),
-    )  # fmt: skip
+    # Every field by name (a positional copy breaks silently when Head gains one).
+    return dataclasses.replace(head, meta=dict(head.meta), problems=list(head.problems))

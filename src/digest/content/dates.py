@@ -210,6 +210,11 @@ def date_and_draft(head: Head, tz: dt.tzinfo) -> None:
     carries one (the fallback generators use too: then a warning)."""
     meta = head.meta
     head.draft = _is_draft(head)
+    if meta.get("expirydate") not in (None, ""):  # Hugo: gone from the site from then on
+        try:
+            head.expires = parse_date(meta["expirydate"], tz)
+        except (ValueError, OverflowError) as exc:
+            head.warn(f"expiryDate: {exc}; ignored", head.key_line("expirydate"))
     key, value = first(meta, "date", "publishdate", "pubdate", "published", "created")
     if key == "published" and boolish(value) is not None:  # Jekyll's "published: false"
         key, value = first(meta, "date", "publishdate", "pubdate", "created")

@@ -36,6 +36,7 @@ class Head:
     meta: dict[str, Any] = field(default_factory=dict)  # normalised keys
     date: dt.datetime | None = None
     date_naive: bool = True  # the date named no zone (its wall time is what was written)
+    expires: dt.datetime | None = None  # Hugo's expiryDate: not published from then on
     draft: bool = False
     role: str = "post"  # sites.POST, PAGE, DRAFT, LIST or OUTSIDE
     lang: str | None = None  # from the front matter or the site's file and folder rules

@@ -334,9 +334,6 @@ def _hugo_kind(site: Site, rel: str, meta: dict[str, Any]) -> str:
         return LIST
     if meta.get("headless") is True or meta.get("draft") is True:
         return DRAFT if meta.get("draft") is True else PAGE
-    expiry = meta.get("expirydate")
-    if isinstance(expiry, dt.date | dt.datetime) and _before_now(expiry):
-        return PAGE  # expired: no longer published
     main = site.settings["main_sections"]
     section = parts[0] if len(parts) > 1 else ""
     if not section:
@@ -346,13 +343,6 @@ def _hugo_kind(site: Site, rel: str, meta: dict[str, Any]) -> str:
     if not main and section in ("pages", "page", "about", "docs", "doc", "documentation"):
         return PAGE
     return POST
-
-
-def _before_now(when: dt.date | dt.datetime) -> bool:
-    if isinstance(when, dt.datetime):
-        aware = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-        return aware < dt.datetime.now(dt.UTC)
-    return when < dt.date.today()
 
 
 def _hugo_url(site: Site, f: Facts, slug: str) -> str | None:
