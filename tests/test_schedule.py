@@ -707,6 +707,48 @@ def test_send_due_resumes_a_stranded_send_past_the_grace(tmp_path: Path, smtp: S
     assert after.exit_code == 0 and len(smtp.messages) == 2, after.output
 
 
+def test_the_scheduler_resumes_a_stranded_issue_while_the_next_is_sent_and_in_its_grace(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    """fire() makes the choice `send --due` makes: with this week's issue already sent and
+    still in its grace, an older issue left unfinished is resumed, not ignored for hours."""
+    path = write_site(
+        tmp_path, smtp.port, ["2026-11-11T10:00:00+01:00", "2026-11-18T10:00:00+01:00"]
+    )
+    text = path.read_text().replace(
+        "concurrency = 2", "concurrency = 2\nmax_attempts = 1\nretry_seconds = 0.01"
+    )
+    runner = CliRunner()
+    stuck = {"reader3@example.com", "reader4@example.com"}
+    with SmtpServer(faults=Faults(defer=lambda a: a in stuck)) as deferring:
+        path.write_text(re.sub(r"port = \d+", f"port = {deferring.port}", text))
+        w47 = runner.invoke(
+            cli.main, ["--config", str(path), "--now", "2026-11-16T09:05", "send", "--due", "--yes"]
+        )
+        assert w47.exit_code == 5, w47.output  # W47: 3 of 5 sent, 2 stranded
+    path.write_text(re.sub(r"port = \d+", f"port = {smtp.port}", text))
+    w48 = runner.invoke(
+        cli.main,
+        [
+            "--config",
+            str(path),
+            "--now",
+            "2026-11-23T09:05",
+            "send",
+            "--issue",
+            "2026-W48",
+            "--yes",
+        ],
+    )
+    assert w48.exit_code == 0, w48.output
+    assert len(smtp.messages) == 5
+    c = config.load(path)
+    outcome = schedule.fire(c, clock=lambda: utc(2026, 11, 23, 8, 30))  # W48 sent, in grace
+    assert outcome.issue == "2026-W47"
+    assert {r for r, ids in smtp.by_recipient().items() if len(ids) == 2} == stuck
+    assert schedule.stranded_issues(c) == []
+
+
 @pytest.mark.parametrize(
     "before, after, article, sends, expected",
     [

@@ -76,6 +76,7 @@ class NotDue(DigestError):
 
     exit_code = 0
 
-    def __init__(self, message: str, *, missed: bool = False) -> None:
+    def __init__(self, message: str, *, missed: bool = False, issue: str = "") -> None:
         super().__init__(message)
         self.missed = missed  # a week past the grace and not sent: worth a warning
+        self.issue = issue  # the issue that was due

@@ -169,7 +169,7 @@ def due_selection(cfg: Config, now: dt.datetime) -> Selection:
         return Selection(week=stranded[0], due=True)
     if found.in_grace:
         return Selection(week=found.window.id, due=True)
-    raise NotDue(found.explain(cfg), missed=found.missed)
+    raise NotDue(found.explain(cfg), missed=found.missed, issue=found.window.id)
 
 
 def stranded_issues(cfg: Config) -> list[str]:
@@ -287,35 +287,38 @@ def fire(cfg: Config, clock: Clock = utcnow, stop: threading.Event | None = None
     if stop.is_set():
         return RunResult("", "skipped", "stopping")
     now = clock()
-    due = check_due(cfg, now)
-    if due.in_grace:
-        log.info("sending %s, due %s", due.window.id, describe(cfg, due.window.send_at))
-        outcome = send_window(cfg, now, due.window, stop)
+    # The same choice as `digest send --due` (due_selection): the due issue within the
+    # grace, else a send left unfinished however late, else nothing.
+    try:
+        sel = due_selection(cfg, now)
+    except NotDue as exc:
+        log.log(logging.WARNING if exc.missed else logging.INFO, "%s", exc)
+        outcome = RunResult(exc.issue, "skipped", str(exc))
+    else:
+        window = issues.window_for_week(cfg, sel.week or "")
+        log.info("sending %s, due %s", window.id, describe(cfg, window.send_at))
+        outcome = send_window(cfg, now, window, stop)
         # Another send holds the ledger (a second scheduler, or someone's `digest send`,
         # maybe of another issue): wait for it rather than drop this week.
-        while outcome.action == "busy" and due.in_grace:
+        while outcome.action == "busy" and _still_due(cfg, clock(), window):
             log.info("%s\nTrying again in %d s.", outcome.detail, BUSY_RETRY)
             if stop.wait(BUSY_RETRY):
                 break
-            now = clock()
-            due = Due(due.window, now, due.grace)
-            outcome = send_window(cfg, now, due.window, stop)
+            outcome = send_window(cfg, clock(), window, stop)
         if outcome.action == "busy":
             from .sending import resume_command
 
             log.warning(
-                "%s\nNot sent; send it by hand: %s", outcome.detail, resume_command(due.window.id)
+                "%s\nNot sent; send it by hand: %s", outcome.detail, resume_command(window.id)
             )
-    elif stranded := stranded_issues(cfg):
-        # Past the grace, but started: finish it (the grace guards starting only).
-        log.warning("%s was started and not finished: resuming it", stranded[0])
-        outcome = send_window(cfg, now, issues.window_for_week(cfg, stranded[0]), stop)
-    else:
-        log.log(logging.WARNING if due.missed else logging.INFO, "%s", due.explain(cfg))
-        outcome = RunResult(due.window.id, "skipped", due.explain(cfg))
     if not stop.is_set():
         log_next(cfg, clock())
     return outcome
+
+
+def _still_due(cfg: Config, now: dt.datetime, window: Window) -> bool:
+    """Whether ``window`` is still one to send: within its grace, or started and unfinished."""
+    return Due(window, now, grace(cfg)).in_grace or window.id in stranded_issues(cfg)
 
 
 def log_next(cfg: Config, now: dt.datetime) -> None:

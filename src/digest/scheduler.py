@@ -20,7 +20,8 @@ from apscheduler.triggers.base import BaseTrigger
 
 from . import issue as issues
 from .config import Config
-from .schedule import JOB_ID, Clock, _utc, check_due, fire, log_next, stranded_issues
+from .errors import NotDue
+from .schedule import JOB_ID, Clock, Due, _utc, due_selection, fire, grace, log_next
 from .text import utcnow
 
 log = logging.getLogger("digest.schedule")
@@ -86,15 +87,17 @@ def build_scheduler(
     """
     stop = stop or threading.Event()
     sched = WallClockScheduler(timezone=cfg.schedule.tz)
-    due = check_due(cfg, clock())
     first: dict[str, dt.datetime] = {}
-    if due.in_grace:
-        log.info("%s: sending it now", due.explain(cfg))
-        first["next_run_time"] = dt.datetime.now(cfg.schedule.tz)
-    elif stranded_issues(cfg):  # a send left unfinished: fire() resumes it right away
-        first["next_run_time"] = dt.datetime.now(cfg.schedule.tz)
+    now = clock()
+    try:  # the choice fire() makes: if it would send now, the first run is now
+        sel = due_selection(cfg, now)  # (it warns of a stranded send it resumes)
+    except NotDue as exc:
+        log.log(logging.WARNING if exc.missed else logging.INFO, "%s", exc)
     else:
-        log.log(logging.WARNING if due.missed else logging.INFO, "%s", due.explain(cfg))
+        due = Due(issues.window_for_week(cfg, sel.week or ""), now, grace(cfg))
+        if due.in_grace:
+            log.info("%s: sending it now", due.explain(cfg))
+        first["next_run_time"] = dt.datetime.now(cfg.schedule.tz)
     sched.add_job(
         fire,
         SendTimes(cfg),
