@@ -521,7 +521,7 @@ def mailgun(domain: str = "mg.example.com") -> Vendor:
     return v
 
 
-def ses() -> Vendor:
+def ses(region: str = "eu-west-1") -> Vendor:
     def error(status: int, kind: str, message: str) -> Answer:
         return (
             status,
@@ -533,7 +533,7 @@ def ses() -> Vendor:
         auth = req.headers.get("authorization", "")
         return (
             auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
-            and "/eu-west-1/ses/aws4_request" in auth
+            and f"/{region}/ses/aws4_request" in auth
             and "Signature=" in auth
             and "x-amz-date" in req.headers
         )
@@ -776,6 +776,19 @@ def test_mailchimp_draft_carries_the_html_text_and_audience(
     assert "preview_text" not in draft["settings"]
     assert "*|UNSUB|*" in draft["content"]["html"] and "*|UNSUB|*" in draft["content"]["plain_text"]
     assert pushed.where == "https://admin.mailchimp.com/campaigns/edit?id=4711"
+
+
+def test_ses_console_link_names_the_region_the_request_was_signed_for(
+    tmp_path: Path, serve: Callable[[Vendor], _Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _need_shared("ses")
+    monkeypatch.setenv("AWS_REGION", "ap-southeast-2")  # no region in the settings
+    vendor = ses("ap-southeast-2")  # accepts requests signed for that region only
+    cfg = make_config(tmp_path, serve(vendor).url, ses={"region": ""})
+    pushed = _push(cfg, "ses")
+    assert vendor.problems == []
+    assert pushed.where.startswith("https://ap-southeast-2.console.aws.amazon.com/")
+    assert "region=ap-southeast-2" in pushed.where
 
 
 def test_mailgun_one_template_per_newsletter_a_version_per_issue(

@@ -509,7 +509,8 @@ def export_(
     if do_push:
         from .push import endpoint
 
-        endpoint(obj.cfg, service, api_url)  # a missing key or setting fails before any work
+        # A missing key or setting fails before any work.
+        resolved = endpoint(obj.cfg, service, api_url)
     built = prepare(obj.cfg, obj.now(), _selection(issue_id or week, latest))
     exp = export(built.rendered, obj.cfg, service)
     if to_stdout:
@@ -522,7 +523,9 @@ def export_(
     if do_push:
         from .push import push_export
 
-        pushed = push_export(obj.cfg, exp.service, exp.issue_id, exp.payload, api_url=api_url)
+        pushed = push_export(
+            obj.cfg, exp.service, exp.issue_id, exp.payload, api_url=api_url, resolved=resolved
+        )
         verb = "Created" if pushed.created else "Updated"
         click.echo(f"{verb} the draft at {pushed.service}: id {pushed.remote_id}")
         click.echo(f"  open: {pushed.where}")

@@ -22,7 +22,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -402,7 +402,8 @@ def _ses(api: _Api, bodies: list[dict[str, Any]], remote: str | None, s: Any) ->
                 raise
             api.call("PUT", f"/v2/email/templates/{name}", json=update)
             created = False
-    region = s.region or "us-east-1"
+    # The region the request was signed for (the settings, the AWS config or AWS_REGION).
+    region = api.auth.region if isinstance(api.auth, _SigV4) else s.region or "us-east-1"
     where = (
         f"https://{region}.console.aws.amazon.com/ses/home?region={region}#/email-templates/{name}"
     )
@@ -476,13 +477,15 @@ class _SigV4(httpx.Auth):
         yield request
 
 
+# (base URL, headers, auth) of one service, as endpoint() resolves it
+Endpoint = tuple[str, dict[str, str], httpx.Auth | tuple[str, str] | None]
+
+
 def _problem(cfg: Config, key: str, message: str) -> ConfigError:
     return ConfigError(cfg.source or "config", [(key, message)])
 
 
-def endpoint(
-    cfg: Config, service: str, api_url: str | None = None
-) -> tuple[str, dict[str, str], httpx.Auth | tuple[str, str] | None]:
+def endpoint(cfg: Config, service: str, api_url: str | None = None) -> Endpoint:
     """(base URL, headers, auth) for ``service``. Every missing key or setting is a
     ConfigError naming it, before any request is made."""
     settings = cfg.export.service(service)
@@ -542,9 +545,7 @@ def endpoint(
     return base, {"Authorization": f"Token {key}"}, None
 
 
-def _ses_endpoint(
-    cfg: Config, s: SesExport, base: str
-) -> tuple[str, dict[str, str], httpx.Auth | tuple[str, str] | None]:
+def _ses_endpoint(cfg: Config, s: SesExport, base: str) -> Endpoint:
     try:
         import botocore.session
     except ImportError:
@@ -576,19 +577,18 @@ def push(
     api_url: str | None = None,
     client: httpx.Client | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    resolved: Endpoint | None = None,
 ) -> Pushed:
-    """Create (or, given the id of an earlier push, update) the draft for ``payload``."""
-    base, headers, auth = endpoint(cfg, service, api_url)
+    """Create (or, given the id of an earlier push, update) the draft for ``payload``.
+    ``resolved``: what ``endpoint`` returned, when the caller has it already."""
+    base, headers, auth = resolved or endpoint(cfg, service, api_url)
     settings = cfg.export.service(service)
-    with httpx.Client(timeout=TIMEOUT) if client is None else _borrowed(client) as http:
+    # A caller's client stays open: the caller closes it.
+    own = httpx.Client(timeout=TIMEOUT) if client is None else contextlib.nullcontext(client)
+    with own as http:
         api = _Api(service, base, headers=headers, auth=auth, client=http, sleep=sleep)
         remote, created, where = CLIENTS[service](api, _bodies(payload), remote_id, settings)
     return Pushed(service=service, remote_id=remote, created=created, where=where)
-
-
-@contextlib.contextmanager
-def _borrowed(client: httpx.Client) -> Iterator[httpx.Client]:
-    yield client  # the caller's client: the caller closes it
 
 
 def push_export(
@@ -600,11 +600,13 @@ def push_export(
     api_url: str | None = None,
     client: httpx.Client | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    resolved: Endpoint | None = None,
 ) -> Pushed:
     """``push`` with the draft's id kept in the ledger, so a second push updates it."""
     from .ledger import Ledger
 
-    endpoint(cfg, service, api_url)  # config problems before the ledger is touched
+    # Config problems before the ledger is touched.
+    resolved = resolved or endpoint(cfg, service, api_url)
     with Ledger(cfg.ledger.path) as ledger:
         previous = ledger.export_draft(issue_id, service)
         pushed = push(
@@ -612,9 +614,9 @@ def push_export(
             service,
             payload,
             remote_id=previous,
-            api_url=api_url,
             client=client,
             sleep=sleep,
+            resolved=resolved,
         )
         ledger.record_export_draft(issue_id, service, pushed.remote_id)
     return pushed
