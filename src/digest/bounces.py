@@ -31,7 +31,6 @@ import base64
 import email
 import email.policy
 import hashlib
-import hmac
 import logging
 import mailbox
 import re
@@ -46,6 +45,7 @@ from urllib.parse import unquote, urlsplit
 
 from .errors import ConfigError, DigestError
 from .ledger import address_key
+from .tokens import keyed_mac
 
 if TYPE_CHECKING:
     from .config import Config
@@ -81,7 +81,7 @@ def bounce_token(secret: str, issue_id: str, address: str) -> str:
     """``<issue>-<mac>``: opaque, signed, lower case (see the module doc)."""
     issue = issue_id.lower()
     payload = _CONTEXT + issue.encode("utf-8") + b"\0" + address_key(address).encode("utf-8")
-    mac = hmac.new(secret.encode("utf-8"), payload, hashlib.sha256).digest()
+    mac = keyed_mac(secret, payload)
     return f"{issue}-{base64.b32encode(mac[:10]).decode('ascii').lower()}"
 
 
@@ -143,7 +143,7 @@ class Readers:
     def __init__(self, ledger: Ledger, secret: str) -> None:
         self.ledger = ledger
         self.secret = secret
-        self._issues = {i.id.lower(): i.id for i in ledger.issues()}
+        self._issues = {i[0].lower(): i[0] for i in ledger.listed()}  # ids, not the HTML
         self._tokens: dict[str, tuple[str, str]] = {}
         self._done: set[str] = set()
 
@@ -296,6 +296,8 @@ def classify(raw: bytes, verp: Verp | None, readers: Readers | None, ledger: Led
     # ...else what flufl.bounce found, if we mailed that address.
     ids = _ORIGINAL_ID.search(raw)
     issue_of_message = ids.group(1).decode("ascii") if ids else None
+    if issue_of_message and ledger.issue(issue_of_message) is None:
+        issue_of_message = None  # not one of ours
     known: list[tuple[str, str | None]] = []
     unknown: list[str] = []
     for b in sorted(permanent | temporary):
@@ -304,10 +306,7 @@ def classify(raw: bytes, verp: Verp | None, readers: Readers | None, ledger: Led
         if last is None:
             unknown.append(address)
             continue
-        issue = last
-        if issue_of_message and ledger.issue(issue_of_message):
-            issue = issue_of_message
-        known.append((address, issue))
+        known.append((address, issue_of_message or last))
     return Verdict(kind, reason, tuple(known), via="flufl.bounce", unknown=tuple(unknown))
 
 
@@ -485,18 +484,22 @@ class ImapBox(Mailbox):
 def process(
     cfg: Config,
     box: Mailbox,
-    secret: str,
+    secret: str | None = None,
     *,
     now: float | None = None,
 ) -> BounceReport:
-    """Read every message of ``box``, record and apply the bounces, move what was handled."""
+    """Read every message of ``box``, record and apply the bounces, move what was handled.
+    ``secret``: the one the sends signed the tokens with (by default, as a send finds it)."""
     from .ledger import Ledger
+    from .tokens import secret_for
 
     report = BounceReport()
     now = time.time() if now is None else now
     local, domain = bounce_base(cfg)
-    verp = Verp(secret, local, domain, cfg.bounces.delimiter, "")
     with Ledger(cfg.ledger.path) as ledger:
+        if secret is None:
+            secret = secret_for(cfg, "send", ledger)
+        verp = Verp(secret, local, domain, cfg.bounces.delimiter, "")
         readers = Readers(ledger, secret)
         for key, raw in box.messages():
             report.read += 1
@@ -530,15 +533,9 @@ def open_mailbox(cfg: Config, maildir: Path | None, imap: str | None) -> Mailbox
 
 
 def run(cfg: Config, maildir: Path | None = None, imap: str | None = None) -> BounceReport:
-    """``digest bounces``: the mailbox from the options or the config, the secret the
-    sends signed the tokens with."""
-    from .ledger import Ledger
-    from .tokens import secret_for
-
+    """``digest bounces``: the mailbox from the options or the config."""
     box = open_mailbox(cfg, maildir, imap)
     try:
-        with Ledger(cfg.ledger.path) as ledger:
-            secret = secret_for(cfg, "send", ledger)
-        return process(cfg, box, secret)
+        return process(cfg, box)
     finally:
         box.close()

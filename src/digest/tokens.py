@@ -66,7 +66,7 @@ def _keyed(secret: str) -> hmac.HMAC:
     return hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
 
 
-def _hmac(secret: str, data: bytes) -> bytes:
+def keyed_mac(secret: str, data: bytes) -> bytes:
     h = _keyed(secret).copy()
     h.update(data)
     return h.digest()
@@ -75,7 +75,7 @@ def _hmac(secret: str, data: bytes) -> bytes:
 def reader_id(secret: str, email: str) -> str:
     """The opaque id of an address under ``secret`` (base64url): stable, and no one
     without the secret can tell whose it is."""
-    return _b64(_hmac(secret, _ID_CONTEXT + address_key(email).encode("utf-8"))[:ID_BYTES])
+    return _b64(keyed_mac(secret, _ID_CONTEXT + address_key(email).encode("utf-8"))[:ID_BYTES])
 
 
 def make_token(secret: str, email: str) -> str:
@@ -86,7 +86,7 @@ def make_token(secret: str, email: str) -> str:
     if not secret:
         raise ValueError("an unsubscribe token needs a secret")
     rid = reader_id(secret, email)
-    return f"{rid}.{_b64(_hmac(secret, _MAC_CONTEXT + rid.encode('ascii'))[:MAC_BYTES])}"
+    return f"{rid}.{_b64(keyed_mac(secret, _MAC_CONTEXT + rid.encode('ascii'))[:MAC_BYTES])}"
 
 
 def remember(ledger: Ledger, secret: str, emails: Iterable[str]) -> None:
@@ -109,7 +109,7 @@ def read_token(
     except (ValueError, binascii.Error):
         return None
     if len(payload) == ID_BYTES and len(mac) == MAC_BYTES:
-        good = _hmac(secret, _MAC_CONTEXT + payload_text.encode("ascii"))[:MAC_BYTES]
+        good = keyed_mac(secret, _MAC_CONTEXT + payload_text.encode("ascii"))[:MAC_BYTES]
         if not hmac.compare_digest(mac, good) or resolve is None:
             return None
         email = resolve(payload_text)
@@ -119,7 +119,7 @@ def read_token(
             return None
         return email
     # The first format (mail sent before tokens were opaque): the address, signed.
-    if not hmac.compare_digest(mac, _hmac(secret, _TOKEN_CONTEXT + payload)):
+    if not hmac.compare_digest(mac, keyed_mac(secret, _TOKEN_CONTEXT + payload)):
         return None
     try:
         email = payload.decode("utf-8")
@@ -145,7 +145,7 @@ def make_confirm_token(secret: str, nonce: str, expires: float) -> str:
     if not secret:
         raise ValueError("a confirmation token needs a secret")
     payload = _b64(_unb64(nonce) + int(expires).to_bytes(8, "big"))
-    mac = _hmac(secret, _CONFIRM_CONTEXT + payload.encode("ascii"))[:MAC_BYTES]
+    mac = keyed_mac(secret, _CONFIRM_CONTEXT + payload.encode("ascii"))[:MAC_BYTES]
     return f"{payload}.{_b64(mac)}"
 
 
@@ -161,7 +161,7 @@ def read_confirm_token(secret: str | None, token: str, now: float) -> tuple[str,
         return "bad", ""
     if not dot or len(payload) != NONCE_BYTES + 8 or len(mac) != MAC_BYTES:
         return "bad", ""
-    good = _hmac(secret, _CONFIRM_CONTEXT + payload_text.encode("ascii"))[:MAC_BYTES]
+    good = keyed_mac(secret, _CONFIRM_CONTEXT + payload_text.encode("ascii"))[:MAC_BYTES]
     if not hmac.compare_digest(mac, good):
         return "bad", ""
     nonce = _b64(payload[:NONCE_BYTES])
