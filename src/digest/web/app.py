@@ -187,7 +187,9 @@ def create_app(
 
     def lookup(token: str) -> str | None:
         def resolve(reader_id: str) -> str | None:
-            with Ledger(ledger_path) as ledger:
+            if not Path(ledger_path).exists():  # no mail sent: no reader (none created)
+                return None
+            with Ledger(ledger_path, readonly=True) as ledger:
                 return ledger.reader(reader_id)
 
         return read_token(secret, token, resolve)

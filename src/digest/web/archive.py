@@ -199,22 +199,27 @@ def write_archive(cfg: Config, out: Path) -> list[Path]:
     Files: index.html, style.css, unsubscribe/index.html, issues/<id>/index.html. Files
     from earlier runs are overwritten, never deleted.
     """
-    issues = published_issues(cfg)
-    files = {
-        "index.html": index_html(cfg, issues, static=True),
-        "style.css": css(cfg),
-        "unsubscribe/index.html": page(
-            cfg, "unsubscribe_info.html", root="../", static=True, noindex=True
-        ),
-    }
-    for listed in issues:
-        issue = published_issue(cfg, listed.id)  # one issue's HTML in memory at a time
-        if issue is not None:
-            files[f"issues/{issue.id}/index.html"] = issue_html(cfg, issue, static=True)
-    written = []
-    for rel, text in files.items():
+    written: list[Path] = []
+
+    def put(rel: str, text: str) -> None:
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, text)  # a web server never serves half a file
         written.append(path)
+
+    issues = published_issues(cfg)
+    put("index.html", index_html(cfg, issues, static=True))
+    put("style.css", css(cfg))
+    put(
+        "unsubscribe/index.html",
+        page(cfg, "unsubscribe_info.html", root="../", static=True, noindex=True),
+    )
+    if not issues:
+        return written
+    with Ledger(cfg.ledger.path, readonly=True) as ledger:
+        for listed in issues:  # one issue's HTML in memory at a time
+            record = ledger.issue(listed.id)
+            issue = _archived(record) if record is not None else None
+            if issue is not None:
+                put(f"issues/{issue.id}/index.html", issue_html(cfg, issue, static=True))
     return written
