@@ -14,7 +14,6 @@ the ledger, each row by its state; ``export_file`` writes ``rows`` as CSV, which
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from .subscribers import (
     normalize,
     read,
 )
+from .text import iso_utc
 
 COLUMNS = ("email", "name", "state", "source", "signed_up", "confirmed", "reason")
 _BOUNCE_REASONS = ("bounce", "bounced", "complaint", "cleaned", "hard-bounce")
@@ -45,10 +45,6 @@ def _state_of(reason: str) -> str:
     reason = reason.lower()
     bounced = reason in _BOUNCE_REASONS or reason.startswith(BOUNCE_REASONS)
     return BOUNCED if bounced else UNSUBSCRIBED
-
-
-def _iso(ts: float | None) -> str:
-    return "" if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
 
 
 def vendor(cols: list[str]) -> str:
@@ -87,11 +83,11 @@ def rows(cfg: Config) -> Iterator[tuple[str, ...]]:
             seen.add(key)
             reason = ledger.suppression(email)
             state = _state_of(reason) if reason else (ACTIVE if st == SIGNUP_ACTIVE else PENDING)
-            yield email, name, state, source, _iso(created), _iso(confirmed), reason or ""
+            yield email, name, state, source, iso_utc(created), iso_utc(confirmed), reason or ""
         for key, email, reason, created in list(ledger.suppressions()):
             if key not in seen:
                 seen.add(key)
-                yield email, "", _state_of(reason), "suppression", _iso(created), "", reason
+                yield email, "", _state_of(reason), "suppression", iso_utc(created), "", reason
 
 
 def export_file(cfg: Config, dest: Path) -> dict[str, int]:

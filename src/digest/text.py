@@ -58,6 +58,11 @@ class LazyRegex:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+def iso_utc(ts: float | None) -> str:
+    """A Unix time as ISO 8601 UTC to the second, as exports write it ("" for none)."""
+    return "" if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+
+
 def one_line(text: str) -> str:
     """Fold line breaks, tabs and control characters into single spaces.
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from .errors import ContentError, LedgerError
 from .files import write_atomic
 from .ledger import Ledger, address_key, create_private, ledger_error
+from .text import iso_utc
 
 SUPPRESSION_COLUMNS = ("email", "reason", "time")
 MAX_PROBLEMS = 20  # integrity_check lines shown: the first ones say enough
@@ -116,10 +117,6 @@ def backup(path: Path | str, dest: Path | str, *, force: bool = False) -> Backup
     return BackupResult(dest, pages, dest.stat().st_size, time.perf_counter() - started)
 
 
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
-
-
 def export_suppressions(path: Path | str, dest: Path | str) -> int:
     """Write the suppression list as CSV (email, reason, time in ISO 8601 UTC), 0600.
     Reads only that table, so it often still works on a damaged ledger. Returns rows."""
@@ -132,7 +129,7 @@ def export_suppressions(path: Path | str, dest: Path | str) -> int:
     n = 0
     with Ledger(path, readonly=True) as ledger:
         for _key, email, reason, created in ledger.suppressions():
-            writer.writerow((email, reason, _iso(created)))
+            writer.writerow((email, reason, iso_utc(created)))
             n += 1
     write_atomic(dest, out.getvalue(), private=True)
     return n
