@@ -509,14 +509,11 @@ def _noop(cfg: Config, ledger: Ledger, issue_id: str, subject: str, started: flo
     """A repeated send of a finished issue: count who joined since, send nothing."""
     report = _finish(ledger, SendReport(issue_id, subject, noop=True), None, started)
     report.already_sent = ledger.counts(issue_id)["sent"]
+    # A reader in the file twice, or in the file and signed up, is one reader.
+    keys = {s.key for s in Audience(cfg.subscribers.file)}
+    keys.update(key for key, *_ in ledger.signups(SIGNUP_ACTIVE))
     report.new_since = sum(
-        1
-        for s in Audience(cfg.subscribers.file)
-        if not ledger.is_queued(issue_id, s.key) and not ledger.is_suppressed(s.key)
-    ) + sum(
-        1
-        for key, *_ in list(ledger.signups(SIGNUP_ACTIVE))
-        if not ledger.is_queued(issue_id, key) and not ledger.is_suppressed(key)
+        1 for key in keys if not ledger.is_queued(issue_id, key) and not ledger.is_suppressed(key)
     )
     report.seconds = time.perf_counter() - started
     return report
