@@ -55,6 +55,7 @@ def merge(a: dict, b: dict) -> dict:
 
 def config(tmp_path, port: int, **sections):
     raw = {
+        "newsletter": {"base_url": "https://news.example.org"},
         "sender": {"email": "news@example.com", "name": "The Weekly Digest"},
         "subscribers": {"file": "subscribers.csv"},
         "ledger": {"path": "ledger.sqlite3"},

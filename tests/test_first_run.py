@@ -9,6 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from digest.cli import main
+from smtp_server import SmtpServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "x7Rk2pQ9vLm4Tz8Wc1Nb6Yh3Jd5Fg0Sa"
@@ -91,3 +92,34 @@ def test_a_folder_name_with_quotes_and_a_backslash_makes_a_valid_config(tmp_path
 
     cfg = load(tmp_path / folder / "config.toml")
     assert cfg.newsletter.name == cfg.sender.name == 'Ops "weekly"\\notes'
+
+
+def test_a_real_send_refuses_placeholder_defaults_left_unset(tmp_path: Path) -> None:
+    """A config that never names the base URL or the sender would mail links to
+    example.com (the unsubscribe link among them) from newsletter@example.com."""
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "post.md").write_text(
+        "---\ntitle: A post\ndate: 2026-11-18\n---\n\nA post about the garden.\n"
+    )
+    (tmp_path / "subscribers.csv").write_text("email\nreader@example.org\n")
+    base = (
+        '[content]\nfolder = "content"\n\n[subscribers]\nfile = "subscribers.csv"\n\n'
+        '[delivery]\ntransport = "smtp"\n\n[smtp]\nhost = "127.0.0.1"\nport = 9\n'
+    )
+    (tmp_path / "config.toml").write_text(base)
+    args = ("--now", "2026-11-23T12:00:00+01:00", "send", "--latest", "--yes")
+    code, out = run(*args, cwd=tmp_path, env={"DIGEST_SECRET": SECRET})
+    assert code == 2, out
+    assert "newsletter.base_url: is not set, and its default (https://example.com)" in out
+    assert "sender.email: is not set, and its default (newsletter@example.com)" in out
+    # With the web version's own address, the base URL's placeholder reaches no reader.
+    with SmtpServer() as smtp:
+        (tmp_path / "config.toml").write_text(
+            '[newsletter]\narchive_url = "https://news.example.org/letters"\n\n'
+            '[sender]\nemail = "news@example.org"\n\n'
+            + base.replace("port = 9", f'port = {smtp.port}\nsecurity = "none"')
+        )
+        code, out = run(*args, cwd=tmp_path, env={"DIGEST_SECRET": SECRET})
+        assert code == 0, out
+        (message,) = smtp.messages
+    assert b"https://news.example.org/letters/unsubscribe/" in message.data

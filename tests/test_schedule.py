@@ -248,6 +248,12 @@ def write_site(
     path = folder / "config.toml"
     path.write_text(
         f"""
+[newsletter]
+base_url = "https://news.example.org"
+
+[sender]
+email = "news@example.org"
+
 [schedule]
 timezone = "{BERLIN}"
 day = "{day}"

@@ -60,6 +60,7 @@ def write_config(
     text = f"""
 [newsletter]
 name = "The Weekly Digest"
+base_url = "https://news.example.org"
 
 [sender]
 email = "news@example.com"

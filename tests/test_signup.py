@@ -275,7 +275,8 @@ def test_confirmation_mail_over_real_smtp(
             .replace('transport = "outbox"', 'transport = "smtp"')
             # A real send refuses the example's base URL (config.first_run_values).
             .replace('base_url = "https://example.com"', 'base_url = "https://news.example.org"')
-            + f'\n[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n',
+            + f'\n[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n'
+            + '\n[sender]\nemail = "news@example.org"\n',
             encoding="utf-8",
         )
         cfg = load(path)

@@ -809,6 +809,12 @@ _FIRST_RUN_KEYS = (
 )
 
 
+def _placeholder_ok(cfg: Config, section: str, key: str) -> bool:
+    # The base URL's placeholder reaches no reader when the web version and unsubscribe
+    # links have their own address (archive_url) and the articles a site's base URL.
+    return (section, key) == ("newsletter", "base_url") and bool(cfg.newsletter.archive_url)
+
+
 def first_run_values(cfg: Config) -> list[tuple[str, str]]:
     """(key, problem) for each value still as ``digest init`` or the example wrote it: a
     TODO marker, or the bundled example's own value (a copied example config). A real
@@ -827,6 +833,8 @@ def first_run_values(cfg: Config) -> list[tuple[str, str]]:
             why = "still says TODO"
         elif given and value and value == str(example.get(section, {}).get(key, "")):
             why = f"is the example's value ({value})"
+        elif not given and "example.com" in value and not _placeholder_ok(cfg, section, key):
+            why = f"is not set, and its default ({value}) is a placeholder"
         else:
             continue
         found.append((f"{section}.{key}", f"{why}; set your own before a real send"))
