@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import mailbox
 import os
 import re
 import signal
@@ -371,3 +372,85 @@ def test_check_names_the_key_on_the_command_line(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_routing_is_by_primary_subtag_else_the_first(lang: str, edition: str) -> None:
     assert edition_for(lang, ["en", "ja", "pt-BR"]) == edition
+
+
+def test_dkim_bounces_and_suppression_work_for_every_edition(tmp_path: Path) -> None:
+    """Each edition's messages are signed and verify; a bounce of a Japanese-edition
+    message found by its VERP address suppresses that reader, and the next issue skips
+    them and the reader who unsubscribed, in whichever edition they were."""
+    dkim = pytest.importorskip("dkim")
+    from digest.signing import load_key
+    from test_bounces import FIXTURES, delivered
+    from test_dkim import dns_for, make_key
+
+    write_readers(tmp_path)
+    key = make_key(tmp_path, "ed25519")
+    with SmtpServer() as server:
+        write_site(tmp_path, server.port)
+        with (tmp_path / "config.toml").open("a") as f:
+            f.write(f'\n[dkim]\ndomain = "example.com"\nselector = "s1"\nkey_file = "{key}"\n')
+        done = run(tmp_path, "send", "--issue", WEEK, "--yes")
+        assert done.returncode == 0, done.stderr
+        record = load_key(key).txt_record()
+        langs = set()
+        for m in server.messages:
+            assert dkim.verify(m.data, dnsfunc=dns_for(record)), m.rcpt_tos
+            assert m.mail_from.startswith("bounces+2026-w48-"), m.mail_from  # VERP
+            langs.add(text_part(m.data or b"")[1])
+        assert langs == {"en", "ja"}
+        sender_of = {m.rcpt_tos[0]: m.mail_from for m in server.messages}
+
+        box = mailbox.Maildir(tmp_path / "Maildir", create=True)
+        dsn = (FIXTURES / "postfix_dsn_user_unknown.eml").read_bytes()
+        box.add(delivered(dsn, sender_of["kenji@example.com"]))
+        bounced = run(tmp_path, "bounces", "--maildir", str(tmp_path / "Maildir"))
+        assert bounced.returncode == 0, bounced.stderr
+        with Ledger(tmp_path / "ledger.sqlite3") as ledger:
+            assert (ledger.suppression("kenji@example.com") or "").startswith("hard bounce")
+            ledger.suppress("ann@example.com")  # unsubscribed from the English edition
+
+        posts = (("puffins.md", "Puffins", "en"), ("puffins.ja.md", "ツノメドリ", ""))
+        for name, title, lang in posts:
+            front = f"lang: {lang}\n" if lang else ""
+            (tmp_path / "content" / name).write_text(
+                f"---\ntitle: {title}\ndate: 2026-11-25 10:00\n{front}---\nBurrows.\n",
+                encoding="utf-8",
+            )
+        server.messages.clear()
+        later = "2026-11-30T12:00:00+00:00"
+        done = run(tmp_path, "send", "--issue", "2026-W49", "--yes", now=later)
+        assert done.returncode == 0, done.stderr
+        mailed = {m.rcpt_tos[0] for m in server.messages}
+    assert mailed == {"yui@example.com", "marie@example.com", "zoe@example.com"}
+    with Ledger(tmp_path / "ledger.sqlite3", readonly=True) as ledger:
+        counts = ledger.edition_counts("2026-W49")
+    assert (counts["en"]["sent"], counts["en"]["suppressed"]) == (2, 1)
+    assert (counts["ja"]["sent"], counts["ja"]["suppressed"]) == (1, 1)
+
+
+def test_send_due_the_scheduler_path_sends_the_editions(tmp_path: Path) -> None:
+    write_readers(tmp_path)
+    write_site(tmp_path, None)
+    done = run(tmp_path, "send", "--due", "--yes", now="2026-11-23T10:00:00+00:00")
+    assert done.returncode == 0, done.stderr
+    assert WEEK in done.stdout
+    assert editions_in_ledger(tmp_path) == {
+        "ann@example.com": "en",
+        "kenji@example.com": "ja",
+        "yui@example.com": "ja",
+        "marie@example.com": "en",
+        "zoe@example.com": "en",
+    }
+    langs = sorted(text_part(p.read_bytes())[1] for p in (tmp_path / "outbox/new").glob("*.eml"))
+    assert langs == ["en", "en", "en", "ja", "ja"]
+
+
+def test_a_missed_week_with_posts_in_one_edition_only_is_missed_not_empty(tmp_path: Path) -> None:
+    write_readers(tmp_path)
+    write_site(tmp_path, None)
+    for name in ("tide-pools.md", "night-herons.en.md"):  # W48 holds a Japanese post only
+        (tmp_path / "content" / name).unlink()
+    late = run(tmp_path, "send", "--due", "--yes", now="2026-11-24T12:00:00+00:00")
+    assert late.returncode == 0, late.stderr
+    assert "2026-W48 was due" in late.stderr and "was not sent; past the grace" in late.stderr
+    assert "no articles" not in late.stdout + late.stderr
