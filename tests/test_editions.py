@@ -454,3 +454,49 @@ def test_a_missed_week_with_posts_in_one_edition_only_is_missed_not_empty(tmp_pa
     assert late.returncode == 0, late.stderr
     assert "2026-W48 was due" in late.stderr and "was not sent; past the grace" in late.stderr
     assert "no articles" not in late.stdout + late.stderr
+
+
+def test_each_edition_has_its_web_version_and_its_unsubscribe_link_works(
+    tmp_path: Path,
+) -> None:
+    """The "view in the browser" link of a Japanese-edition message opens the Japanese
+    page (served and in the static archive); its one-click unsubscribe link works."""
+    import httpx
+
+    from digest.config import load
+    from test_web import one_click, running
+
+    write_readers(tmp_path)
+    config = write_site(tmp_path, None)
+    config.write_text(config.read_text().replace('url = "https://example.com/u"\n', ""))
+    done = run(tmp_path, "send", "--issue", WEEK, "--yes")
+    assert done.returncode == 0, done.stderr
+    cfg = load(config)
+    messages = {
+        str(m["To"]): m
+        for p in (tmp_path / "outbox" / "new").glob("*.eml")
+        if (m := email.message_from_bytes(p.read_bytes(), policy=email.policy.default))
+    }
+    kenji = messages["Kenji <kenji@example.com>"]
+    html = kenji.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    web_root = cfg.newsletter.web_root
+    assert f'href="{web_root}/issues/{WEEK}/ja/"' in html
+    assert f'href="{web_root}/issues/{WEEK}/en/"' in (
+        messages["Ann <ann@example.com>"].get_body(("html",)).get_content()  # type: ignore[union-attr]
+    )
+    unsubscribe = re.search(r"<(https://[^>]+)>", str(kenji["List-Unsubscribe"])).group(1)  # type: ignore[union-attr]
+    with running(cfg, secret=SECRET) as base, httpx.Client(timeout=10) as client:
+        ja = client.get(f"{base}/issues/{WEEK}/ja/")
+        assert ja.status_code == 200 and 'lang="ja"' in ja.text and "潮だまり" in ja.text
+        en = client.get(f"{base}/issues/{WEEK}/en/")
+        assert en.status_code == 200 and "Night herons" in en.text and "潮だまり" not in en.text
+        assert client.get(f"{base}/issues/{WEEK}/fr/").status_code == 404
+        assert client.get(f"{base}/issues/{WEEK}/").status_code == 200  # the main edition
+        assert one_click(client, base + unsubscribe[len(web_root) :]).status_code == 200
+    with Ledger(cfg.ledger.path, readonly=True) as ledger:
+        assert ledger.suppression("kenji@example.com") == "unsubscribe"
+    archived = run(tmp_path, "archive", "--out", str(tmp_path / "site"))
+    assert archived.returncode == 0, archived.stderr
+    page = (tmp_path / "site" / "issues" / WEEK / "ja" / "index.html").read_text()
+    assert 'lang="ja"' in page and 'href="../../../"' in page
+    assert "../../../unsubscribe/" in page
