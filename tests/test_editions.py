@@ -500,3 +500,35 @@ def test_each_edition_has_its_web_version_and_its_unsubscribe_link_works(
     page = (tmp_path / "site" / "issues" / WEEK / "ja" / "index.html").read_text()
     assert 'lang="ja"' in page and 'href="../../../"' in page
     assert "../../../unsubscribe/" in page
+
+
+def test_readers_added_imported_or_joining_later_get_their_edition(tmp_path: Path) -> None:
+    write_readers(tmp_path, [("ann@example.com", "Ann", "en")])
+    write_site(tmp_path, None)
+    added = run(tmp_path, "subscribers", "add", "kenji@example.com", "--lang", "ja-JP")
+    assert added.returncode == 0, added.stderr
+    bad = run(tmp_path, "subscribers", "add", "x@example.com", "--lang", "not a tag")
+    assert bad.returncode == 2 and "--lang 'not a tag' is not a language code" in bad.stderr
+    (tmp_path / "mailchimp.csv").write_text(
+        "Email Address,First Name,Last Name,Language\nhana@example.com,Hana,Sato,ja\n"
+    )
+    imported = run(tmp_path, "subscribers", "import", str(tmp_path / "mailchimp.csv"))
+    assert imported.returncode == 0, imported.stderr
+    sent = run(tmp_path, "send", "--issue", WEEK, "--yes")
+    assert sent.returncode == 0, sent.stderr
+    assert editions_in_ledger(tmp_path) == {
+        "ann@example.com": "en",
+        "kenji@example.com": "ja",
+        "hana@example.com": "ja",
+    }
+    # Someone joins after the send: --include-new mails them their edition, and only them.
+    with (tmp_path / "subscribers.csv").open("a") as f:
+        f.write("ren@example.com,Ren,ja\n")
+    later = run(tmp_path, "send", "--issue", WEEK, "--include-new", "--yes")
+    assert later.returncode == 0, later.stderr
+    assert editions_in_ledger(tmp_path)["ren@example.com"] == "ja"
+    to = [
+        email.message_from_bytes(p.read_bytes())["To"]
+        for p in (tmp_path / "outbox" / "new").glob("*.eml")
+    ]
+    assert len(to) == 4 and sum("ren@" in t for t in to) == 1

@@ -1095,18 +1095,23 @@ def subscribers_list(obj: Ctx) -> None:
 @subscribers.command(name="add")
 @click.argument("email")
 @click.option("--name", default="", help="The reader's name.")
+@click.option("--lang", default="", help="Their language: the edition they get (e.g. ja).")
 @click.pass_obj
 @handle_errors
-def subscribers_add(obj: Ctx, email: str, name: str) -> None:
+def subscribers_add(obj: Ctx, email: str, name: str, lang: str) -> None:
     """Add one reader (no confirmation mail: you vouch for their consent).
 
     \b
     Example:
         digest subscribers add ada@example.com --name "Ada Lovelace"
+        digest subscribers add kenji@example.com --lang ja
     """
+    from .content.fields import LANG_CODE
     from .roster import add
 
-    result = add(obj.cfg, email, name)
+    if lang and not LANG_CODE.match(lang):
+        raise click.UsageError(f"--lang {lang!r} is not a language code like 'en' or 'pt-BR'")
+    result = add(obj.cfg, email, name, lang)
     if result == "added":
         click.echo(f"Added {email}.")
     elif result == "present":

@@ -500,6 +500,7 @@ class Ledger:
     def add_signup(
         self, email: str, *, name: str = "", state: str = SIGNUP_ACTIVE, source: str,
         detail: str = "", created_at: float | None = None, confirmed_at: float | None = None,
+        lang: str = "",
     ) -> bool:  # fmt: skip
         """Add a reader directly (``digest subscribers add``/``import``): no confirmation
         mail; the consent record names ``source``. An address already present keeps its
@@ -509,9 +510,19 @@ class Ledger:
             created if state == SIGNUP_ACTIVE else None
         )  # fmt: skip
         cur = self._write(
-            "INSERT OR IGNORE INTO signups (key, email, name, state, source, detail, "
-            "created_at, confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (address_key(email), email.strip(), name, state, source, detail, created, confirmed),
+            "INSERT OR IGNORE INTO signups (key, email, name, lang, state, source, detail, "
+            "created_at, confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                address_key(email),
+                email.strip(),
+                name,
+                lang,
+                state,
+                source,
+                detail,
+                created,
+                confirmed,
+            ),
         )
         return cur.rowcount > 0
 
