@@ -532,3 +532,20 @@ def test_readers_added_imported_or_joining_later_get_their_edition(tmp_path: Pat
         for p in (tmp_path / "outbox" / "new").glob("*.eml")
     ]
     assert len(to) == 4 and sum("ren@" in t for t in to) == 1
+
+
+def test_the_scheduler_sends_the_editions_and_logs_them(tmp_path: Path, monkeypatch) -> None:
+    import datetime as dt
+
+    from digest import schedule
+    from digest.config import load
+
+    write_readers(tmp_path)
+    config = write_site(tmp_path, None)
+    monkeypatch.setenv("DIGEST_TEST_SECRET", SECRET)
+    monkeypatch.chdir(tmp_path)
+    cfg = load(config)
+    now = dt.datetime(2026, 11, 23, 9, 5, tzinfo=dt.UTC)
+    result = schedule.send_window(cfg, now, schedule.issues.window_for_week(cfg, WEEK))
+    assert result.action == "sent", result.detail
+    assert result.detail.endswith("(sent per edition: en 3, ja 2)"), result.detail

@@ -138,7 +138,12 @@ class SendReport:
         ]
         parts += [f"{n} {k}" for k, n in (("deferred", self.deferred), ("left", self.pending)) if n]
         state = " (paused)" if self.paused else " (stopped)" if self.interrupted else ""
-        return f"{self.issue_id}{state}: " + ", ".join(parts)
+        editions = [
+            f"{lang} {'empty' if lang in self.empty_editions else c['sent']}"
+            for lang, c in self.editions.items()
+        ]
+        by_edition = f" (sent per edition: {', '.join(editions)})" if editions else ""
+        return f"{self.issue_id}{state}: " + ", ".join(parts) + by_edition
 
 
 def send(
