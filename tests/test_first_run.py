@@ -78,12 +78,6 @@ def test_a_copied_example_config_cannot_mail_real_readers(tmp_path: Path) -> Non
         assert f"{key}: is the example's value" in out
 
 
-def test_editions_per_language_say_not_yet(tmp_path: Path) -> None:
-    (tmp_path / "config.toml").write_text('[newsletter]\nlanguages = ["en", "ja"]\n')
-    code, out = run("check", cwd=tmp_path)
-    assert code == 2 and "newsletter.languages: one edition per language is not yet" in out
-
-
 def test_a_folder_name_with_quotes_and_a_backslash_makes_a_valid_config(tmp_path: Path) -> None:
     folder = 'ops "weekly"\\notes'
     code, out = run("init", folder, cwd=tmp_path)

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from .config import Config
     from .model import Problem
-    from .pipeline import Selection
+    from .pipeline import Built, Selection
     from .sending import SendPlan, SendReport
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -197,21 +197,36 @@ def build(obj: Ctx, week: str | None, latest: bool, out: Path | None, strict: bo
     Example:
         digest build --latest
     """
-    from .pipeline import cache_for, prepare, write_build
+    from .pipeline import Edition, cache_for, prepare, prepare_editions, write_build
 
     started = time.perf_counter()
     cfg = obj.cfg
-    built = prepare(cfg, obj.now(), _selection(week, latest), cache_for(cfg))
-    errors, warnings = _report_problems(built.collection.problems + built.findings, strict)
-    folder = write_build(cfg, built, out)
-    col, r = built.collection, built.rendered
-    size_kb = len(r.html.encode()) / 1024
-    click.echo(
-        f"Issue {built.issue.id} (#{built.issue.number}): {_n(len(built.issue.items), 'article')}"
-        f"{f' (+{built.issue.more} more in the archive)' if built.issue.more else ''}, "
-        f"HTML {size_kb:.1f} KB -> {_rel(folder)}/"
-    )
-    click.echo(f"Subject: {r.subject}")
+    sel, cache = _selection(week, latest), cache_for(cfg)
+    if cfg.newsletter.editions:
+        editions = prepare_editions(cfg, obj.now(), sel, cache)
+    else:
+        editions = [Edition(cfg.newsletter.language, prepare(cfg, obj.now(), sel, cache))]
+    # The editions read one folder: a bad file is reported once, not once per edition.
+    found = (p for e in editions if e.built for p in e.built.collection.problems + e.built.findings)
+    errors, warnings = _report_problems(dict.fromkeys(found), strict)
+    for e in editions:
+        if e.built is None:
+            click.echo(f"Edition {e.lang}: not built, {e.empty}; its readers are not mailed")
+            continue
+        built = e.built
+        folder = write_build(cfg, built, out, edition=bool(cfg.newsletter.editions))
+        r = built.rendered
+        size_kb = len(r.html.encode()) / 1024
+        what = f"Edition {e.lang} of issue" if cfg.newsletter.editions else "Issue"
+        click.echo(
+            f"{what} {built.issue.id} (#{built.issue.number}): "
+            f"{_n(len(built.issue.items), 'article')}"
+            f"{f' (+{built.issue.more} more in the archive)' if built.issue.more else ''}, "
+            f"HTML {size_kb:.1f} KB -> {_rel(folder)}/"
+        )
+        click.echo(f"Subject: {r.subject}")
+    built = next(e.built for e in editions if e.built is not None)
+    col = built.collection
     if built.notice:
         click.echo(f"notice: {built.notice}")
     from .pipeline import skipped_summary
@@ -223,6 +238,35 @@ def build(obj: Ctx, week: str | None, latest: bool, out: Path | None, strict: bo
     )
     if strict and (errors or warnings):
         raise click.exceptions.Exit(ContentError.exit_code)
+
+
+def lang_option(f: F) -> F:
+    return click.option(
+        "--lang",
+        metavar="LANG",
+        help="The edition in this language (newsletter.languages; default: the first).",
+    )(f)
+
+
+def _edition(cfg: Any, lang: str | None) -> Any:
+    """The config of the edition ``--lang`` names (default: the main language); says
+    on stderr which edition a command uses when the newsletter has several."""
+    from .i18n import primary
+
+    editions = cfg.newsletter.editions
+    if not editions:
+        if lang and primary(lang) != primary(cfg.newsletter.language):
+            raise click.UsageError(
+                f"--lang {lang}: this newsletter is in {cfg.newsletter.language} only "
+                "(newsletter.languages lists the editions of one in several)"
+            )
+        return cfg
+    chosen = next((e for e in editions if primary(e) == primary(lang)), None) if lang else None
+    if lang and chosen is None:
+        raise click.UsageError(f"--lang {lang}: not an edition ({', '.join(editions)})")
+    chosen = chosen or editions[0]
+    click.echo(f"Edition {chosen} (of {', '.join(editions)}; --lang picks another)", err=True)
+    return cfg.edition(chosen)
 
 
 def _n(count: int, noun: str) -> str:
@@ -271,11 +315,15 @@ def check(obj: Ctx, week: str | None, latest: bool, strict: bool, dkim_dns: bool
         click.echo(f"notice: {report.notice}")
     if report.built and report.built.notice:
         click.echo(f"notice: {report.built.notice}")
-    if report.built:
-        b = report.built
+    for e in report.editions:
+        if e.built is None:
+            click.echo(f"Edition {e.lang}: {e.empty}; it is not sent, its readers not mailed")
+    shown: list[Built | None] = [e.built for e in report.editions if e.built] or [report.built]
+    for b in (b for b in shown if b is not None):
         kb = len(b.rendered.html.encode()) / 1024
+        what = f"Edition {b.issue.lang} of issue" if report.editions else "Issue"
         click.echo(
-            f"Issue {b.issue.id}: {_n(len(b.issue.items), 'article')}, HTML {kb:.1f} KB "
+            f"{what} {b.issue.id}: {_n(len(b.issue.items), 'article')}, HTML {kb:.1f} KB "
             f"(warn above {cfg.output.warn_kb} KB, Gmail clips above {cfg.output.max_kb} KB)"
         )
     click.echo(
@@ -398,6 +446,8 @@ def serve(
 
     def ready(url: str) -> None:
         extra = f"; preview at {url}preview" if preview else ""
+        if preview and cfg.newsletter.editions:
+            extra += f" (the {cfg.newsletter.language} edition)"
         click.echo(f"Serving {url} (archive, unsubscribe links){extra}")
         click.echo("Press Ctrl-C to stop.")
 
@@ -470,6 +520,7 @@ def archive(obj: Ctx, out: Path) -> None:
     help="With --push: the API's address instead of the vendor's (an EU region, a "
     "self-hosted listmonk).",
 )
+@lang_option
 @click.pass_obj
 @handle_errors
 def export_(
@@ -482,6 +533,7 @@ def export_(
     to_stdout: bool,
     do_push: bool,
     api_url: str | None,
+    lang: str | None,
 ) -> None:
     """Write an issue with a mail service's merge tags, plus its API payload.
 
@@ -492,6 +544,7 @@ def export_(
     \b
     Example:
         digest export --for mailchimp --latest
+        digest export --for mailchimp --lang ja
         SENDGRID_API_KEY=... digest export --for sendgrid --push
     """
     from .export import export, folder_for, preset_for, write
@@ -511,21 +564,23 @@ def export_(
 
         # A missing key or setting fails before any work.
         resolved = endpoint(obj.cfg, service, api_url)
-    built = prepare(obj.cfg, obj.now(), _selection(issue_id or week, latest))
-    exp = export(built.rendered, obj.cfg, service)
+    cfg = _edition(obj.cfg, lang)
+    edition = cfg.newsletter.language if cfg.newsletter.editions else ""
+    built = prepare(cfg, obj.now(), _selection(issue_id or week, latest))
+    exp = export(built.rendered, cfg, service)
     if to_stdout:
         click.echo(exp.html.encode("utf-8"), nl=False)  # bytes: no re-encoding by locale
         return
-    folder = write(exp, folder_for(obj.cfg, exp, out))
+    folder = write(exp, folder_for(cfg, exp, out, edition))
     click.echo(f"Exported {exp.issue_id} for {exp.service} -> {_rel(folder)}/")
     for note in exp.payload.get("notes", ()):
         click.echo(f"  note: {note}")
     if do_push:
         from .push import push_export
 
-        pushed = push_export(
-            obj.cfg, exp.service, exp.issue_id, exp.payload, api_url=api_url, resolved=resolved
-        )
+        # One draft per edition: each is kept under "<issue>/<lang>".
+        key = f"{exp.issue_id}/{edition}" if edition else exp.issue_id
+        pushed = push_export(cfg, exp.service, key, exp.payload, api_url=api_url, resolved=resolved)
         verb = "Created" if pushed.created else "Updated"
         click.echo(f"{verb} the draft at {pushed.service}: id {pushed.remote_id}")
         click.echo(f"  open: {pushed.where}")
@@ -581,9 +636,12 @@ def schedule(obj: Ctx, count: int | None) -> None:
     is_flag=True,
     help="Instead: show the issue in the browser, reloaded as you edit (serve --preview).",
 )
+@lang_option
 @click.pass_obj
 @handle_errors
-def preview(obj: Ctx, week: str | None, latest: bool, to: tuple[str, ...], live: bool) -> None:
+def preview(
+    obj: Ctx, week: str | None, latest: bool, to: tuple[str, ...], live: bool, lang: str | None
+) -> None:
     """Send the issue to a few addresses only, with "[Preview]" in the subject.
 
     The same render and path as the real send; nothing is recorded in the ledger.
@@ -592,6 +650,7 @@ def preview(obj: Ctx, week: str | None, latest: bool, to: tuple[str, ...], live:
     \b
     Example:
         digest preview --to me@example.com,editor@example.com
+        digest preview --to me@example.com --lang ja
         digest preview --serve
     """
     if live == bool(to):
@@ -601,7 +660,7 @@ def preview(obj: Ctx, week: str | None, latest: bool, to: tuple[str, ...], live:
         return
     from .sending import preview as run_preview
 
-    report = run_preview(obj.cfg, obj.now(), _selection(week, latest), to)
+    report = run_preview(_edition(obj.cfg, lang), obj.now(), _selection(week, latest), to)
     click.echo(f"{report.subject} ({report.issue_id}) via {report.transport}:")
     for address in report.sent:
         click.echo(f"  sent to {address}")
@@ -811,6 +870,7 @@ def _print_send_report(r: SendReport) -> None:
     ):
         if n or label in ("sent", "failed (refused)"):
             click.echo(f"  {label:<26}{n:>10,}")
+    _print_editions(r.editions, r.empty_editions, r.empty)
     for reason, n in r.reasons[:10]:
         click.echo(f"  {n:>8,} x {reason}")
     for address, reason in r.failures[:10]:
@@ -843,6 +903,25 @@ def _print_send_report(r: SendReport) -> None:
         )
 
 
+def _print_editions(
+    counts: dict[str, dict[str, int]], empty: Iterable[str], readers: dict[str, int]
+) -> None:
+    """Per edition of an issue in several languages: its deliveries, or that it was
+    empty that week (with how many readers were therefore not mailed, when known)."""
+    empty = set(empty)
+    for lang, c in counts.items():
+        if lang in empty:
+            n = readers.get(lang)
+            who = f"; {n:,} reader(s) not mailed" if n else "; its readers are not mailed"
+            click.echo(f"  edition {lang:<6} no article that week, not sent{who}")
+            continue
+        click.echo(
+            f"  edition {lang:<6} sent {c['sent']:,}  failed {c['failed']:,}  "
+            f"deferred {c['deferred']:,}  pending {c['pending']:,}  "
+            f"suppressed {c['suppressed']:,}"
+        )
+
+
 @main.command()
 @click.argument("issue", required=False)
 @click.pass_obj
@@ -872,6 +951,7 @@ def status(obj: Ctx, issue: str | None) -> None:
             f"  bounced {s.bounces.get('hard', 0):,} hard, {s.bounces.get('soft', 0):,} soft"
             f"  “{s.subject}”"
         )
+        _print_editions(s.editions, s.empty_editions, {})
     if issue:
         s = found[0]
         if s.invalid or s.duplicates:
@@ -1016,18 +1096,23 @@ def subscribers_list(obj: Ctx) -> None:
 @subscribers.command(name="add")
 @click.argument("email")
 @click.option("--name", default="", help="The reader's name.")
+@click.option("--lang", default="", help="Their language: the edition they get (e.g. ja).")
 @click.pass_obj
 @handle_errors
-def subscribers_add(obj: Ctx, email: str, name: str) -> None:
+def subscribers_add(obj: Ctx, email: str, name: str, lang: str) -> None:
     """Add one reader (no confirmation mail: you vouch for their consent).
 
     \b
     Example:
         digest subscribers add ada@example.com --name "Ada Lovelace"
+        digest subscribers add kenji@example.com --lang ja
     """
+    from .content.fields import LANG_CODE
     from .roster import add
 
-    result = add(obj.cfg, email, name)
+    if lang and not LANG_CODE.match(lang):
+        raise click.UsageError(f"--lang {lang!r} is not a language code like 'en' or 'pt-BR'")
+    result = add(obj.cfg, email, name, lang)
     if result == "added":
         click.echo(f"Added {email}.")
     elif result == "present":

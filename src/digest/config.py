@@ -119,7 +119,8 @@ class Newsletter(_Section):
     name: OneLine = "The Weekly Digest"
     description: str = "You get this email because you subscribed to our weekly digest."
     language: str = "en"
-    # One edition per language: not yet (a clear error when more than one is given).
+    # One edition per language (README, "Editions"): the first is the main language, which
+    # ``language`` then defaults to (and must equal when both are given).
     languages: tuple[str, ...] = ()
     base_url: AbsoluteUrl = "https://example.com"
     archive_url: AbsoluteUrl = ""  # default: <base_url>/newsletter
@@ -138,6 +139,12 @@ class Newsletter(_Section):
     def base_url_set(self) -> bool:
         """Whether the config names the base URL; if not, a detected site's own is used."""
         return bool(self.base_url) and "base_url" in self.model_fields_set
+
+    @property
+    def editions(self) -> tuple[str, ...]:
+        """The languages of a newsletter with one edition per language, main one first;
+        () for a newsletter in one language (``languages`` unset or of one)."""
+        return self.languages if len(self.languages) > 1 else ()
 
 
 @dataclass(frozen=True)
@@ -546,6 +553,20 @@ class Config(_Section):
     def unsubscribe_url(self) -> str:
         return self.unsubscribe.url.rstrip("/") or f"{self.newsletter.web_root}/unsubscribe"
 
+    def edition(self, lang: str) -> Config:
+        """This config for the edition in ``lang``: the same newsletter with ``lang`` as its
+        language, so content, issue and render build that edition as they build any issue.
+        ``newsletter.description`` is written in the main language: another edition says
+        the catalog's sentence in its own (render._reason)."""
+        news = self.newsletter
+        if lang == news.language:
+            return self
+        edition = news.model_copy(update={"language": lang})
+        object.__setattr__(edition, "_given", edition.model_fields_set - {"description"})
+        new = dataclasses.replace(self, newsletter=edition)
+        object.__setattr__(new, "_given", self.model_fields_set)
+        return new
+
 
 # --- the checker --------------------------------------------------------------------------
 
@@ -747,6 +768,9 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
         value = getattr(sect, name)
         if value is not None and not value.is_absolute():
             updates.setdefault(section, {})[name] = (base / value).resolve()
+    news = cfg.newsletter
+    if news.languages and "language" not in news.model_fields_set:
+        updates["newsletter"] = {"language": news.languages[0]}  # the main language
     for section, fields in updates.items():
         updates[section] = getattr(cfg, section).model_copy(update=fields)
     problems = _cross_checks(cfg, updates)
@@ -763,15 +787,7 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
 
 def _cross_checks(cfg: Config, resolved: dict[str, Any]) -> list[tuple[str, str]]:
     """Problems no single field shows: relations between fields, paths that must exist."""
-    problems = []
-    if len(cfg.newsletter.languages) > 1:
-        problems.append(
-            (
-                "newsletter.languages",
-                "one edition per language is not yet supported; set newsletter.language "
-                "and run one config per language (each with its own ledger)",
-            )
-        )
+    problems = _language_problems(cfg)
     templates = resolved.get("templates", cfg.templates).folder
     if templates is not None and not templates.is_dir():
         problems.append(
@@ -800,6 +816,39 @@ def _cross_checks(cfg: Config, resolved: dict[str, Any]) -> list[tuple[str, str]
         )
     return problems
 
+
+def _language_problems(cfg: Config) -> list[tuple[str, str]]:
+    """``newsletter.languages``: language tags, one per primary language (routing is by
+    primary subtag), the first equal to ``newsletter.language`` when both are given."""
+    from .i18n import primary
+
+    news, problems = cfg.newsletter, []
+    seen: dict[str, str] = {}
+    for lang in news.languages:
+        if not _LANG_TAG.match(lang):
+            problems.append(("newsletter.languages", f"{lang!r} is not a language code like "
+                             "'en' or 'pt-BR'"))  # fmt: skip
+        elif primary(lang) in seen:
+            problems.append(("newsletter.languages", f"{seen[primary(lang)]!r} and {lang!r} "
+                             "are one language to readers (routing is by the part before "
+                             "'-'); keep one"))  # fmt: skip
+        seen.setdefault(primary(lang), lang)
+    if (
+        news.languages
+        and "language" in news.model_fields_set
+        and news.language != news.languages[0]
+    ):
+        problems.append(("newsletter.languages", f"the first language is the main one and "
+                         f"must be newsletter.language ({news.language!r}), not "
+                         f"{news.languages[0]!r}; put {news.language!r} first, or remove "
+                         "newsletter.language"))  # fmt: skip
+    if news.editions and cfg.content.other_languages == "keep":
+        problems.append(("content.other_languages", '"keep" puts every post in every '
+                         'edition of newsletter.languages; use "skip" (the default)'))  # fmt: skip
+    return problems
+
+
+_LANG_TAG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 
 _FIRST_RUN_KEYS = (
     ("newsletter", "base_url"),

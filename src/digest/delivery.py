@@ -481,6 +481,7 @@ class Job:
     name: str = ""
     first_name: str = ""
     tries: int = 0  # attempts in this run
+    edition: str = ""  # the language of the edition it gets ("" for one language)
 
 
 # What ``record`` is told: the job, its outcome kind, the detail and the Message-ID.

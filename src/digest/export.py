@@ -713,6 +713,9 @@ def write(exp: Export, folder: Path) -> Path:
     return folder
 
 
-def folder_for(cfg: Config, exp: Export, out: Path | None = None) -> Path:
-    """``out/<issue-id>/<service>/`` under the output folder, or ``out`` itself."""
-    return out if out is not None else cfg.output.folder / exp.issue_id / exp.service
+def folder_for(cfg: Config, exp: Export, out: Path | None = None, edition: str = "") -> Path:
+    """``out/<issue-id>/<service>/`` under the output folder (an ``edition`` of a
+    newsletter in several languages: ``out/<issue-id>/<lang>/<service>/``), or ``out``."""
+    if out is not None:
+        return out
+    return cfg.output.folder / exp.issue_id / edition / exp.service

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import gettext
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -31,6 +32,17 @@ RTL = frozenset({"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ckb"})
 def primary(lang: str) -> str:
     """``pt-BR`` -> ``pt``."""
     return lang.replace("_", "-").split("-")[0].lower() or "en"
+
+
+def edition_for(lang: str, editions: Sequence[str]) -> str:
+    """The edition a reader of language ``lang`` gets: the one with the same primary
+    subtag, case-insensitive (``ja-JP`` -> ``ja``); for an unknown or empty ``lang``, the
+    first (main) edition."""
+    want = primary(lang.strip()) if lang.strip() else ""
+    for edition in editions:
+        if primary(edition) == want:
+            return edition
+    return editions[0]
 
 
 def direction(lang: str) -> str:

@@ -6,7 +6,10 @@ Tables:
   first send (subject, preheader, HTML, text with placeholder tokens) and a content hash.
   A resumed or repeated send uses this content, never a fresh render.
 * ``deliveries``: one row per (issue, recipient), unique on the case-folded address, so
-  a subscriber listed twice is folded by the database while the list is streamed in.
+  a subscriber listed twice is folded by the database while the list is streamed in,
+  and a reader gets one edition of an issue at most (``edition``: its language).
+* ``editions``: an issue with one edition per language (``newsletter.languages``): each
+  edition's frozen content (none for an edition empty that week).
   ``state`` is ``pending`` -> ``sent`` (only after the server's 250 to DATA), ``failed``
   (a 5xx: permanent), ``deferred`` (still failing after the retries of one run; the
   next run tries again) or ``suppressed`` (unsubscribed before it was sent).
@@ -116,7 +119,23 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_error  TEXT,
     message_id  TEXT,
     updated_at  REAL,
+    edition     TEXT NOT NULL DEFAULT '',  -- its language, of an issue with editions
     UNIQUE (issue, key)
+);
+-- The editions of an issue with one per language (newsletter.languages), main one first,
+-- each frozen at the first send. An edition empty that week has no content (NULL): its
+-- readers are not mailed. The issues row holds the first edition that has content.
+CREATE TABLE IF NOT EXISTS editions (
+    issue_id     TEXT NOT NULL,
+    pos          INTEGER NOT NULL,
+    lang         TEXT NOT NULL,
+    subject      TEXT,
+    preheader    TEXT,
+    html         TEXT,
+    text         TEXT,
+    defaults     TEXT,                   -- JSON object
+    content_hash TEXT,
+    PRIMARY KEY (issue_id, lang)
 );
 CREATE TABLE IF NOT EXISTS suppressions (
     key        TEXT PRIMARY KEY,
@@ -276,6 +295,7 @@ class DeliveryRow:
     first_name: str
     attempts: int
     suppressed: bool = False
+    edition: str = ""  # the edition's language ("" for an issue in one language)
 
 
 @dataclass(frozen=True)
@@ -321,6 +341,7 @@ class Ledger:
                         "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                         (str(SCHEMA_VERSION),),
                     )
+                    self._add_columns()
         except _NOT_THE_FILE:
             raise
         except sqlite3.Error as exc:
@@ -330,6 +351,14 @@ class Ledger:
                 f"{self.path}: cannot create the ledger ({exc.strerror}); check ledger.path "
                 "in the config"
             ) from None
+
+    def _add_columns(self) -> None:
+        """Columns a ledger made by an older digest lacks (CREATE TABLE IF NOT EXISTS
+        leaves its tables as they are); its rows get the default. Read-only opens do not
+        migrate: a table missing there (``_missing``) means the columns are missing too."""
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(deliveries)")}
+        if "edition" not in have:  # before editions per language
+            self._db.execute("ALTER TABLE deliveries ADD COLUMN edition TEXT NOT NULL DEFAULT ''")
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -471,6 +500,7 @@ class Ledger:
     def add_signup(
         self, email: str, *, name: str = "", state: str = SIGNUP_ACTIVE, source: str,
         detail: str = "", created_at: float | None = None, confirmed_at: float | None = None,
+        lang: str = "",
     ) -> bool:  # fmt: skip
         """Add a reader directly (``digest subscribers add``/``import``): no confirmation
         mail; the consent record names ``source``. An address already present keeps its
@@ -480,9 +510,19 @@ class Ledger:
             created if state == SIGNUP_ACTIVE else None
         )  # fmt: skip
         cur = self._write(
-            "INSERT OR IGNORE INTO signups (key, email, name, state, source, detail, "
-            "created_at, confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (address_key(email), email.strip(), name, state, source, detail, created, confirmed),
+            "INSERT OR IGNORE INTO signups (key, email, name, lang, state, source, detail, "
+            "created_at, confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                address_key(email),
+                email.strip(),
+                name,
+                lang,
+                state,
+                source,
+                detail,
+                created,
+                confirmed,
+            ),
         )
         return cur.rowcount > 0
 
@@ -712,17 +752,44 @@ class Ledger:
         number: int | None = None,
         send_at: dt.datetime | None = None,
         window: tuple[dt.datetime, dt.datetime] | None = None,
+        editions: Sequence[tuple[str, RenderedEmail | None]] = (),
     ) -> IssueRecord:
         """Record the issue's content as sent from now on. A no-op if already frozen.
 
         ``window``: (since, closed) the publication dates it covers; the next issue
-        starts where this one closed, so no article is lost or sent twice."""
+        starts where this one closed, so no article is lost or sent twice. ``editions``:
+        (language, content or None when empty) of an issue with one edition per
+        language, main one first; frozen in the same transaction as the issue, so a
+        resume never finds an issue without its editions."""
+        with self._lock, self._guard(), self._db:
+            self._freeze(r, number, send_at, window, editions)
+        rec = self.issue(r.issue_id)
+        assert rec is not None
+        return rec
+
+    def _freeze(
+        self,
+        r: RenderedEmail,
+        number: int | None,
+        send_at: dt.datetime | None,
+        window: tuple[dt.datetime, dt.datetime] | None,
+        editions: Sequence[tuple[str, RenderedEmail | None]],
+    ) -> None:
         if window is not None:
-            self._write(
+            self._db.execute(
                 "INSERT OR IGNORE INTO windows VALUES (?, ?, ?)",
                 (r.issue_id, window[0].isoformat(), window[1].isoformat()),
             )
-        self._write(
+        for pos, (lang, e) in enumerate(editions):
+            content: tuple[str | None, ...] = (None,) * 6  # empty that week
+            if e is not None:
+                defaults = json.dumps(dict(e.defaults), ensure_ascii=False)
+                content = (e.subject, e.preheader, e.html, e.text, defaults, content_hash(e))
+            self._db.execute(
+                "INSERT OR IGNORE INTO editions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (r.issue_id, pos, lang, *content),
+            )
+        self._db.execute(
             "INSERT OR IGNORE INTO issues (id, number, subject, preheader, html, text, lang, "
             "defaults, content_hash, state, created_at, send_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -741,9 +808,47 @@ class Ledger:
                 send_at.isoformat() if send_at else None,
             ),
         )
-        rec = self.issue(r.issue_id)
-        assert rec is not None
-        return rec
+
+    def editions(self, issue_id: str) -> list[tuple[str, RenderedEmail | None]]:
+        """(language, frozen content or None when it was empty) of each edition of the
+        issue, main one first; [] for an issue in one language."""
+        if self._missing("editions"):
+            return []
+        rows = self._read(
+            "SELECT lang, subject, preheader, html, text, defaults FROM editions "
+            "WHERE issue_id = ? ORDER BY pos",
+            (issue_id,),
+        )
+        return [
+            (lang, None if html is None else RenderedEmail(
+                issue_id, subject, preheader, html, text, lang, json.loads(defaults)))
+            for lang, subject, preheader, html, text, defaults in rows
+        ]  # fmt: skip
+
+    def edition_langs(self, issue_id: str) -> list[tuple[str, bool]]:
+        """(language, whether it had content) of each edition, main one first; [] for an
+        issue in one language. Without reading the content."""
+        if self._missing("editions"):
+            return []
+        rows = self._read(
+            "SELECT lang, html IS NOT NULL FROM editions WHERE issue_id = ? ORDER BY pos",
+            (issue_id,),
+        )
+        return [(lang, bool(full)) for lang, full in rows]
+
+    def edition_counts(self, issue_id: str) -> dict[str, dict[str, int]]:
+        """Deliveries of the issue per edition and state ({} for one language)."""
+        langs = [lang for lang, _ in self.edition_langs(issue_id)]
+        if not langs:
+            return {}
+        out = {lang: dict.fromkeys(STATES, 0) for lang in langs}
+        for lang, state, n in self._read(
+            "SELECT d.edition, d.state, COUNT(*) FROM deliveries d "
+            "JOIN issues i ON i.seq = d.issue WHERE i.id = ? GROUP BY d.edition, d.state",
+            (issue_id,),
+        ):
+            out.setdefault(lang, dict.fromkeys(STATES, 0))[state] = n
+        return out
 
     def _seq(self, issue_id: str) -> int:
         rows = self._read("SELECT seq FROM issues WHERE id = ?", (issue_id,))
@@ -767,9 +872,10 @@ class Ledger:
     # -- deliveries ----------------------------------------------------------------------
 
     def enqueue(
-        self, issue_id: str, rows: Iterable[tuple[str, str, str, str]], *, batch: int = 5000
+        self, issue_id: str, rows: Iterable[tuple[str, ...]], *, batch: int = 5000
     ) -> tuple[int, int]:
-        """Queue (key, email, name, first_name) rows as pending deliveries, streamed.
+        """Queue (key, email, name, first_name[, edition]) rows as pending deliveries,
+        streamed.
 
         A key already queued for the issue is skipped (duplicates fold here, in the
         database, so the list never has to fit in memory). Commits every ``batch`` rows.
@@ -777,15 +883,15 @@ class Ledger:
         """
         seq = self._seq(issue_id)
         inserted = skipped = 0
-        chunk: list[tuple[int, str, str, str, str]] = []
+        chunk: list[tuple[int, str, str, str, str, str]] = []
 
         def flush() -> None:
             nonlocal inserted, skipped
             with self._lock, self._guard(), self._db:
                 before = self._db.total_changes
                 self._db.executemany(
-                    "INSERT OR IGNORE INTO deliveries (issue, key, email, name, first_name) "
-                    "VALUES (?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO deliveries (issue, key, email, name, first_name, "
+                    "edition) VALUES (?, ?, ?, ?, ?, ?)",
                     chunk,
                 )
                 added = self._db.total_changes - before
@@ -793,8 +899,8 @@ class Ledger:
             skipped += len(chunk) - added
             chunk.clear()
 
-        for key, email, name, first in rows:
-            chunk.append((seq, key, email, name, first))
+        for key, email, name, first, *edition in rows:
+            chunk.append((seq, key, email, name, first, edition[0] if edition else ""))
             if len(chunk) >= batch:
                 flush()
         if chunk:
@@ -849,8 +955,8 @@ class Ledger:
             # primary key from the last row seen is linear over the whole send, while the
             # index would sort every remaining row again for each batch.
             rows = self._read(
-                "SELECT d.id, d.email, d.name, d.first_name, d.attempts, s.key IS NOT NULL "
-                "FROM deliveries d LEFT JOIN suppressions s ON s.key = d.key "
+                "SELECT d.id, d.email, d.name, d.first_name, d.attempts, s.key IS NOT NULL, "
+                "d.edition FROM deliveries d LEFT JOIN suppressions s ON s.key = d.key "
                 "WHERE +d.issue = ? AND d.state IN ('pending', 'deferred') AND d.id > ? "
                 "ORDER BY d.id LIMIT ?",
                 (seq, last, batch),
@@ -858,7 +964,7 @@ class Ledger:
             if not rows:
                 return
             for r in rows:
-                yield DeliveryRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]))
+                yield DeliveryRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
             last = rows[-1][0]
 
     def mark(

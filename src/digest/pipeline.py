@@ -173,6 +173,42 @@ def prepare(
     return Built(issue, rendered, col, time.perf_counter() - started, findings, notice)
 
 
+@dataclass(frozen=True)
+class Edition:
+    """One language's edition of an issue (``newsletter.languages``)."""
+
+    lang: str
+    built: Built | None  # None: no article in this language that week
+    empty: str = ""  # then why (the NothingToSend message)
+
+
+def prepare_editions(
+    cfg: Config, now: dt.datetime, sel: Selection = Selection(), cache: Cache | None = None
+) -> list[Edition]:
+    """Each edition of a newsletter with ``newsletter.languages``: the issue ``prepare``
+    builds with that language (``Config.edition``), main language first. Raises
+    NothingToSend when every edition is empty.
+
+    All editions are one issue: one window, one number. Only ``--latest`` could pick a
+    window per language (the one holding that language's newest post): the latest of
+    those is taken, and the editions that chose an older one are built again for it."""
+    editions = []
+    for lang in cfg.newsletter.editions:
+        try:
+            editions.append(Edition(lang, prepare(cfg.edition(lang), now, sel, cache)))
+        except NothingToSend as exc:
+            editions.append(Edition(lang, None, str(exc)))
+    built = [e.built for e in editions if e.built is not None]
+    if not built:
+        raise NothingToSend(
+            f"{editions[0].empty} (no edition has an article: {', '.join(cfg.newsletter.editions)})"
+        )
+    latest = max((b.issue.window for b in built), key=lambda w: w.send_at.astimezone(dt.UTC))
+    if sel.latest and any(e.built is None or e.built.issue.id != latest.id for e in editions):
+        return prepare_editions(cfg, now, Selection(week=latest.id), cache)
+    return editions
+
+
 def skipped_summary(col: Collection, bad: int = 0) -> str:
     """What the content folder held besides the posts read, for one line."""
     parts = [
@@ -241,13 +277,18 @@ def _source(cfg: Config, path: Path) -> str:
         return path.name
 
 
-def write_build(cfg: Config, built: Built, out: Path | None = None) -> Path:
-    """Write ``out/<issue-id>/email.html``, ``email.txt`` and ``issue.json``.
+def write_build(
+    cfg: Config, built: Built, out: Path | None = None, *, edition: bool = False
+) -> Path:
+    """Write ``out/<issue-id>/email.html``, ``email.txt`` and ``issue.json``; an
+    ``edition`` of a newsletter in several languages to ``out/<issue-id>/<lang>/``.
 
     The files hold the neutral ``generic`` placeholders; nothing here depends on the clock,
     so two builds of the same input are byte-identical.
     """
     folder = (out or cfg.output.folder) / built.issue.id
+    if edition:
+        folder = folder / built.issue.lang
     html, text = built.rendered.fill(GENERIC_TAGS, raw=True)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -269,11 +310,12 @@ def write_build(cfg: Config, built: Built, out: Path | None = None) -> Path:
 @dataclass(frozen=True)
 class Report:
     problems: tuple[Problem, ...]
-    built: Built | None
+    built: Built | None  # with editions: the first that has articles
     notice: str | None  # e.g. "nothing to send for 2026-W48"
     files: int
     site: str | None = None  # the generator found, e.g. "Hugo site (hugo.toml), ..."
     skipped: str = ""  # what was skipped quietly, for one line
+    editions: tuple[Edition, ...] = ()  # newsletter.languages: each one, checked
 
     @property
     def errors(self) -> int:
@@ -293,21 +335,38 @@ def check(
     Files unchanged since the last check are not parsed again: their problems come from
     the cache (``cache``, else the one in the output folder)."""
     cache = cache if cache is not None else cache_for(cfg)
+    # Every file in every language of the newsletter: an edition's posts are content too.
+    whole = cfg.edition("") if cfg.newsletter.editions else cfg
     with cache.pinned():  # one walk of the folder for both reads
-        everything = content.load(cfg, now=now, cache=cache, articles=False)
+        everything = content.load(whole, now=now, cache=cache, articles=False)
         problems = list(everything.problems)
-        built, notice = None, None
+        built, notice, editions = None, None, []
         try:
-            built = prepare(cfg, now, sel or Selection(), cache)
+            if cfg.newsletter.editions:
+                editions = prepare_editions(cfg, now, sel or Selection(), cache)
+            else:
+                one = prepare(cfg, now, sel or Selection(), cache)
+                editions = [Edition(cfg.newsletter.language, one)]
         except NothingToSend as exc:
             notice = str(exc)
         finally:
             cache.save()
-    if built is not None:
-        problems += built.findings
-        problems += _header_problems(cfg, built.rendered)
+    for e in editions:
+        if e.built is None:
+            continue
+        built = built or e.built
+        problems += e.built.findings
+        problems += _header_problems(cfg.edition(e.lang), e.built.rendered)
     skipped = skipped_summary(everything)
-    return Report(tuple(problems), built, notice, everything.files, everything.site, skipped)
+    return Report(
+        tuple(dict.fromkeys(problems)),  # what every edition finds (a config key): once
+        built,
+        notice,
+        everything.files,
+        everything.site,
+        skipped,
+        tuple(editions) if cfg.newsletter.editions else (),
+    )
 
 
 # The longest address a list can hold (64 + "@" + 189 = 254 octets): its token makes the

@@ -360,7 +360,9 @@ def render(issue: Issue, cfg: Config) -> RenderedEmail:
         text=text,
         lang=issue.lang,
         defaults={
-            "web_url": f"{cfg.newsletter.web_root}/issues/{issue.id}/",
+            # An edition's web version is its own page (web/archive.py).
+            "web_url": f"{cfg.newsletter.web_root}/issues/{issue.id}/"
+            + (f"{issue.lang}/" if cfg.newsletter.editions else ""),
             "postal_address": cfg.newsletter.postal_address,
         },
         warnings=tuple(warnings),

@@ -138,6 +138,7 @@ def import_file(cfg: Config, source: Path) -> ImportResult:
             added = ledger.add_signup(
                 item.email,
                 name=item.name,
+                lang=item.lang,  # a language column: the edition they get
                 state=SIGNUP_PENDING if pending else SIGNUP_ACTIVE,
                 source=label,
                 detail=source.name,
@@ -160,7 +161,7 @@ def _address(email: str) -> str:
         ) from None
 
 
-def add(cfg: Config, email: str, name: str = "") -> str:
+def add(cfg: Config, email: str, name: str = "", lang: str = "") -> str:
     """Add one reader (consent source ``cli``). Returns "added", "present" or the
     suppression reason that keeps them from being mailed (never lifted here: only the
     reader's own confirmed signup lifts their unsubscribe)."""
@@ -169,7 +170,8 @@ def add(cfg: Config, email: str, name: str = "") -> str:
         reason = ledger.suppression(address)
         if reason:
             return reason
-        return "added" if ledger.add_signup(address, name=name, source="cli") else "present"
+        added = ledger.add_signup(address, name=name, lang=lang, source="cli")
+        return "added" if added else "present"
 
 
 def remove(cfg: Config, email: str) -> bool:

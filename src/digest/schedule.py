@@ -204,11 +204,13 @@ def _ledger_state(cfg: Config, issue_id: str) -> str | None:
 def _empty(cfg: Config, now: dt.datetime, window: Window) -> bool:
     from .pipeline import Selection, gather  # late: reading content is not needed to print dates
 
-    try:
-        _, col = gather(cfg, now, Selection(week=window.id))
+    try:  # a newsletter with editions: empty when every edition is
+        for lang in cfg.newsletter.editions or (cfg.newsletter.language,):
+            if gather(cfg.edition(lang), now, Selection(week=window.id))[1].articles:
+                return False
     except DigestError:
         return False
-    return not col.articles
+    return True
 
 
 def _span(d: dt.timedelta) -> str:

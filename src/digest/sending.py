@@ -24,6 +24,7 @@ from . import delivery
 from .config import Config, first_run_values
 from .delivery import EngineResult, Fatal, Job, Transport
 from .errors import ConfigError, ContentError, DeliveryError, DigestError
+from .i18n import edition_for
 from .ledger import (
     DEFERRED,
     FAILED,
@@ -36,8 +37,8 @@ from .ledger import (
     Ledger,
 )
 from .message import Composed, Composer
-from .model import Recipient
-from .pipeline import Selection, choose_window, prepare
+from .model import Recipient, RenderedEmail
+from .pipeline import Built, Edition, Selection, choose_window, prepare, prepare_editions
 from .subscribers import Audience, check_file, count_rows, parse_addresses
 from .tokens import remember, secret_for
 
@@ -98,6 +99,11 @@ class SendReport:
     # send --due: other issues left unfinished make the exit code non-zero (their
     # recipients are stranded until a later run resumes them).
     due: bool = False
+    # Newsletter in several languages: deliveries per edition and state, and the
+    # readers of each edition empty that week (not mailed), counted when queued.
+    editions: dict[str, dict[str, int]] = field(default_factory=dict)
+    empty: dict[str, int] = field(default_factory=dict)
+    empty_editions: tuple[str, ...] = ()  # the editions with no article that week
     dry_run: bool = False
     folder: Path | None = None  # where the outbox or dry-run messages are
     not_written: int = 0  # a dry run: messages composed and counted beyond its sample
@@ -132,7 +138,12 @@ class SendReport:
         ]
         parts += [f"{n} {k}" for k, n in (("deferred", self.deferred), ("left", self.pending)) if n]
         state = " (paused)" if self.paused else " (stopped)" if self.interrupted else ""
-        return f"{self.issue_id}{state}: " + ", ".join(parts)
+        editions = [
+            f"{lang} {'empty' if lang in self.empty_editions else c['sent']}"
+            for lang, c in self.editions.items()
+        ]
+        by_edition = f" (sent per edition: {', '.join(editions)})" if editions else ""
+        return f"{self.issue_id}{state}: " + ", ".join(parts) + by_edition
 
 
 def send(
@@ -167,28 +178,31 @@ def send(
         # Mail to real readers from "newsletter@example.com" with the example's postal
         # address would be refused or, worse, delivered: stop before anything is frozen.
         raise ConfigError(cfg.source or "config", unset)
-    built = prepare(cfg, now, sel) if sel.latest else None
+    editions = _prepare(cfg, now, sel) if sel.latest else None
+    built = _main(editions)
     issue_id = built.issue.id if built else choose_window(cfg, now, sel).id
     with Ledger(cfg.ledger.path) as ledger, ledger.lock(issue_id):
         rec = ledger.issue(issue_id)
         if rec is None and built is None:
-            built = prepare(cfg, now, sel)
+            editions = _prepare(cfg, now, sel)
+            built = _main(editions)
         # Picked by the clock, --latest or --due: other unfinished issues are pointed out.
         implicit = sel.week is None or sel.due
         others = tuple(i for i in ledger.unfinished() if i != issue_id) if implicit else ()
         if rec is not None and rec.finished and not (include_new or retry_failed):
-            report = _noop(cfg, ledger, rec.id, rec.subject, started)
+            route = _router(ledger.editions(rec.id))
+            report = _noop(cfg, ledger, rec.id, rec.subject, started, route)
             report.unfinished, report.due = others, sel.due
             return report
         transport = delivery.transport_for(cfg)
         secret = secret_for(cfg, "send", ledger)
         # Built before anything is frozen: a config that cannot work fails here.
         if rec is not None:
-            rendered = rec.rendered()
+            rendered, contents = rec.rendered(), ledger.editions(rec.id)
         else:
-            assert built is not None
-            rendered = built.rendered
-        composer = Composer.from_config(cfg, rendered, secret)
+            assert built is not None and editions is not None
+            rendered, contents = built.rendered, _contents(cfg, editions)
+        composers = _composers(cfg, rendered, contents, secret)
         if rec is None or not rec.queued or include_new:
             check_file(cfg.subscribers.file)  # a list that would be misread: refuse now
         if not yes:
@@ -227,13 +241,15 @@ def send(
                 number=built.issue.number,
                 send_at=built.issue.send_at,
                 window=(w.since, closed),
+                editions=contents,
             )
         report = SendReport(rec.id, rec.subject, transport.name, unfinished=others, due=sel.due)
         if include_new:
             report.resume_options = ("--include-new",)
         queue = not rec.queued or include_new
+        route = _router(contents)
         if queue and not _queue(
-            cfg, ledger, rec.id, report, stop, first=not rec.queued, signups=ledger
+            cfg, ledger, rec.id, report, stop, first=not rec.queued, signups=ledger, route=route
         ):
             return _finish(ledger, report, None, started)
         if retry_failed and ledger.requeue_failed(rec.id):
@@ -242,7 +258,7 @@ def send(
         # Before any mail carries their tokens: the ids `digest serve` resolves. Here, not
         # at queue time, so a resume under a changed secret is covered too.
         remember(ledger, secret, ledger.queued_addresses(rec.id))
-        result = _deliver(cfg, ledger, rec.id, transport, composer, progress, stop)
+        result = _deliver(cfg, ledger, rec.id, transport, composers, progress, stop)
         requeued = ledger.requeue(result.requeue) if result.requeue else 0
         _finish(ledger, report, result, started)
         if report.paused:
@@ -254,6 +270,61 @@ def send(
         if result.fatal is not None:
             raise _stopped(result.fatal, report.sent, rec.id, report.resume_options)
         return report
+
+
+def _prepare(cfg: Config, now: dt.datetime, sel: Selection) -> list[Edition]:
+    """The issue to freeze: one edition per language (``newsletter.languages``), or the
+    one issue of a newsletter in one language."""
+    if cfg.newsletter.editions:
+        return prepare_editions(cfg, now, sel)
+    return [Edition(cfg.newsletter.language, prepare(cfg, now, sel))]
+
+
+def _main(editions: Sequence[Edition] | None) -> Built | None:
+    """The edition the ledger's issue row holds: the first with articles."""
+    return next((e.built for e in editions or () if e.built is not None), None)
+
+
+def _contents(cfg: Config, editions: Sequence[Edition]) -> list[tuple[str, RenderedEmail | None]]:
+    """(language, content or None when empty) per edition, as the ledger freezes them;
+    [] for a newsletter in one language."""
+    if not cfg.newsletter.editions:
+        return []
+    return [(e.lang, e.built.rendered if e.built else None) for e in editions]
+
+
+def _composers(
+    cfg: Config,
+    rendered: RenderedEmail,
+    contents: Sequence[tuple[str, RenderedEmail | None]],
+    secret: str,
+) -> dict[str, Composer]:
+    """A Composer per edition with content (language -> Composer; "" for one language).
+    Each message's Message-ID, VERP address and unsubscribe token depend on the issue
+    and the reader, not on the edition."""
+    if not contents:
+        return {"": Composer.from_config(cfg, rendered, secret)}
+    return {lang: Composer.from_config(cfg, r, secret) for lang, r in contents if r is not None}
+
+
+@dataclass(frozen=True)
+class Route:
+    """A reader's language -> the edition they get (``i18n.edition_for``); ``full``: the
+    editions with content this week (the readers of the others are not mailed)."""
+
+    langs: tuple[str, ...]
+    full: frozenset[str]
+
+    def __call__(self, lang: str) -> str:
+        return edition_for(lang, self.langs)
+
+
+def _router(contents: Sequence[tuple[str, RenderedEmail | None]]) -> Route | None:
+    """The route of an issue's frozen editions; None for an issue in one language."""
+    if not contents:
+        return None
+    full = frozenset(lang for lang, r in contents if r is not None)
+    return Route(tuple(lang for lang, _ in contents), full)
 
 
 def resume_command(issue_id: str, *options: str) -> str:
@@ -312,8 +383,13 @@ def _queue(
     *,
     first: bool,
     signups: Ledger | None = None,
+    route: Route | None = None,
 ) -> bool:
     """Stream the subscriber list into the ledger's queue. False if stopped midway.
+
+    ``route`` (an issue with editions): each reader is queued with the edition their
+    language gets; the readers of an edition empty that week are not queued, only
+    counted (``report.empty``).
 
     Then the readers who signed up and confirmed (issue 16), from ``signups`` (the
     ledger, or for a dry run the real one read-only): an address both in the file and
@@ -327,15 +403,28 @@ def _queue(
     """
     path = cfg.subscribers.file
     why = ""
+    empty: dict[str, int] = {}
+
+    def routed(key: str, email: str, name: str, first: str, lang: str) -> tuple[str, ...]:
+        if route is None:
+            return key, email, name, first
+        edition = route(lang)
+        if edition not in route.full:
+            empty[edition] = empty.get(edition, 0) + 1
+            return ()
+        return key, email, name, first, edition
+
     for attempt in range(1, READS + 1):
         mark = ledger.last_delivery_id()
         audience = Audience(path)
+        empty.clear()
 
-        def rows(audience: Audience = audience) -> Iterator[tuple[str, str, str, str]]:
+        def rows(audience: Audience = audience) -> Iterator[tuple[str, ...]]:
             for s in audience:
                 if stop.is_set():
                     return
-                yield s.key, s.email, s.name, s.first_name
+                if row := routed(s.key, s.email, s.name, s.first_name, s.lang):
+                    yield row
 
         _, skipped = ledger.enqueue(issue_id, rows())
         if stop.is_set():
@@ -372,12 +461,15 @@ def _queue(
         raise ContentError(b.path, b.message, line=b.line)
     if signups is not None:
         confirmed = (
-            (key, email, name, "") for key, email, name, *_ in signups.signups(SIGNUP_ACTIVE)
+            row
+            for key, email, name, lang, *_ in signups.signups(SIGNUP_ACTIVE)
+            if (row := routed(key, email, name, "", lang))
         )
         ledger.enqueue(issue_id, confirmed)  # in the file too: folded, not a duplicate
         if stop.is_set():
             report.interrupted = True
             return False
+    report.empty = empty
     if first:
         ledger.mark_queued(issue_id, invalid=audience.invalid, duplicates=skipped)
     return True
@@ -410,21 +502,22 @@ def _deliver(
     ledger: Ledger,
     issue_id: str,
     transport: Transport,
-    composer: Composer,
+    composers: dict[str, Composer],
     progress: Callable[[int, int], None] | None,
     stop: threading.Event,
 ) -> EngineResult:
-    """Run the delivery engine over the issue's pending rows, recording each outcome."""
+    """Run the delivery engine over the issue's pending rows, recording each outcome.
+    ``composers``: per edition (``_composers``); each row is composed with its own."""
 
     def jobs() -> Iterator[Job]:
         for row in ledger.to_send(issue_id):
             if row.suppressed:  # unsubscribed while this send was running
                 ledger.mark(row.id, SUPPRESSED, attempted=False)
                 continue
-            yield Job(row.id, row.email, row.name, row.first_name)
+            yield Job(row.id, row.email, row.name, row.first_name, edition=row.edition)
 
     def compose(job: Job) -> Composed:
-        return composer.compose(Recipient(job.email, job.name, job.first_name))
+        return composers[job.edition].compose(Recipient(job.email, job.name, job.first_name))
 
     states = {"sent": SENT, "failed": FAILED, "deferred": DEFERRED, "retry": PENDING}
 
@@ -453,7 +546,7 @@ def _deliver(
         limiter = delivery.RateLimiter(d.rate_per_second, d.rate_per_hour, recent)
     source, make = jobs(), compose
     ahead = None
-    if composer.signer is not None:  # signing is slow enough to do ahead (prefetch.py)
+    if any(c.signer is not None for c in composers.values()):  # slow: ahead (prefetch.py)
         from .prefetch import Ahead
 
         ahead = Ahead(source, compose)
@@ -499,22 +592,39 @@ def _finish(
     report.duplicates = rec.duplicates if rec else 0
     report.failures = [(e, err) for e, _, err, _ in ledger.failures(report.issue_id, 20)]
     report.reasons = ledger.failure_reasons(report.issue_id)
+    report.editions = ledger.edition_counts(report.issue_id)
+    report.empty_editions = tuple(
+        lang for lang, full in ledger.edition_langs(report.issue_id) if not full
+    )
     report.seconds = time.perf_counter() - started
     if report.pending and not (report.paused or report.interrupted):
         report.interrupted = True  # e.g. a fatal error stopped it
     return report
 
 
-def _noop(cfg: Config, ledger: Ledger, issue_id: str, subject: str, started: float) -> SendReport:
-    """A repeated send of a finished issue: count who joined since, send nothing."""
+def _noop(
+    cfg: Config,
+    ledger: Ledger,
+    issue_id: str,
+    subject: str,
+    started: float,
+    route: Route | None = None,
+) -> SendReport:
+    """A repeated send of a finished issue: count who joined since, send nothing (nor
+    count the readers of an edition that was empty: they would get nothing either)."""
     report = _finish(ledger, SendReport(issue_id, subject, noop=True), None, started)
     report.already_sent = ledger.counts(issue_id)["sent"]
     # A reader in the file twice, or in the file and signed up, is one reader.
-    keys = {s.key for s in Audience(cfg.subscribers.file)}
-    keys.update(key for key, *_ in ledger.signups(SIGNUP_ACTIVE))
-    report.new_since = sum(
-        1 for key in keys if not ledger.is_queued(issue_id, key) and not ledger.is_suppressed(key)
-    )
+    langs = {s.key: s.lang for s in Audience(cfg.subscribers.file)}
+    for key, _, _, lang, *_ in ledger.signups(SIGNUP_ACTIVE):
+        langs.setdefault(key, lang)  # the file's row is the one a send queues
+
+    def new(key: str, lang: str) -> bool:
+        if route is not None and route(lang) not in route.full:
+            return False
+        return not ledger.is_queued(issue_id, key) and not ledger.is_suppressed(key)
+
+    report.new_since = sum(1 for key, lang in langs.items() if new(key, lang))
     report.seconds = time.perf_counter() - started
     return report
 
@@ -537,14 +647,17 @@ def _dry_run(
     real = Path(cfg.ledger.path)
     with contextlib.ExitStack() as stack:
         ro = stack.enter_context(Ledger(real, readonly=True)) if real.exists() else None
-        built = prepare(cfg, now, sel) if sel.latest else None
+        editions = _prepare(cfg, now, sel) if sel.latest else None
+        built = _main(editions)
         issue_id = built.issue.id if built else choose_window(cfg, now, sel).id
         rec = ro.issue(issue_id) if ro else None
         if rec is not None:
-            rendered = rec.rendered()
+            rendered, contents = rec.rendered(), ro.editions(issue_id) if ro else []
         else:
-            built = built or prepare(cfg, now, sel)
-            rendered = built.rendered
+            editions = editions or _prepare(cfg, now, sel)
+            built = _main(editions)
+            assert built is not None
+            rendered, contents = built.rendered, _contents(cfg, editions)
         secret = secret_for(cfg, "dry-run", ro)
         check_file(cfg.subscribers.file)
         folder = cfg.output.folder / issue_id / "dry-run"
@@ -555,12 +668,13 @@ def _dry_run(
         scratch = stack.enter_context(Ledger(Path(tmp) / "dry-run.sqlite3"))
         if ro is not None:
             scratch.copy_suppressions(ro.suppressions())
-        scratch.freeze(rendered)
+        scratch.freeze(rendered, editions=contents)
         report = SendReport(issue_id, rendered.subject, f"dry run: {transport.name}", dry_run=True)
-        if _queue(cfg, scratch, issue_id, report, stop, first=True, signups=ro):
+        route = _router(contents)
+        if _queue(cfg, scratch, issue_id, report, stop, first=True, signups=ro, route=route):
             scratch.suppress_pending(issue_id)
-            composer = Composer.from_config(cfg, rendered, secret)
-            result = _deliver(cfg, scratch, issue_id, transport, composer, progress, stop)
+            composers = _composers(cfg, rendered, contents, secret)
+            result = _deliver(cfg, scratch, issue_id, transport, composers, progress, stop)
             _finish(scratch, report, result, started)
             if result.fatal is not None:
                 raise _stopped(result.fatal)
@@ -631,6 +745,8 @@ class IssueStatus:
     failures: list[tuple[str, str, str, int]]  # (address, state, reason, attempts)
     reasons: list[tuple[str, int]]
     bounces: dict[str, int] = field(default_factory=dict)  # recorded bounces per kind
+    editions: dict[str, dict[str, int]] = field(default_factory=dict)  # counts per edition
+    empty_editions: tuple[str, ...] = ()  # editions with no article that week: not sent
 
 
 def status(cfg: Config, issue_id: str | None = None) -> list[IssueStatus]:
@@ -652,6 +768,8 @@ def status(cfg: Config, issue_id: str | None = None) -> list[IssueStatus]:
                 ledger.failures(r.id, 50) if issue_id else [],
                 ledger.failure_reasons(r.id) if issue_id else [],
                 ledger.bounce_counts(r.id),
+                ledger.edition_counts(r.id),
+                tuple(lang for lang, full in ledger.edition_langs(r.id) if not full),
             )
             for r in records
             if r is not None

@@ -1,12 +1,13 @@
 """The subscriber list (CSV) -> validated subscribers, streamed.
 
 The file has a header row with an ``email`` column (``email address``, ``e-mail`` and
-``mail`` work too) and optional ``name`` and ``first_name`` columns; other columns are
-ignored. Rows are read one at a time, so a list of millions of rows never sits in
-memory. Addresses are checked with ``email-validator`` (syntax only, no DNS) and
-normalised (domain lower-cased and IDNA-encoded); a bad row is reported with its line
-number and skipped. Duplicates (compared case-insensitively) are folded by the ledger's
-unique (issue, address) row as the rows are queued, not here: that needs no memory.
+``mail`` work too) and optional ``name``, ``first_name`` and ``lang`` (``language``,
+``locale``: the edition a reader gets) columns; other columns are ignored. Rows are
+read one at a time, so a list of millions of rows never sits in memory. Addresses are
+checked with ``email-validator`` (syntax only, no DNS) and normalised (domain
+lower-cased and IDNA-encoded); a bad row is reported with its line number and skipped.
+Duplicates (compared case-insensitively) are folded by the ledger's unique (issue,
+address) row as the rows are queued, not here: that needs no memory.
 
 Issue 16: the exports of other tools work as they are. Columns of Mailchimp
 ("Email Address", "First Name", "Last Name"; "UNSUB_TIME"/"CLEAN_TIME" in its
@@ -56,6 +57,8 @@ NAME_COLUMNS = ("name", "full_name", "fullname", "display_name")
 FIRST_NAME_COLUMNS = ("first_name", "firstname", "given_name")
 LAST_NAME_COLUMNS = ("last_name", "lastname", "surname", "family_name")
 STATUS_COLUMNS = ("status", "subscriber_type", "type", "state")
+# The reader's language: which edition they get (newsletter.languages; README, "Editions").
+LANG_COLUMNS = ("lang", "language", "locale")
 # A row's status (lower-cased) -> its state. Active: mailed; the others never are.
 ACTIVE, PENDING, UNSUBSCRIBED, BOUNCED = "active", "pending", "unsubscribed", "bounced"
 STATUSES = {
@@ -120,6 +123,7 @@ class Subscriber(NamedTuple):  # a tuple: cheap to make a million of
     first_name: str = ""
     line: int = 0
     state: str = ACTIVE  # from a status column of another tool's export
+    lang: str = ""  # a lang/language/locale column: the edition they get
 
     def recipient(self) -> Recipient:
         return Recipient(self.email, self.name, self.first_name)
@@ -260,6 +264,7 @@ class Extra(NamedTuple):
     email_disabled: int | None = None  # Substack
     unsub_time: int | None = None  # Mailchimp's unsubscribed export
     clean_time: int | None = None  # Mailchimp's cleaned (bounced) export
+    lang: int | None = None
 
 
 def _extra(cols: list[str]) -> Extra:
@@ -269,6 +274,7 @@ def _extra(cols: list[str]) -> Extra:
         _column(cols, ("email_disabled",)),
         _column(cols, ("unsub_time",)),
         _column(cols, ("clean_time",)),
+        _column(cols, LANG_COLUMNS),
     )
 
 
@@ -399,7 +405,8 @@ def read(path: Path, tap: list[_Tap] | None = None) -> Iterator[Subscriber | Bad
                     "we know; use active, pending, unsubscribed or bounced (skipped: it is "
                     "never mailed on a guess)")  # fmt: skip
                 continue
-            yield Subscriber(address, address.lower(), name, first, line, state)
+            lang = _cell(row, extra.lang)[:35]
+            yield Subscriber(address, address.lower(), name, first, line, state, lang)
 
 
 def _cell(row: list[str], i: int | None) -> str:

@@ -7,7 +7,8 @@
 - ``GET /unsubscribe/<token>``: a confirm page. A GET never unsubscribes (link scanners
   and mail security gateways follow links); its button POSTs back to the same URL.
 - ``POST /resubscribe/<token>``: undoes it.
-- ``GET /`` and ``GET /issues/<id>/``: the archive (``archive``).
+- ``GET /`` and ``GET /issues/<id>/`` (``/issues/<id>/<lang>/``: an edition): the
+  archive (``archive``).
 - ``GET /preview`` (``digest serve --preview`` only): the editor's live preview.
 - With ``subscribe.enabled`` (issue 16): ``GET /subscribe`` (a form), ``POST /subscribe``
   (``email``, optional ``name`` and ``lang``; a hidden honeypot ``website``) records a
@@ -249,7 +250,8 @@ def create_app(
         return Response(status_code=308, headers={"location": f"{issue_id}/"})
 
     def issue(request: Request) -> Response:
-        found = published_issue(cfg, request.path_params["issue_id"])
+        edition = request.path_params.get("lang", "")
+        found = published_issue(cfg, request.path_params["issue_id"], edition)
         if found is None:
             raise HTTPException(404)
         return HTMLResponse(
@@ -445,6 +447,7 @@ def create_app(
         Route(prefix + "/style.css", stylesheet, methods=["GET"]),
         Route(prefix + "/issues/{issue_id}", issue_redirect, methods=["GET"]),
         Route(prefix + "/issues/{issue_id}/", issue, methods=["GET"]),
+        Route(prefix + "/issues/{issue_id}/{lang}/", issue, methods=["GET"]),
         Route(prefix + "/unsubscribe", unsubscribe_info, methods=["GET"]),
         Route(prefix + "/unsubscribe/", unsubscribe_info, methods=["GET"]),
         Route(prefix + "/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),

@@ -1,8 +1,9 @@
 """Sent issues in the ledger -> the archive: its index and each issue's web version.
 
-``GET /`` and ``GET /issues/<id>/`` answer with these pages, and ``digest archive``
-writes the same pages as static files (``write_archive``). A web version shows no
-personal data and carries no tracking.
+``GET /`` and ``GET /issues/<id>/`` answer with these pages (``/issues/<id>/<lang>/``:
+each edition of a newsletter in several languages; ``/issues/<id>/`` is the main one),
+and ``digest archive`` writes the same pages as static files (``write_archive``). A web
+version shows no personal data and carries no tracking.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class ArchivedIssue(ListedIssue):
     """A sent issue, as frozen in the ledger at its first send."""
 
     rendered: RenderedEmail
+    edition: str = ""  # the language of an edition's own page (issues/<id>/<lang>/)
 
 
 # What a web version (at issues/<id>/) shows in place of personal fields: nothing about
@@ -118,12 +120,24 @@ def _from_rows(rows: list[tuple[str, str, str, dt.datetime, str | None]]) -> lis
     return newest_first([a for a in found if a is not None])
 
 
-def published_issue(cfg: Config, issue_id: str) -> ArchivedIssue | None:
+def published_issue(cfg: Config, issue_id: str, edition: str = "") -> ArchivedIssue | None:
+    """A sent issue; with ``edition``, that edition of it (None if it had none)."""
     if not ISSUE_ID.match(issue_id) or not Path(cfg.ledger.path).exists():
         return None
     with Ledger(cfg.ledger.path, readonly=True) as ledger:
-        record = ledger.issue(issue_id)
-    return _archived(record) if record is not None else None
+        return _published(ledger, issue_id, edition)
+
+
+def _published(ledger: Ledger, issue_id: str, edition: str = "") -> ArchivedIssue | None:
+    record = ledger.issue(issue_id)
+    found = _archived(record) if record is not None else None
+    if found is None or not edition:
+        return found
+    rendered = dict(ledger.editions(issue_id)).get(edition)
+    if rendered is None:
+        return None
+    return ArchivedIssue(found.id, rendered.subject, rendered.preheader, found.date, rendered,
+                         edition)  # fmt: skip
 
 
 def index_html(cfg: Config, issues: list[ListedIssue], *, static: bool = False) -> str:
@@ -176,8 +190,11 @@ def inject(document: str, head: str, body: str) -> str:
 
 def issue_html(cfg: Config, issue: ArchivedIssue, *, static: bool = False) -> str:
     """The web version of a sent issue: the email itself with the personal fields left
-    empty, plus a link back to the archive. Lives at issues/<id>/."""
-    html, _ = issue.rendered.fill(WEB_VALUES)
+    empty, plus a link back to the archive. Lives at issues/<id>/ (an edition's at
+    issues/<id>/<lang>/: one level deeper for its relative links)."""
+    up = "../" if issue.edition else ""
+    values = {**WEB_VALUES, "unsubscribe_url": up + WEB_VALUES["unsubscribe_url"]}
+    html, _ = issue.rendered.fill(values)
     head = (
         '<meta name="referrer" content="no-referrer">\n<link rel="icon" href="data:,">\n'
         # A long URL or word in an article must not make a phone scroll sideways.
@@ -188,7 +205,7 @@ def issue_html(cfg: Config, issue: ArchivedIssue, *, static: bool = False) -> st
     nav = (
         environment(cfg.templates.folder, pages=True)
         .get_template("issue_nav.html")
-        .render(root="../../", newsletter=cfg.newsletter.name)
+        .render(root=up + "../../", newsletter=cfg.newsletter.name)
     )
     return inject(html, head, nav)
 
@@ -196,8 +213,9 @@ def issue_html(cfg: Config, issue: ArchivedIssue, *, static: bool = False) -> st
 def write_archive(cfg: Config, out: Path) -> list[Path]:
     """Write the archive as static HTML into ``out`` (the same pages ``serve`` answers).
 
-    Files: index.html, style.css, unsubscribe/index.html, issues/<id>/index.html. Files
-    from earlier runs are overwritten, never deleted.
+    Files: index.html, style.css, unsubscribe/index.html, issues/<id>/index.html (and
+    issues/<id>/<lang>/index.html per edition). Files from earlier runs are overwritten,
+    never deleted.
     """
     written: list[Path] = []
 
@@ -218,8 +236,12 @@ def write_archive(cfg: Config, out: Path) -> list[Path]:
         return written
     with Ledger(cfg.ledger.path, readonly=True) as ledger:
         for listed in issues:  # one issue's HTML in memory at a time
-            record = ledger.issue(listed.id)
-            issue = _archived(record) if record is not None else None
+            issue = _published(ledger, listed.id)
             if issue is not None:
                 put(f"issues/{issue.id}/index.html", issue_html(cfg, issue, static=True))
+            for lang, full in ledger.edition_langs(listed.id):
+                edition = _published(ledger, listed.id, lang) if full else None
+                if edition is not None:
+                    page_ = issue_html(cfg, edition, static=True)
+                    put(f"issues/{listed.id}/{lang}/index.html", page_)
     return written
