@@ -101,6 +101,8 @@ def test_a_real_send_refuses_placeholder_defaults_left_unset(tmp_path: Path) -> 
         '[delivery]\ntransport = "smtp"\n\n[smtp]\nhost = "127.0.0.1"\nport = 9\n'
     )
     (tmp_path / "config.toml").write_text(base)
+    code, out = run("--now", "2026-11-23T12:00:00+01:00", "check", cwd=tmp_path)
+    assert "newsletter.base_url: is not set" in out and "(a real send refuses)" in out, out
     args = ("--now", "2026-11-23T12:00:00+01:00", "send", "--latest", "--yes")
     code, out = run(*args, cwd=tmp_path, env={"DIGEST_SECRET": SECRET})
     assert code == 2, out

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import content, render
 from . import issue as issues
-from .config import Config
+from .config import Config, first_run_values
 from .content.cache import Cache
 from .errors import ConfigError, DigestError, NothingToSend
 from .files import write_atomic
@@ -357,6 +357,12 @@ def check(
         built = built or e.built
         problems += e.built.findings
         problems += _header_problems(cfg.edition(e.lang), e.built.rendered)
+    if cfg.delivery.transport == "smtp":  # what `send` would refuse (first_run_values)
+        source = Path(cfg.source or "config")
+        problems += [
+            Problem(source, None, f"{key}: {why} (a real send refuses)", "warning")
+            for key, why in first_run_values(cfg)
+        ]
     skipped = skipped_summary(everything)
     return Report(
         tuple(dict.fromkeys(problems)),  # what every edition finds (a config key): once
