@@ -163,3 +163,26 @@ def test_a_broken_subject_template_names_the_key() -> None:
     w = issues.window_for_week(c, WEEK48)
     with pytest.raises(ConfigError, match=r"newsletter\.subject: .*nmae"):
         issues.build_issue(c, w, [art("a", "2026-11-20T10:00:00+01:00")])
+
+
+@pytest.mark.parametrize(
+    ("lang", "one", "three"),
+    [
+        ("en", "1 article this week: ", "3 articles this week: "),
+        ("fr", "1 article cette semaine : ", "3 articles cette semaine : "),  # one line: a space
+        ("de", "1 Artikel diese Woche: ", "3 Artikel diese Woche: "),
+        ("ar", "مقال واحد هذا الأسبوع: ", "3 مقالات هذا الأسبوع: "),
+        ("zh", "本周1篇文章：", "本周3篇文章："),
+    ],
+)
+def test_the_default_preheader_speaks_the_issues_language(lang: str, one: str, three: str) -> None:
+    c = config.parse({"newsletter": {"name": "Signal", "language": lang}})
+    w = issues.window_for_week(c, WEEK48)
+    titles = ["Tide tables", "Harbour lights", "Net mending"]
+    arts = [art(f"a{i}", f"2026-11-2{i}T10:00:00+01:00", title=t) for i, t in enumerate(titles)]
+    assert issues.build_issue(c, w, arts[:1]).preheader.startswith(one)
+    many = issues.build_issue(c, w, arts)
+    # The subject names the top (newest) title: the preheader lists the other two.
+    assert many.preheader.startswith(three) and "Net mending" not in many.preheader
+    own = config.parse({"newsletter": {"language": lang, "preheader": "Fresh: {{ titles }}"}})
+    assert issues.build_issue(own, w, arts).preheader.startswith("Fresh: ")

@@ -218,8 +218,19 @@ def build_issue(
     # The preheader follows the subject in the inbox: it does not say a title again.
     others = [a.title for a in shown if one_line(a.title) not in subject]
     ctx["titles"] = "; ".join(others or [a.title for a in shown])
-    preheader = _one_line(_config_template(cfg, "preheader", ctx), 140)
     lang = cfg.newsletter.language
+    if "preheader" in cfg.newsletter.model_fields_set:
+        preheader = _one_line(_config_template(cfg, "preheader", ctx), 140)
+    else:  # the default says its words in the issue's language
+        from .i18n import labels
+
+        default = labels(lang).ngettext(
+            "%(num)s article this week: %(titles)s",
+            "%(num)s articles this week: %(titles)s",
+            len(chosen),
+            titles=ctx["titles"],
+        )
+        preheader = _one_line(default, 140)
     return Issue(
         id=window.id,
         number=number,
