@@ -13,6 +13,7 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
+import dkim
 import httpx
 import pytest
 
@@ -20,6 +21,7 @@ import test_web
 from digest import web
 from digest.config import Config, load
 from digest.ledger import Ledger
+from digest.signing import load_key
 from digest.signup import RateLimit
 from digest.tokens import make_confirm_token, new_nonce
 from smtp_server import SmtpServer
@@ -267,6 +269,19 @@ def test_confirming_lifts_an_unsubscribe_but_not_a_bounce(
 def test_confirmation_mail_over_real_smtp(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client: httpx.Client
 ) -> None:
+    """Through a real SMTP server, DKIM-signed like the issues: the confirmation mail and
+    the next issue both verify against the published key (a DNS stub)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = tmp_path / "dkim.pem"
+    key.write_bytes(
+        ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     with SmtpServer() as smtp:
         monkeypatch.setenv(SECRET_ENV, SECRET)
         path = _config(tmp_path)  # the outbox config, switched to SMTP here
@@ -276,7 +291,8 @@ def test_confirmation_mail_over_real_smtp(
             # A real send refuses the example's base URL (config.first_run_values).
             .replace('base_url = "https://example.com"', 'base_url = "https://news.example.org"')
             + f'\n[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n'
-            + '\n[sender]\nemail = "news@example.org"\n',
+            + '\n[sender]\nemail = "news@example.org"\n'
+            + f'\n[dkim]\ndomain = "example.org"\nselector = "s1"\nkey_file = "{key}"\n',
             encoding="utf-8",
         )
         cfg = load(path)
@@ -290,3 +306,12 @@ def test_confirmation_mail_over_real_smtp(
         assert state(cfg, NEW) == "active"
         send(cfg, NOW)
         assert any(NEW in m.rcpt_tos for m in smtp.messages[1:])
+    record = load_key(key).txt_record().encode()
+
+    def dnsfunc(name: bytes, timeout: float = 5) -> bytes | None:
+        return record if name.decode().rstrip(".") == "s1._domainkey.example.org" else None
+
+    assert data.startswith(b"DKIM-Signature: ")
+    assert dkim.verify(data, dnsfunc=dnsfunc)  # the confirmation mail
+    assert all(dkim.verify(m.data, dnsfunc=dnsfunc) for m in smtp.messages[1:])  # the issue
+    assert not dkim.verify(data.replace(b"confirm/", b"confirn/", 1), dnsfunc=dnsfunc)
