@@ -301,10 +301,12 @@ def header_of(path: Path) -> list[str]:
     return [re.sub(r"[\s-]+", "_", h.strip().lower()) for h in row]
 
 
-def _columns(reader: Any, path: Path, *, required: bool) -> tuple[int, int | None, int | None, int]:
-    """The email, name and first-name columns named by the header row, and how many
-    columns it names. An empty file has none: ``(-1, None, None, 0)``, or a ContentError
-    if ``required``."""
+def _columns(
+    reader: Any, path: Path, *, required: bool
+) -> tuple[int, int | None, int | None, list[str]]:
+    """The email, name and first-name columns named by the header row, and its normalised
+    column names. An empty file has none: ``(-1, None, None, [])``, or a ContentError if
+    ``required``."""
     try:
         header = next(reader)
     except StopIteration:
@@ -313,7 +315,7 @@ def _columns(reader: Any, path: Path, *, required: bool) -> tuple[int, int | Non
                 path, "the subscriber list is empty; the first row must name the columns, "
                 "e.g. 'email,name', and each further row is one subscriber", line=1
             ) from None  # fmt: skip
-        return -1, None, None, 0
+        return -1, None, None, []
     except csv.Error as exc:
         raise ContentError(path, f"not a CSV file: {exc}", line=1) from None
     cols = [re.sub(r"[\s-]+", "_", h.strip().lower()) for h in header]
@@ -325,7 +327,7 @@ def _columns(reader: Any, path: Path, *, required: bool) -> tuple[int, int | Non
             "the first row must name the columns, e.g. 'email,name'",
             line=1,
         )
-    return email_i, _column(cols, NAME_COLUMNS), _column(cols, FIRST_NAME_COLUMNS), len(cols)
+    return email_i, _column(cols, NAME_COLUMNS), _column(cols, FIRST_NAME_COLUMNS), cols
 
 
 def check_file(path: Path) -> None:
@@ -337,7 +339,8 @@ def check_file(path: Path) -> None:
     path = Path(path)
     delimiter = sniff(path)
     with _open(path) as f:
-        email_i, _, _, width = _columns(csv.reader(f, delimiter=delimiter), path, required=True)
+        email_i, _, _, cols = _columns(csv.reader(f, delimiter=delimiter), path, required=True)
+    width = len(cols)
     with path.open("rb") as raw:
         if not any(b'"' in chunk for chunk in iter(lambda: raw.read(1 << 20), b"")):
             return
@@ -361,10 +364,10 @@ def read(path: Path, tap: list[_Tap] | None = None) -> Iterator[Subscriber | Bad
     f = _open(path, tap)
     with f:
         reader = csv.reader(f, delimiter=delimiter)
-        email_i, name_i, first_i, width = _columns(reader, path, required=False)
+        email_i, name_i, first_i, cols = _columns(reader, path, required=False)
         if email_i < 0:
             return
-        extra = _extra(header_of(path))
+        width, extra = len(cols), _extra(cols)  # the header this read saw, read once
         prev = reader.line_num
         while True:
             try:
