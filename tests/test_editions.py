@@ -493,11 +493,16 @@ def test_each_edition_has_its_web_version_and_its_unsubscribe_link_works(
         assert en.status_code == 200 and "Night herons" in en.text and "潮だまり" not in en.text
         assert client.get(f"{base}/issues/{WEEK}/fr/").status_code == 404
         assert client.get(f"{base}/issues/{WEEK}/").status_code == 200  # the main edition
+        # The index links each edition of the issue, in its language.
+        index = client.get(f"{base}/").text
+        assert f'<a href="issues/{WEEK}/ja/" hreflang="ja" lang="ja">ja</a>' in index
+        assert f'<a href="issues/{WEEK}/en/" hreflang="en" lang="en">en</a>' in index
         assert one_click(client, base + unsubscribe[len(web_root) :]).status_code == 200
     with Ledger(cfg.ledger.path, readonly=True) as ledger:
         assert ledger.suppression("kenji@example.com") == "unsubscribe"
     archived = run(tmp_path, "archive", "--out", str(tmp_path / "site"))
     assert archived.returncode == 0, archived.stderr
+    assert f'href="issues/{WEEK}/ja/"' in (tmp_path / "site" / "index.html").read_text()
     page = (tmp_path / "site" / "issues" / WEEK / "ja" / "index.html").read_text()
     assert 'lang="ja"' in page and 'href="../../../"' in page
     assert "../../../unsubscribe/" in page

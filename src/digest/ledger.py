@@ -825,6 +825,19 @@ class Ledger:
             for lang, subject, preheader, html, text, defaults in rows
         ]  # fmt: skip
 
+    def edition_pages(self) -> dict[str, list[str]]:
+        """Issue id -> the languages of its editions that had content, main one first (an
+        archive index in one query; issues in one language are absent)."""
+        if self._missing("editions"):
+            return {}
+        found: dict[str, list[str]] = {}
+        rows = self._read(
+            "SELECT issue_id, lang FROM editions WHERE html IS NOT NULL ORDER BY issue_id, pos"
+        )
+        for issue_id, lang in rows:
+            found.setdefault(issue_id, []).append(lang)
+        return found
+
     def edition_langs(self, issue_id: str) -> list[tuple[str, bool]]:
         """(language, whether it had content) of each edition, main one first; [] for an
         issue in one language. Without reading the content."""

@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,6 +38,8 @@ class ListedIssue:
     subject: str
     preheader: str
     date: dt.datetime | None
+    # Newsletter in several languages: the editions with a page of their own.
+    editions: tuple[str, ...] = field(default=(), kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -105,19 +107,29 @@ def published_issues(cfg: Config) -> list[ListedIssue]:
     """The sent issues in the ledger, newest first, as the index lists them (their HTML
     and text are not read: 260 issues' worth per request made the index 30x slower). No
     ledger file: none (not created)."""
-    return _from_rows(_rows(cfg))
+    return _from_rows(*_rows(cfg))
 
 
-def _rows(cfg: Config) -> list[tuple[str, str, str, dt.datetime, str | None]]:
+Row = tuple[str, str, str, dt.datetime, str | None]
+
+
+def _rows(cfg: Config) -> tuple[list[Row], dict[str, list[str]]]:
+    """The ledger's issue listing and each issue's edition pages."""
     if not Path(cfg.ledger.path).exists():
-        return []
+        return [], {}
     with Ledger(cfg.ledger.path, readonly=True) as ledger:
-        return ledger.listed()
+        return ledger.listed(), ledger.edition_pages()
 
 
-def _from_rows(rows: list[tuple[str, str, str, dt.datetime, str | None]]) -> list[ListedIssue]:
+def _from_rows(rows: list[Row], editions: dict[str, list[str]]) -> list[ListedIssue]:
     found = [_listed(*row) for row in rows]
-    return newest_first([a for a in found if a is not None])
+    return newest_first(
+        [
+            replace(a, editions=tuple(editions[a.id])) if a.id in editions else a
+            for a in found
+            if a is not None
+        ]
+    )
 
 
 def published_issue(cfg: Config, issue_id: str, edition: str = "") -> ArchivedIssue | None:
@@ -161,7 +173,7 @@ class IndexPage:
         last = self._last
         if last is not None and last[0] == key:
             return last[1]
-        html = index_html(self.cfg, _from_rows(_rows(self.cfg)))
+        html = index_html(self.cfg, _from_rows(*_rows(self.cfg)))
         self._last = (key, html)  # one assignment: a concurrent request sees a whole pair
         return html
 
