@@ -42,6 +42,7 @@ from digest.text import count_words
 BUDGET = 60  # content.summary_words' default
 SHORT = 10  # a summary under this many words is "too short" if the post has a longer lede
 LEDE = 25  # ... i.e. if a paragraph of the post has at least this many words
+TAGLINE_DAYS = 14  # a sentence repeated over a longer span is a site's boilerplate
 NOW = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)  # every post is in the past
 
 # --- the rubric ----------------------------------------------------------------------
@@ -85,8 +86,16 @@ def _paragraphs(body: str) -> list[str]:
     return out
 
 
+def _prose(paragraph: str) -> int:
+    """Words of prose in a paragraph: 0 for a list of links ("Windows Installer: https://…
+    \\ macOS Installer: https://…", a URL for every few words), long but no lede."""
+    urls = len(_URL.findall(paragraph))
+    words = count_words(_URL.sub("", paragraph))
+    return 0 if urls >= 3 and 5 * urls >= words else words
+
+
 def _has_lede(a: Article) -> bool:
-    return any(count_words(p) >= LEDE for p in _paragraphs(a.body)[:12])
+    return any(_prose(p) >= LEDE for p in _paragraphs(a.body)[:12])
 
 
 def _title_like(summary: str, title: str) -> bool:
@@ -112,13 +121,16 @@ def _sentences(text: str) -> list[str]:
 
 
 def check_boilerplate(c: Case) -> bool:
-    """Only announces: no sentence says what is new (announcement or the site's repeats)."""
+    """Only announces: it announces (or says the site's repeats) and little else.
+
+    A short summary with nothing announcing ("Highlight: deps — update npm to 6.13.4.")
+    says what is new; whether it is too short is ``too_short``'s question.
+    """
     if not c.text:
         return False
-    informative = [
-        s for s in _sentences(c.text) if not _ANNOUNCE.search(s) and s not in c.boilerplate
-    ]
-    return count_words(" ".join(informative)) < 8
+    sentences = _sentences(c.text)
+    informative = [s for s in sentences if not _ANNOUNCE.search(s) and s not in c.boilerplate]
+    return len(informative) < len(sentences) and count_words(" ".join(informative)) < 8
 
 
 def check_stub(c: Case) -> bool:
@@ -197,14 +209,29 @@ def run(folders: list[tuple[str, Path]], limit: int | None, seed: int) -> list[C
         if limit and len(articles) > limit:
             articles = random.Random(seed).sample(articles, limit)
         site = [Case(label, a, summarize(a, words=BUDGET)) for a in articles]
-        counts = collections.Counter(s for c in site for s in set(_sentences(c.text)))
-        repeated = {s for s, n in counts.items() if n >= 3 and count_words(s) >= 4}
+        repeated = _repeated(site)
         for c in site:
             c.boilerplate = repeated
         cases += site
         took = time.perf_counter() - t0
         print(f"{label}: {len(site)} posts ({took:.1f} s)", file=sys.stderr)
     return cases
+
+
+def _repeated(site: list[Case]) -> set[str]:
+    """A site's boilerplate: sentences of 4+ words in 3+ summaries over more than
+    ``TAGLINE_DAYS``. A tagline repeats over months; the same fix told in the posts of
+    three release lines published together is the news of each."""
+    dates: dict[str, list[dt.datetime]] = collections.defaultdict(list)
+    for c in site:
+        for s in set(_sentences(c.text)):
+            if count_words(s) >= 4:
+                dates[s].append(c.article.date)
+    return {
+        s
+        for s, when in dates.items()
+        if len(when) >= 3 and max(when) - min(when) > dt.timedelta(days=TAGLINE_DAYS)
+    }
 
 
 def flags(c: Case) -> list[str]:
