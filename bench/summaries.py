@@ -53,7 +53,14 @@ _TEMPLATE = re.compile(
 # HTML by its tag names: "<enter>" or "<addr>" in prose is text, not markup.
 _TAGS = "a|b|i|p|em|strong|code|pre|div|span|img|br|hr|ul|ol|li|h[1-6]|table|t[rdh]|figure|"
 _TAGS += "figcaption|iframe|script|style|sup|sub|small|blockquote|video|source|details|summary"
-_MARKUP = re.compile(rf"</?(?:{_TAGS})\b[^>]*>|<!--|\*\*|`|\]\(|\]\[|&[A-Za-z]+;|&#\d+;|^#+ ", re.I)
+_MARKUP = re.compile(
+    rf"</?(?:{_TAGS})\b[^>]*>|<!--|\*\*|`|\]\(|\]\[|&[A-Za-z]+;|&#\d+;|^#+ |"
+    r"\[[0-9a-f]{7,40}\]",  # a commit id in brackets, as changelogs link them
+    re.I,
+)
+# A link's words left behind without it: "See for details.", "The index is."
+# ("Unicode is." ends a sentence in prose: only prepositions left without their object.)
+_RESIDUE = re.compile(r"\b(?:see|visit)\s+(?:for|to)\b|\b(?:at|via)[.,]", re.I)
 _FOOTNOTE = re.compile(r"\[\^[^\]]*\]")
 _URL = re.compile(r"\b(?:https?://|www\.)\S+", re.I)
 _CUT_URL = re.compile(r"\b(?:https?://|www\.)\S*(?:…|\.\.\.)$", re.I)
@@ -66,7 +73,11 @@ _ANNOUNCE = re.compile(
     r" to (?:announce|share|release)|(?:announc\w+|published) (?:a )?new (?:version|"
     r"point release|release)|new (?:point )?release of|is (?:now )?(?:out|available)|"
     r"(?:see|check) (?:the \w+ )?below|below for (?:details|more)|pre-release is ready|"
-    r"is a (?:bugfix|bug-fix|patch|security|maintenance) release",
+    r"is a (?:bugfix|bug-fix|patch|security|maintenance) release|"
+    # A release's header line ("2015.03.31, Version 0.12.2 (Stable).") names it, no more.
+    r"^\W*(?:\d{4}[-./]\d{1,2}[-./]\d{1,2},?\s*)?(?:[\w.]+\s+){0,2}(?:version\s*|v)\d+"
+    r"(?:\.\d+)+,?\s*(?:'\w+'\s*)?(?:\([^()]{0,30}\))?(?:,?\s*(?:prepared by\s*)?@[\w-]+)*"
+    r"\W*$",
     re.I,
 )
 _BLOCK_START = re.compile(r"^\s*(?:#|[-*+] |\d+[.)] |>|\||<|\{|!\[|\[\^?\w+\]:|```|~~~)")
@@ -95,7 +106,12 @@ def _prose(paragraph: str) -> int:
 
 
 def _has_lede(a: Article) -> bool:
-    return any(_prose(p) >= LEDE for p in _paragraphs(a.body)[:12])
+    """A paragraph or a first-level list item with ``LEDE`` words of prose."""
+    items = [m.group(1) for m in _ITEM.finditer(a.body[:20000])][:40]
+    return any(_prose(p) >= LEDE for p in [*_paragraphs(a.body)[:12], *items])
+
+
+_ITEM = re.compile(r"^[-*+] +(.+(?:\n {2,}\S.*)*)", re.M)
 
 
 def _title_like(summary: str, title: str) -> bool:
@@ -120,6 +136,17 @@ def _sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?。！？])\s+", text) if s]
 
 
+def _fragments(text: str) -> bool:
+    """Three sentences in a row of at most two words each, two of them lower-case: list
+    labels ("crypto. events. tty."), not terse prose ("Hi. Yes. Sorry.")."""
+    run: list[str] = []
+    for s in _sentences(text):
+        run = [*run, s][-3:] if count_words(s) <= 2 else []
+        if len(run) == 3 and sum(x[:1].islower() for x in run) >= 2:
+            return True
+    return False
+
+
 def check_boilerplate(c: Case) -> bool:
     """Only announces: it announces (or says the site's repeats) and little else.
 
@@ -130,7 +157,13 @@ def check_boilerplate(c: Case) -> bool:
         return False
     sentences = _sentences(c.text)
     informative = [s for s in sentences if not _ANNOUNCE.search(s) and s not in c.boilerplate]
-    return len(informative) < len(sentences) and count_words(" ".join(informative)) < 8
+    # "We're pleased to announce that <sponsor> renewed for three years.": what follows
+    # the announcing words is the news.
+    news = [
+        s[m.end() :] for s in sentences if s not in c.boilerplate and (m := _ANNOUNCE.search(s))
+    ]
+    said = count_words(" ".join(informative + news))
+    return len(informative) < len(sentences) and said < 8
 
 
 def check_stub(c: Case) -> bool:
@@ -163,8 +196,16 @@ CHECKS: dict[str, tuple[str, Callable[[Case], bool]]] = {
         lambda c: c.text.endswith("…") and bool(_INNER_END.search(c.text)),
     ),
     "too_short": (
-        f"under {SHORT} words while the post has a {LEDE}+ word paragraph",
-        lambda c: count_words(c.text) < SHORT and _has_lede(c.article),
+        f"empty, or under {SHORT} words while the post has a {LEDE}+ word paragraph or item",
+        lambda c: not c.text or (count_words(c.text) < SHORT and _has_lede(c.article)),
+    ),
+    "fragments": (
+        'labels read as sentences ("crypto. events. tty.")',
+        lambda c: _fragments(c.text),
+    ),
+    "residue": (
+        'a link\'s words without it ("See for details.")',
+        lambda c: bool(_RESIDUE.search(c.text)),
     ),
     "boilerplate": ("only announces (boilerplate lede)", check_boilerplate),
     "glued_list": (

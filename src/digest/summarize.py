@@ -94,7 +94,7 @@ def summarize(article: Article, *, words: int = 60, key_points: int = 3) -> Summ
         if more:
             head = md.parse(body[: more.start()], {"references": env.get("references", {})})
             text, items = _lede(_units(head, env, enough), words, stop_at_heading=False)
-        else:
+        if not text:  # no marker, or only a quote or an image before it
             text, items = _lede(_units(tokens, env, enough), words, stop_at_heading=True)
     if not text:
         text = front  # a stub is better than nothing
@@ -214,7 +214,7 @@ _PLACEHOLDER = re.compile(r"\{(?:filename|static|attach|author|category|tag)\}")
 _EMPTY_CODE = re.compile(r"(?<!`)` ?`(?!`)")
 _TEMPLATE_LEFT = re.compile(r"\{\{<?|>?\}\}|\{%|%\}")
 # URLs and site paths written out as text ("/blog/x/y"); a cut one would be worse.
-_URL = r"(?:(?:https?|ftp)://|www\.)[^\s<>\"]+|(?<![\w/.])/[\w.~-]+/[\w./~#%?=&-]+"
+_URL = r"(?:(?:https?|ftp)://|www\.)[^\s<>\"]*[^\s<>\".,;:!?]|(?<![\w/.])/[\w.~-]+/[\w./~#%?=&-]+"
 # "Installer: https://…", "Release notes can be found here: https://…": the label means
 # nothing without its link, so the clause goes with it.
 _LABELLED_URL = re.compile(rf"(?:^|(?<=[.!?]\s))[^.!?:]{{0,80}}:\s*<?(?:{_URL})>?[.,;]?")
@@ -224,11 +224,21 @@ _SEE_URL = re.compile(
     r"(?:\s+(?:for|to)\b[^.!?]{0,80})?(?:[.!?]|$)",
     re.I,
 )
+_DANGLING = re.compile(
+    r"(?:^|(?<=[.!?]\s))[^.!?]{0,60}\b(?:is|are|at|from|via|here)\s*[.!?:]\s*(?=[A-Z]|$)"
+)
 _LEAD_URL = re.compile(rf"(?:\s(?:at|from|via|visit|see|on|here)\b)?\s*<?(?:{_URL})>?", re.I)
+# "Release notes can be found here.", "Click here.": a pointer whose link is gone.
+_POINTER = re.compile(
+    r"(?:^|(?<=[.!?]\s))(?:[^.!?]{0,60}\bcan be (?:found|read|seen) (?:here|on \w+|below)|"
+    r"(?:click|see|read more|more) here)[.!]?(?=\s|$)",
+    re.I,
+)
 _FOOTNOTE_REF = re.compile(r"\[\^[^\]\s]{1,40}\]")
 _REF_LINK = re.compile(r"\[([^\[\]]{1,200})\]\[[^\[\]]{0,200}\]")  # unresolved [text][ref]
 _EMPTY_BRACKETS = re.compile(r"\(\s*[,;:]?\s*\)|\[\s*\]|<\s*>")
 _SPACE_BEFORE = re.compile(r"\s+([.,;:!?)\]])")
+_STRANDED_COMMA = re.compile(r"[,;:]+([.!?])")
 _SENTENCE_END = re.compile(r"[.!?。！？…][\"'”’»)\]」』）]*$")
 STUB_WORDS = 10  # a front-matter summary under this many words is a stub, not a summary
 # A lede that only announces: says that something was released, not what is in it.
@@ -247,7 +257,7 @@ _INFORMED = 20  # words outside announcing sentences that make a lede say someth
 _SECTIONS = 3  # section headings that, before any list or paragraph, are the highlights
 # Paragraphs that tell the reader what to do, not what the post is about.
 _INSTRUCTION = re.compile(
-    r"(?:if you(?:'d| would)? (?:have|don't have|do not have|like|want|are)\b|"
+    r"(?:.*\b(?:we(?:'d| would) love (?:your|to hear)|let us know)\b|if you(?:'d| would)? (?:have|don't have|do not have|like|want|are)\b|"
     r"to (?:install|update|upgrade|get|try)\b|you can (?:get|install|download|update|upgrade|"
     r"try|leave|find|read)\b|please\b|feel free\b|we(?:'d| would) love your\b)",
     re.I,
@@ -346,8 +356,12 @@ def clean(text: str) -> str:
         text = _SEE_URL.sub(" ", text)
         text = _LABELLED_URL.sub(" ", text)
         text = _LEAD_URL.sub("", text)
+        text = _DANGLING.sub(" ", text)  # "The index is <URL>." without its URL
+    if "found" in text or "here" in text:
+        text = _POINTER.sub(" ", text)
     text = _EMPTY_BRACKETS.sub("", text)
     text = _SPACE_BEFORE.sub(r"\1", " ".join(text.split()))
+    text = _STRANDED_COMMA.sub(r"\1", text)  # "in China, at <URL>." -> "in China."
     return text.lstrip(" ,;:.)]—–-")
 
 
@@ -525,6 +539,7 @@ def _lede(
         rest = _about(units[first_end:], words - count_words(first))
         if rest:
             return first + " " + rest, []
+        return close(parts[0]), []  # what follows is no better: calls to action, say
     # Paragraphs are sentences apart: a header line without a full stop ("2026.04.10,
     # Version 2.1 (Stable)") must not run into the next paragraph.
     return " ".join(close(p) for p in parts), []
