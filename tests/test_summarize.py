@@ -833,3 +833,62 @@ def test_a_more_marker_after_only_a_quote_falls_back_to_the_lede() -> None:
         "Starting a post with a definition is deliberate: an index is the oldest search "
         "structure there is."
     )
+
+
+# --- the standfirst: a description that is not the summary but adds something --------
+
+
+def test_a_short_description_that_adds_something_is_the_standfirst() -> None:
+    art = titled(LEDE, summary="A field report from the busiest swap yet", title="Seed swap")
+    s = summarize(art)
+    assert s.text == LEDE  # under 10 words: no summary ...
+    assert s.standfirst == "A field report from the busiest swap yet"  # ... but a standfirst
+
+
+def test_a_description_used_as_the_summary_is_no_standfirst() -> None:
+    real = "A seed swap outgrew its hall, so the club found a bigger room and a longer table."
+    s = summarize(titled(LEDE, summary=real, title="Seed swap"))
+    assert (s.text, s.standfirst) == (real, "")
+    # Nor a stub that stands in for a missing lede.
+    s = summarize(titled("```\ncode only\n```", summary="Seed swap moved to May"))
+    assert (s.text, s.standfirst) == ("Seed swap moved to May.", "")
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "The spring seed swap at the library",  # the title again
+        "Spring seed swap, library",  # the title's words reordered
+        "TODO",  # a placeholder
+        "Summary",
+        "Gardening",  # a word or two: a label
+        "Seed swap moves",
+        "The garden club moved its seed swap",  # said by the lede already
+        "More than two hundred people came",
+    ],
+)
+def test_a_description_that_adds_nothing_is_no_standfirst(description: str) -> None:
+    art = titled(LEDE, summary=description, title="The spring seed swap at the library")
+    assert summarize(art).standfirst == ""
+
+
+def test_the_standfirst_is_plain_text_on_one_line() -> None:
+    art = titled(LEDE, summary="**Tomatoes** &amp; <em>beans</em>\nfirst, always", title="X")
+    assert summarize(art).standfirst == "Tomatoes & beans first, always"
+
+
+def test_a_plug_in_summary_keeps_the_built_in_standfirst_unless_it_says_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sf_plugin.py").write_text(
+        "def short(article, words):\n    return 'A plug-in summary of the swap.'\n"
+        "def says_it(article, words):\n"
+        "    return 'A field report from the busiest swap yet, told by a plug-in.'\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    art = titled(LEDE, summary="A field report from the busiest swap yet", title="Seed swap")
+    for name, expected in (("short", "A field report from the busiest swap yet"), ("says_it", "")):
+        cfg = config.parse(
+            {"content": {"summarizer": f"sf_plugin:{name}"}}, source=tmp_path / "c.toml"
+        )
+        assert summarizer(cfg)(art).standfirst == expected

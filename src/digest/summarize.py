@@ -11,6 +11,11 @@ The summary is, in this order:
    least ``_SHORT`` words (a headline before the lede is skipped); an article with no
    paragraphs at all uses its list items, each as a sentence.
 
+The description that gives way to the lede (a stub: short, or the title again) stays as
+a standfirst, a line under the title (``Summary.standfirst``), when it adds something:
+not a placeholder or a word or two, not the title again, not words the summary already
+says. When the description is the summary, there is no standfirst (``standfirst``).
+
 A paragraph ending in ":" followed by a list becomes an inline list ("fixes for: A, B
 and C.", as many items as fit, then "and more"); followed by anything else (code), its
 last sentence is dropped. When the first paragraph only announces (``ANNOUNCE``: "has
@@ -99,11 +104,31 @@ def summarize(article: Article, *, words: int = 60, key_points: int = 3) -> Summ
     if not text:
         text = front  # a stub is better than nothing
     summary = close(fit(text, words))
+    stand = standfirst(front, article.title, summary)
     if not key_points:
-        return Summary(summary)
+        return Summary(summary, standfirst=stand)
     end = len(summary.removesuffix(ELLIPSIS))
     shown = {line for at, line in items if at < end}  # bullets the summary shows
-    return Summary(summary, _key_points(tokens, env, key_points, max(15, words // 2), shown))
+    points = _key_points(tokens, env, key_points, max(15, words // 2), shown)
+    return Summary(summary, points, stand)
+
+
+def standfirst(description: str, title: str, summary: str) -> str:
+    """The description as a line under the title, when it is not the summary and adds
+    something to it: not a placeholder or a word or two (``_STANDFIRST_WORDS``), not the
+    title again, not (mostly) words the summary already says. "" otherwise."""
+    description = fit(description, STUB_WORDS * 3)
+    if not description or _PLACEHOLDER_TEXT.match(description):
+        return ""
+    if count_words(description) < _STANDFIRST_WORDS or _title_again(description, title):
+        return ""
+    said = _words(summary)
+    if description.casefold() in summary.casefold() or not said:
+        return ""
+    new = [w for w in _words_list(description) if w not in said]
+    if len(new) < 0.5 * len(_words_list(description)):
+        return ""  # the summary (the lede) says it already
+    return description
 
 
 def summarizer(cfg: Config) -> Callable[[Article], Summary]:
@@ -144,16 +169,20 @@ def summarizer(cfg: Config) -> Callable[[Article], Summary]:
                 "fix it, or remove content.summarizer to use the built-in one",
             ) from None
         if isinstance(out, Summary):
-            text, key = out.text, out.key_points
+            text, key, stand = out.text, out.key_points, clean(plain(out.standfirst))
         elif isinstance(out, str):
-            text, key = out, summarize(article, words=words, key_points=points).key_points
+            builtin = summarize(article, words=words, key_points=points)
+            text, key, stand = out, builtin.key_points, builtin.standfirst
         else:
             raise ContentError(
                 article.path,
                 f"the summarizer plug-in {spec!r} returned {type(out).__name__}, "
                 "not a str or a Summary",
             )
-        return Summary(close(fit(clean(plain(text)), words)), tuple(key[:points]))
+        summary = close(fit(clean(plain(text)), words))
+        # The description again under the title only if the plug-in's text lacks it.
+        stand = standfirst(stand, article.title, summary) if stand else ""
+        return Summary(summary, tuple(key[:points]), stand)
 
     return plugged
 
@@ -257,7 +286,8 @@ _INFORMED = 20  # words outside announcing sentences that make a lede say someth
 _SECTIONS = 3  # section headings that, before any list or paragraph, are the highlights
 # Paragraphs that tell the reader what to do, not what the post is about.
 _INSTRUCTION = re.compile(
-    r"(?:.*\b(?:we(?:'d| would) love (?:your|to hear)|let us know)\b|if you(?:'d| would)? (?:have|don't have|do not have|like|want|are)\b|"
+    r"(?:.*\b(?:we(?:'d| would) love (?:your|to hear)|let us know)\b|"
+    r"if you(?:'d| would)? (?:have|don't have|do not have|like|want|are)\b|"
     r"to (?:install|update|upgrade|get|try)\b|you can (?:get|install|download|update|upgrade|"
     r"try|leave|find|read)\b|please\b|feel free\b|we(?:'d| would) love your\b)",
     re.I,
@@ -378,11 +408,28 @@ def close(text: str) -> str:
 def is_stub(summary: str, title: str) -> bool:
     """A front-matter summary that is no summary: under ``STUB_WORDS`` words, or mostly
     the title's words again."""
-    if count_words(summary) < STUB_WORDS:
-        return True
-    words = {w.lower() for w in re.findall(r"\w+", summary)}
-    again = words & {w.lower() for w in re.findall(r"\w+", title)}
-    return len(again) >= 0.7 * len(words)
+    return count_words(summary) < STUB_WORDS or _title_again(summary, title)
+
+
+def _title_again(text: str, title: str) -> bool:
+    words = _words(text)
+    return len(words & _words(title)) >= 0.7 * len(words)
+
+
+def _words_list(text: str) -> list[str]:
+    return [w.casefold() for w in re.findall(r"\w+", text)]
+
+
+def _words(text: str) -> set[str]:
+    return set(_words_list(text))
+
+
+_STANDFIRST_WORDS = 3  # a description shorter than this is a label, not a standfirst
+_PLACEHOLDER_TEXT = re.compile(
+    r"^\W*(?:todo|tbd|tba|fixme|xxx|draft|summary|description|excerpt|lorem ipsum\b.*|"
+    r"n/?a|none|null|test)\W*$",
+    re.I,
+)
 
 
 def announces_only(text: str) -> bool:
