@@ -213,6 +213,17 @@ CHECKS: dict[str, tuple[str, Callable[[Case], bool]]] = {
         lambda c: bool(_GLUED.search(c.text)),
     ),
     "stub_front_matter": ("stub front-matter summary used", check_stub),
+    "standfirst": (
+        "a standfirst that repeats the title or the summary, or has markup/URL",
+        lambda c: (
+            bool(c.summary.standfirst)
+            and (
+                _title_like(c.summary.standfirst, c.article.title)
+                or c.summary.standfirst.casefold() in c.text.casefold()
+                or bool(_MARKUP.search(c.summary.standfirst) or _URL.search(c.summary.standfirst))
+            )
+        ),
+    ),
     "key_point": (
         "a key point with markup/URL or not ending at a sentence end",
         lambda c: any(
