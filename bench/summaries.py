@@ -59,8 +59,8 @@ _MARKUP = re.compile(
     re.I,
 )
 # A link's words left behind without it: "See for details.", "The index is."
-# ("Unicode is." ends a sentence in prose: only prepositions left without their object.)
-_RESIDUE = re.compile(r"\b(?:see|visit)\s+(?:for|to)\b|\b(?:at|via)[.,]", re.I)
+# ("Unicode is." or "the genre I'm worst at, but" is prose: only "see for", "via.".)
+_RESIDUE = re.compile(r"\b(?:see|visit)\s+(?:for|to)\b|\bvia[.,]", re.I)
 _FOOTNOTE = re.compile(r"\[\^[^\]]*\]")
 _URL = re.compile(r"\b(?:https?://|www\.)\S+", re.I)
 _CUT_URL = re.compile(r"\b(?:https?://|www\.)\S*(?:…|\.\.\.)$", re.I)

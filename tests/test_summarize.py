@@ -708,7 +708,7 @@ def test_a_post_of_sections_and_lists_summarises_its_notable_changes() -> None:
         "## 2026-05-09, Version 9.5.0 (Current), @someone\n\n"
         "### Notable Changes\n\n"
         "- **sync**\n  - Retries now back off up to a minute (Ann Lee) #31\n"
-        "- **export**\n  - Calendars can be exported as iCalendar files (Bo Chen) #32\n\n"
+        "- **export**\n  - Calendars can be exported as iCalendar files. [0f1e2d3c4b]\n\n"
         "### Commits\n\n"
         "- [0a1b2c3d4e] - **docs**: fix a typo (Cy Doe) #33\n"
     )
@@ -859,6 +859,7 @@ def test_a_description_used_as_the_summary_is_no_standfirst() -> None:
     [
         "The spring seed swap at the library",  # the title again
         "Spring seed swap, library",  # the title's words reordered
+        "How the library swap went",  # the title rephrased
         "TODO",  # a placeholder
         "Summary",
         "Gardening",  # a word or two: a label

@@ -120,7 +120,8 @@ def standfirst(description: str, title: str, summary: str) -> str:
     description = fit(description, STUB_WORDS * 3)
     if not description or _PLACEHOLDER_TEXT.match(description):
         return ""
-    if count_words(description) < _STANDFIRST_WORDS or _title_again(description, title):
+    # Stricter than a stub's test: "How Qihoo 360 uses Go" rephrases "Qihoo 360 and Go".
+    if count_words(description) < _STANDFIRST_WORDS or _title_again(description, title, 0.6):
         return ""
     said = _words(summary)
     if description.casefold() in summary.casefold() or not said:
@@ -307,11 +308,11 @@ _GENERIC_HEADING = re.compile(
     r".*\bversion \d.*|[\d\s,.-]+)$",
     re.I,
 )
-# "… (Jane Doe) #7157 – High" after a change: who, which pull request and (for a
-# vulnerability) its severity, not what.
+# "… (Jane Doe) #7157 [0a1b2c3d4e] – High" after a change: who, which pull request or
+# commit and (for a vulnerability) its severity, not what.
 _AUTHOR_TAIL = re.compile(
-    r"(?:\s*(?:\([^()]{1,60}\)|[\w/.-]*#\d+|[–—-]\s*(?:critical|high|medium|moderate|low)\b))+"
-    r"\s*\.?$",
+    r"(?:\s*(?:\([^()]{1,60}\)|[\w/.-]*#\d+|\[[0-9a-f]{7,40}\]|"
+    r"[–—-]\s*(?:critical|high|medium|moderate|low)\b))+\s*\.?$",
     re.I,
 )
 # "[47df4328d7] - " before a change: the commit, not the change.
@@ -411,9 +412,9 @@ def is_stub(summary: str, title: str) -> bool:
     return count_words(summary) < STUB_WORDS or _title_again(summary, title)
 
 
-def _title_again(text: str, title: str) -> bool:
+def _title_again(text: str, title: str, share: float = 0.7) -> bool:
     words = _words(text)
-    return len(words & _words(title)) >= 0.7 * len(words)
+    return len(words & _words(title)) >= share * len(words)
 
 
 def _words_list(text: str) -> list[str]:
