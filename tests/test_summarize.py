@@ -437,7 +437,8 @@ def test_an_announcing_lede_carries_the_section_headings() -> None:
         "If you have it already, update with:\n\n```\nplanner update\n```\n\n"
         "## What's in 5.0\n\n"
         "### Shared calendars\n\nText.\n\n### Offline mode\n\nText.\n\n"
-        "### Faster search\n\nText.\n\n## Contributors\n\nMany people.\n"
+        "### Faster search\n\nText.\n\n### Stabilized APIs\n\nList.\n\n"
+        "### Compatibility notes\n\nText.\n\n## Contributors to 5.0\n\nMany people.\n"
     )
     assert summarize(article(body)).text == (
         "The team is happy to announce a new version of the planner, 5.0. "

@@ -300,7 +300,8 @@ _DEFINITION = re.compile(r"[\w.-]+(?: [\w.-]+)? (?:is|are) (?:a|an|the)\b", re.I
 _SHORT = 12  # a lede shorter than this takes the next section's opening too
 # Section headings that say nothing about a post's content.
 _GENERIC_HEADING = re.compile(
-    r"^(?:(?:other )?notable changes|highlights?|(?:semver-\w+ )?commits?|contributors?|"
+    r"^(?:(?:other )?notable changes|highlights?|(?:semver-\w+ )?commits?|contributors?\b.*|"
+    r"stabilized apis|(?:stabilized|stable) apis? .*|compatibility notes|platform support|"
     r"changelog|full changelog|changes|other changes|what'?s (?:in|new|changed)\b.*|"
     r"release notes|downloads?|known issues|shasums|checksums|other release files|"
     r"install(?:ing|ation)?|how to (?:update|upgrade|install).*|introduction|conclusion|"
