@@ -894,3 +894,21 @@ def test_a_plug_in_summary_keeps_the_built_in_standfirst_unless_it_says_it(
             {"content": {"summarizer": f"sf_plugin:{name}"}}, source=tmp_path / "c.toml"
         )
         assert summarizer(cfg)(art).standfirst == expected
+
+
+def test_an_item_that_introduces_a_sub_list_and_a_stray_link_paragraph() -> None:
+    body = (
+        "This is a security release.\n\n"
+        "- **deps**: Upgrade the parser to 2.1, fixing:\n  - a crash on empty files\n"
+        "- **fs**: Refuse paths outside the folder\n\n"
+        "We are opening a jobs board for planner users. It lists two kinds of roles.\n\n"
+        "[jobs.example.org](https://jobs.example.org)\n"
+    )
+    assert summarize(article(body)).text == (
+        "This is a security release. Highlights: deps — Upgrade the parser to 2.1 and fs — "
+        "Refuse paths outside the folder."
+    )
+    body = "We are opening a jobs board. It lists two kinds of roles.\n\n[jobs.example.org](/)\n"
+    assert summarize(article(body)).text == (
+        "We are opening a jobs board. It lists two kinds of roles."
+    )

@@ -568,8 +568,8 @@ def _lede(
                     parts.append(intro)  # its list is code or a table: not shown
                 else:
                     fallback = fallback or u.text
-            else:
-                parts.append(u.text)
+            elif not parts or count_words(u.text) > 2 or _SENTENCE_END.search(u.text):
+                parts.append(u.text)  # not a stray link after the lede: "example.org"
         elif u.kind == "list" and not parts and not any(x.kind == "para" for x in units):
             if any(x.kind == "heading" for x in units[:i]):
                 # A section's list ("### Notable changes"), not a post that is a list.
@@ -608,7 +608,10 @@ def _drop_last_sentence(text: str) -> str:
 
 def _label(text: str, lead: str) -> str:
     """A list item as one entry of an inline list: itself if short, else its lead-in."""
-    text = _AUTHOR_TAIL.sub("", _COMMIT_HEAD.sub("", text)).rstrip(" .;,:")
+    text = _AUTHOR_TAIL.sub("", _COMMIT_HEAD.sub("", text)).strip()
+    if text.endswith(":") and ", " in text:
+        text = text[: text.rindex(", ")]  # "Upgrade to 1.0.2, fixing:" (its sub-list)
+    text = text.rstrip(" .;,:")
     # "CVE-1: what" inside "Highlights: …" would read as a list glued to its intro.
     text = _LABEL_COLON.sub(r"\1 — ", text)
     if count_words(text) <= _LIST_LABEL_WORDS:
