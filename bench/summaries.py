@@ -42,6 +42,7 @@ from digest.text import count_words
 BUDGET = 60  # content.summary_words' default
 SHORT = 10  # a summary under this many words is "too short" if the post has a longer lede
 LEDE = 25  # ... i.e. if a paragraph of the post has at least this many words
+TAGLINE_DAYS = 14  # a sentence repeated over a longer span is a site's boilerplate
 NOW = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)  # every post is in the past
 
 # --- the rubric ----------------------------------------------------------------------
@@ -52,7 +53,14 @@ _TEMPLATE = re.compile(
 # HTML by its tag names: "<enter>" or "<addr>" in prose is text, not markup.
 _TAGS = "a|b|i|p|em|strong|code|pre|div|span|img|br|hr|ul|ol|li|h[1-6]|table|t[rdh]|figure|"
 _TAGS += "figcaption|iframe|script|style|sup|sub|small|blockquote|video|source|details|summary"
-_MARKUP = re.compile(rf"</?(?:{_TAGS})\b[^>]*>|<!--|\*\*|`|\]\(|\]\[|&[A-Za-z]+;|&#\d+;|^#+ ", re.I)
+_MARKUP = re.compile(
+    rf"</?(?:{_TAGS})\b[^>]*>|<!--|\*\*|`|\]\(|\]\[|&[A-Za-z]+;|&#\d+;|^#+ |"
+    r"\[[0-9a-f]{7,40}\]",  # a commit id in brackets, as changelogs link them
+    re.I,
+)
+# A link's words left behind without it: "See for details.", "The index is."
+# ("Unicode is." or "the genre I'm worst at, but" is prose: only "see for", "via.".)
+_RESIDUE = re.compile(r"\b(?:see|visit)\s+(?:for|to)\b|\bvia[.,]", re.I)
 _FOOTNOTE = re.compile(r"\[\^[^\]]*\]")
 _URL = re.compile(r"\b(?:https?://|www\.)\S+", re.I)
 _CUT_URL = re.compile(r"\b(?:https?://|www\.)\S*(?:…|\.\.\.)$", re.I)
@@ -65,7 +73,11 @@ _ANNOUNCE = re.compile(
     r" to (?:announce|share|release)|(?:announc\w+|published) (?:a )?new (?:version|"
     r"point release|release)|new (?:point )?release of|is (?:now )?(?:out|available)|"
     r"(?:see|check) (?:the \w+ )?below|below for (?:details|more)|pre-release is ready|"
-    r"is a (?:bugfix|bug-fix|patch|security|maintenance) release",
+    r"is a (?:bugfix|bug-fix|patch|security|maintenance) release|"
+    # A release's header line ("2015.03.31, Version 0.12.2 (Stable).") names it, no more.
+    r"^\W*(?:\d{4}[-./]\d{1,2}[-./]\d{1,2},?\s*)?(?:[\w.]+\s+){0,2}(?:version\s*|v)\d+"
+    r"(?:\.\d+)+,?\s*(?:'\w+'\s*)?(?:\([^()]{0,30}\))?(?:,?\s*(?:prepared by\s*)?@[\w-]+)*"
+    r"\W*$",
     re.I,
 )
 _BLOCK_START = re.compile(r"^\s*(?:#|[-*+] |\d+[.)] |>|\||<|\{|!\[|\[\^?\w+\]:|```|~~~)")
@@ -85,8 +97,21 @@ def _paragraphs(body: str) -> list[str]:
     return out
 
 
+def _prose(paragraph: str) -> int:
+    """Words of prose in a paragraph: 0 for a list of links ("Windows Installer: https://…
+    \\ macOS Installer: https://…", a URL for every few words), long but no lede."""
+    urls = len(_URL.findall(paragraph))
+    words = count_words(_URL.sub("", paragraph))
+    return 0 if urls >= 3 and 5 * urls >= words else words
+
+
 def _has_lede(a: Article) -> bool:
-    return any(count_words(p) >= LEDE for p in _paragraphs(a.body)[:12])
+    """A paragraph or a first-level list item with ``LEDE`` words of prose."""
+    items = [m.group(1) for m in _ITEM.finditer(a.body[:20000])][:40]
+    return any(_prose(p) >= LEDE for p in [*_paragraphs(a.body)[:12], *items])
+
+
+_ITEM = re.compile(r"^[-*+] +(.+(?:\n {2,}\S.*)*)", re.M)
 
 
 def _title_like(summary: str, title: str) -> bool:
@@ -111,14 +136,34 @@ def _sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?。！？])\s+", text) if s]
 
 
+def _fragments(text: str) -> bool:
+    """Three sentences in a row of at most two words each, two of them lower-case: list
+    labels ("crypto. events. tty."), not terse prose ("Hi. Yes. Sorry.")."""
+    run: list[str] = []
+    for s in _sentences(text):
+        run = [*run, s][-3:] if count_words(s) <= 2 else []
+        if len(run) == 3 and sum(x[:1].islower() for x in run) >= 2:
+            return True
+    return False
+
+
 def check_boilerplate(c: Case) -> bool:
-    """Only announces: no sentence says what is new (announcement or the site's repeats)."""
+    """Only announces: it announces (or says the site's repeats) and little else.
+
+    A short summary with nothing announcing ("Highlight: deps — update npm to 6.13.4.")
+    says what is new; whether it is too short is ``too_short``'s question.
+    """
     if not c.text:
         return False
-    informative = [
-        s for s in _sentences(c.text) if not _ANNOUNCE.search(s) and s not in c.boilerplate
+    sentences = _sentences(c.text)
+    informative = [s for s in sentences if not _ANNOUNCE.search(s) and s not in c.boilerplate]
+    # "We're pleased to announce that <sponsor> renewed for three years.": what follows
+    # the announcing words is the news.
+    news = [
+        s[m.end() :] for s in sentences if s not in c.boilerplate and (m := _ANNOUNCE.search(s))
     ]
-    return count_words(" ".join(informative)) < 8
+    said = count_words(" ".join(informative + news))
+    return len(informative) < len(sentences) and said < 8
 
 
 def check_stub(c: Case) -> bool:
@@ -151,8 +196,16 @@ CHECKS: dict[str, tuple[str, Callable[[Case], bool]]] = {
         lambda c: c.text.endswith("…") and bool(_INNER_END.search(c.text)),
     ),
     "too_short": (
-        f"under {SHORT} words while the post has a {LEDE}+ word paragraph",
-        lambda c: count_words(c.text) < SHORT and _has_lede(c.article),
+        f"empty, or under {SHORT} words while the post has a {LEDE}+ word paragraph or item",
+        lambda c: not c.text or (count_words(c.text) < SHORT and _has_lede(c.article)),
+    ),
+    "fragments": (
+        'labels read as sentences ("crypto. events. tty.")',
+        lambda c: _fragments(c.text),
+    ),
+    "residue": (
+        'a link\'s words without it ("See for details.")',
+        lambda c: bool(_RESIDUE.search(c.text)),
     ),
     "boilerplate": ("only announces (boilerplate lede)", check_boilerplate),
     "glued_list": (
@@ -160,6 +213,17 @@ CHECKS: dict[str, tuple[str, Callable[[Case], bool]]] = {
         lambda c: bool(_GLUED.search(c.text)),
     ),
     "stub_front_matter": ("stub front-matter summary used", check_stub),
+    "standfirst": (
+        "a standfirst that repeats the title or the summary, or has markup/URL",
+        lambda c: (
+            bool(c.summary.standfirst)
+            and (
+                _title_like(c.summary.standfirst, c.article.title)
+                or c.summary.standfirst.casefold() in c.text.casefold()
+                or bool(_MARKUP.search(c.summary.standfirst) or _URL.search(c.summary.standfirst))
+            )
+        ),
+    ),
     "key_point": (
         "a key point with markup/URL or not ending at a sentence end",
         lambda c: any(
@@ -197,14 +261,29 @@ def run(folders: list[tuple[str, Path]], limit: int | None, seed: int) -> list[C
         if limit and len(articles) > limit:
             articles = random.Random(seed).sample(articles, limit)
         site = [Case(label, a, summarize(a, words=BUDGET)) for a in articles]
-        counts = collections.Counter(s for c in site for s in set(_sentences(c.text)))
-        repeated = {s for s, n in counts.items() if n >= 3 and count_words(s) >= 4}
+        repeated = _repeated(site)
         for c in site:
             c.boilerplate = repeated
         cases += site
         took = time.perf_counter() - t0
         print(f"{label}: {len(site)} posts ({took:.1f} s)", file=sys.stderr)
     return cases
+
+
+def _repeated(site: list[Case]) -> set[str]:
+    """A site's boilerplate: sentences of 4+ words in 3+ summaries over more than
+    ``TAGLINE_DAYS``. A tagline repeats over months; the same fix told in the posts of
+    three release lines published together is the news of each."""
+    dates: dict[str, list[dt.datetime]] = collections.defaultdict(list)
+    for c in site:
+        for s in set(_sentences(c.text)):
+            if count_words(s) >= 4:
+                dates[s].append(c.article.date)
+    return {
+        s
+        for s, when in dates.items()
+        if len(when) >= 3 and max(when) - min(when) > dt.timedelta(days=TAGLINE_DAYS)
+    }
 
 
 def flags(c: Case) -> list[str]:

@@ -963,3 +963,19 @@ def test_a_user_template_cannot_reach_python(tmp_path: Path) -> None:
         footer__mjml__j2=f"<mj-section><mj-column><mj-text>{ok}</mj-text></mj-column></mj-section>",
     )
     assert "X" in render.render(make_issue(), make_config(folder)).html
+
+
+def test_a_standfirst_shows_under_the_title_in_both_parts_and_is_escaped() -> None:
+    standfirst = 'Grid notes <b>"R&D"</b> {{ 7*7 }}'
+    summary = dataclasses.replace(make_summary(1), standfirst=standfirst)
+    r = render.render(make_issue([(make_article(1, "Batteries"), summary)]), make_config())
+    title_end = r.html.index("Batteries</a></h2>")
+    line = re.search(r'<p class="standfirst"[^>]*>(.*?)</p>', r.html)
+    assert line and line.start() > title_end and line.start() < r.html.index('class="small meta"')
+    assert "<b>" not in line.group(1) and "&lt;b&gt;" in line.group(1)  # escaped
+    assert _html.unescape(line.group(1)) == standfirst  # and shown as written
+    lines = r.text.splitlines()
+    assert lines[lines.index("Batteries") + 1] == standfirst  # text is not HTML: as written
+    # No standfirst, no empty line or element.
+    r = render.render(make_issue([(make_article(1, "Batteries"), make_summary(1))]), make_config())
+    assert 'class="standfirst"' not in r.html

@@ -342,7 +342,7 @@ def test_script_and_style_text_is_never_in_a_summary(tmp_path: Path) -> None:
     assert summarize(only_script).text == "Text around a script."
     assert summarize(article("<b>A</b> <style>\np {}\n</style> b.", "")).text == "A b."
     unclosed = summarize(article("Text <script>alert(1) and *more*\n\nNext paragraph."))
-    assert unclosed.text == "Text Next paragraph."
+    assert unclosed.text == "Text. Next paragraph."  # two paragraphs, two sentences
 
 
 def test_sample_content_summaries_fit_the_budget() -> None:
@@ -437,7 +437,8 @@ def test_an_announcing_lede_carries_the_section_headings() -> None:
         "If you have it already, update with:\n\n```\nplanner update\n```\n\n"
         "## What's in 5.0\n\n"
         "### Shared calendars\n\nText.\n\n### Offline mode\n\nText.\n\n"
-        "### Faster search\n\nText.\n\n## Contributors\n\nMany people.\n"
+        "### Faster search\n\nText.\n\n### Stabilized APIs\n\nList.\n\n"
+        "### Compatibility notes\n\nText.\n\n## Contributors to 5.0\n\nMany people.\n"
     )
     assert summarize(article(body)).text == (
         "The team is happy to announce a new version of the planner, 5.0. "
@@ -574,9 +575,9 @@ def test_key_points_are_whole_short_sentences() -> None:
         "- **Links**: See https://example.org/advisory for the advisory.\n"
     )
     points = summarize(article(body)).key_points
+    # "See <link> for the advisory." says nothing once the link goes: no key point.
     assert points == (
         KeyPoint("Scope", "The fix applies to connections to localhost. Others are unchanged."),
-        KeyPoint("Links", "See for the advisory."),
     )
 
 
@@ -651,3 +652,263 @@ def test_a_plugin_that_raises_is_an_error_naming_it_and_the_article(plugin_cfg: 
         summary(titled(LEDE))
     assert str(err.value).startswith("x.md: the summarizer plug-in 'my_summaries:broken' failed")
     assert "model server not running" in str(err.value)
+
+
+# --- release posts and round-ups (classes read on real blogs, written in our own words) --
+
+
+def test_a_release_header_line_gives_way_to_its_change_list() -> None:
+    # An old-style changelog post: a header line with a date and a version, then commits.
+    body = (
+        "2019.03.02, Version 0.9.4 (Stable)\n\n"
+        "- sync: retry on a dropped connection (Ann Lee)\n\n"
+        "- export: keep the time zone of each task (Bo Chen)\n\n"
+        "Source: https://example.org/dist/planner-0.9.4.tar.gz\n\n"
+        "[announcement](https://example.org/list/0.9.4)\n"
+    )
+    assert summarize(article(body)).text == (
+        "2019.03.02, Version 0.9.4 (Stable). Highlights: sync — retry on a dropped "
+        "connection and export — keep the time zone of each task."
+    )
+
+
+def test_a_sentence_ends_after_a_version_number() -> None:
+    text = "We shipped version 2.14.0. Planner is a tool. Released 3.1! Next one in May."
+    assert [text[a:b] for a, b in sentences(text)] == [
+        "We shipped version 2.14.0.",
+        "Planner is a tool.",
+        "Released 3.1!",
+        "Next one in May.",
+    ]
+    # A German date is no sentence end.
+    assert len(sentences("Am 20. November kam 2.1. Dann nichts.")) == 2
+
+
+def test_a_notable_changes_list_of_a_security_release() -> None:
+    # Commit ids, authors, pull requests and severities are not what changed.
+    body = (
+        "## 2026-05-02, Version 9.4.1 (Current), @someone\n\n"
+        "This is a security release.\n\n"
+        "### Notable Changes\n\n"
+        "- (CVE-2026-0001) sync: check the token on every retry (Ann Lee) – High\n"
+        "- (CVE-2026-0002) export: refuse paths outside the folder (Bo Chen) – Low\n\n"
+        "### Commits\n\n"
+        "- \\[[`0a1b2c3d4e`](https://example.org/c/0a1b2c3d4e)] - **sync**: check the token "
+        "(Ann Lee) [#12](https://example.org/p/12)\n"
+    )
+    assert summarize(article(body)).text == (
+        "This is a security release. Highlights: (CVE-2026-0001) sync — check the token on "
+        "every retry and (CVE-2026-0002) export — refuse paths outside the folder."
+    )
+
+
+def test_a_post_of_sections_and_lists_summarises_its_notable_changes() -> None:
+    # No paragraph at all: the list under "Notable Changes" is no "post that is a list";
+    # a bare bold label takes its first sub-bullet; a commit id never shows.
+    body = (
+        "## 2026-05-09, Version 9.5.0 (Current), @someone\n\n"
+        "### Notable Changes\n\n"
+        "- **sync**\n  - Retries now back off up to a minute (Ann Lee) #31\n"
+        "- **export**\n  - Calendars can be exported as iCalendar files. [0f1e2d3c4b]\n\n"
+        "### Commits\n\n"
+        "- [0a1b2c3d4e] - **docs**: fix a typo (Cy Doe) #33\n"
+    )
+    assert summarize(article(body)).text == (
+        "Highlights: sync — Retries now back off up to a minute and export — Calendars can "
+        "be exported as iCalendar files."
+    )
+    # One notable change: said in full, without its commit id.
+    one = "### Notable Changes\n\n- [0a1b2c3d4e] - **deps**: update the parser to 4.2 (Bo) #9\n"
+    assert summarize(article(one)).text == "Highlight: deps — update the parser to 4.2."
+
+
+def test_a_long_change_shows_its_first_clause_not_a_fragment() -> None:
+    body = (
+        "Planner 6.1 has been released.\n\n"
+        "- **sync**: Retries back off, so a flaky network no longer drains the battery "
+        "on older phones overnight.\n"
+        "- **calendar**: When the week starts on Sunday, the month view now shows the "
+        "right week numbers in every locale we ship.\n"
+    )
+    assert summarize(article(body)).text == (
+        "Planner 6.1 has been released. Highlights: sync — Retries back off and calendar."
+    )
+
+
+def test_an_announcement_with_a_definition_and_install_steps_carries_the_news() -> None:
+    # "<Product> is a ..." after the announcement says what the product is, not what is
+    # new; "If you have it already ..." tells how to update: neither is the news.
+    body = (
+        "The team is happy to announce a new point release of the planner, 5.0.1. Planner "
+        "is a calendar that keeps working offline for everyone who travels a lot.\n\n"
+        "If you have a previous version installed, updating is as easy as:\n\n"
+        "```\nplanner update\n```\n\n"
+        "If you don't have it already, you can get it from the download page.\n\n"
+        "## What's in 5.0.1\n\n"
+        "Planner 5.0.1 fixes a crash on start.\n\n"
+        "It happened when a reminder had no title.\n"
+    )
+    assert summarize(article(body)).text == (
+        "The team is happy to announce a new point release of the planner, 5.0.1. Planner "
+        "5.0.1 fixes a crash on start. It happened when a reminder had no title."
+    )
+
+
+def test_a_greeting_and_an_update_announced_carry_the_sections() -> None:
+    body = (
+        "Hello again from the garden club! We wanted to share an update on what the "
+        "committee has been doing since the spring.\n\n"
+        "## New allotments\n\nText.\n\n## A bigger shed\n\nText.\n\n"
+        "## The seed library\n\nText.\n"
+    )
+    assert summarize(article(body)).text == (
+        "Hello again from the garden club! We wanted to share an update on what the "
+        "committee has been doing since the spring. Highlights: New allotments, A bigger "
+        "shed and The seed library."
+    )
+
+
+def test_an_informative_paragraph_before_a_list_wins_over_the_list() -> None:
+    # The first list after the announcement is a list of platforms, not of changes.
+    body = (
+        "The team is happy to announce planner 7.0.\n\n"
+        "## What's new in 7.0\n\n"
+        "The headline of this release is that the planner now syncs calendars in the "
+        "background, so opening the app no longer waits for the network.\n\n"
+        "It also runs on two more systems:\n\n- FreeBSD\n- illumos\n"
+    )
+    assert summarize(article(body)).text == (
+        "The team is happy to announce planner 7.0. The headline of this release is that "
+        "the planner now syncs calendars in the background, so opening the app no longer "
+        "waits for the network."
+    )
+
+
+def test_calls_to_action_and_pointers_never_stand_for_the_news() -> None:
+    # A pre-release post: after the announcement come a pointer whose link is gone, a
+    # URL on its own, and requests for feedback. The first paragraph is the summary.
+    body = (
+        "The 2.3.0 pre-release is ready for testing. The release is planned for May 4. "
+        "[Release notes can be found here.][notes]\n\n"
+        "You can try it by running:\n\n```\nplanner update --beta\n```\n\n"
+        "The index is https://example.org/beta/2026-05-01/index.html.\n"
+        "You can leave feedback on the forum thread.\n\n"
+        "The team is also rethinking the beta process: we'd love your feedback on this "
+        "issue.\n\n"
+        "[notes]: https://example.org/notes/2.3.0\n"
+    )
+    assert summarize(article(body)).text == (
+        "The 2.3.0 pre-release is ready for testing. The release is planned for May 4."
+    )
+
+
+def test_see_a_link_for_more_goes_with_its_link() -> None:
+    body = "See /blog/members/ for more information. The club now has 40 members."
+    assert summarize(article(body)).text == "The club now has 40 members."
+    body = "The planner is now available in Iceland, at https://example.is."
+    assert summarize(article(body)).text == "The planner is now available in Iceland."
+
+
+def test_a_round_up_of_sections_of_lists_is_summarised_by_its_headings() -> None:
+    # A weekly round-up: sections that are lists; its only paragraph, near the end, is a
+    # call for contributions, not the lede.
+    body = (
+        "### Planner 3.2 released\n\n- Planner 3.2 is out with faster sync.\n\n"
+        "### Benchmarks for 3.x\n\n- Results now published daily.\n- Run on two machines.\n\n"
+        "### Community posts\n\n- A guide to offline calendars.\n\n"
+        "If you wrote something about the planner, tell us in the forum and we will list "
+        "it in the next round-up.\n"
+    )
+    assert summarize(article(body)).text == (
+        "Highlights: Planner 3.2 released, Benchmarks for 3.x and Community posts."
+    )
+
+
+def test_a_more_marker_after_only_a_quote_falls_back_to_the_lede() -> None:
+    body = (
+        "> An index: a list of terms and where to find them.\n\n<!--more-->\n\n"
+        "Starting a post with a definition is deliberate: an index is the oldest search "
+        "structure there is.\n"
+    )
+    assert summarize(article(body)).text == (
+        "Starting a post with a definition is deliberate: an index is the oldest search "
+        "structure there is."
+    )
+
+
+# --- the standfirst: a description that is not the summary but adds something --------
+
+
+def test_a_short_description_that_adds_something_is_the_standfirst() -> None:
+    art = titled(LEDE, summary="A field report from the busiest swap yet", title="Seed swap")
+    s = summarize(art)
+    assert s.text == LEDE  # under 10 words: no summary ...
+    assert s.standfirst == "A field report from the busiest swap yet"  # ... but a standfirst
+
+
+def test_a_description_used_as_the_summary_is_no_standfirst() -> None:
+    real = "A seed swap outgrew its hall, so the club found a bigger room and a longer table."
+    s = summarize(titled(LEDE, summary=real, title="Seed swap"))
+    assert (s.text, s.standfirst) == (real, "")
+    # Nor a stub that stands in for a missing lede.
+    s = summarize(titled("```\ncode only\n```", summary="Seed swap moved to May"))
+    assert (s.text, s.standfirst) == ("Seed swap moved to May.", "")
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "The spring seed swap at the library",  # the title again
+        "Spring seed swap, library",  # the title's words reordered
+        "How the library swap went",  # the title rephrased
+        "TODO",  # a placeholder
+        "Summary",
+        "Gardening",  # a word or two: a label
+        "Seed swap moves",
+        "The garden club moved its seed swap",  # said by the lede already
+        "More than two hundred people came",
+    ],
+)
+def test_a_description_that_adds_nothing_is_no_standfirst(description: str) -> None:
+    art = titled(LEDE, summary=description, title="The spring seed swap at the library")
+    assert summarize(art).standfirst == ""
+
+
+def test_the_standfirst_is_plain_text_on_one_line() -> None:
+    art = titled(LEDE, summary="**Tomatoes** &amp; <em>beans</em>\nfirst, always", title="X")
+    assert summarize(art).standfirst == "Tomatoes & beans first, always"
+
+
+def test_a_plug_in_summary_keeps_the_built_in_standfirst_unless_it_says_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sf_plugin.py").write_text(
+        "def short(article, words):\n    return 'A plug-in summary of the swap.'\n"
+        "def says_it(article, words):\n"
+        "    return 'A field report from the busiest swap yet, told by a plug-in.'\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    art = titled(LEDE, summary="A field report from the busiest swap yet", title="Seed swap")
+    for name, expected in (("short", "A field report from the busiest swap yet"), ("says_it", "")):
+        cfg = config.parse(
+            {"content": {"summarizer": f"sf_plugin:{name}"}}, source=tmp_path / "c.toml"
+        )
+        assert summarizer(cfg)(art).standfirst == expected
+
+
+def test_an_item_that_introduces_a_sub_list_and_a_stray_link_paragraph() -> None:
+    body = (
+        "This is a security release.\n\n"
+        "- **deps**: Upgrade the parser to 2.1, fixing:\n  - a crash on empty files\n"
+        "- **fs**: Refuse paths outside the folder\n\n"
+        "We are opening a jobs board for planner users. It lists two kinds of roles.\n\n"
+        "[jobs.example.org](https://jobs.example.org)\n"
+    )
+    assert summarize(article(body)).text == (
+        "This is a security release. Highlights: deps — Upgrade the parser to 2.1 and fs — "
+        "Refuse paths outside the folder."
+    )
+    body = "We are opening a jobs board. It lists two kinds of roles.\n\n[jobs.example.org](/)\n"
+    assert summarize(article(body)).text == (
+        "We are opening a jobs board. It lists two kinds of roles."
+    )

@@ -90,6 +90,9 @@ class KeyPoint:
 class Summary:
     text: str  # plain text, no markup or entities, never cut mid-word
     key_points: tuple[KeyPoint, ...] = ()
+    # The front-matter description, plain text, when it is not the summary but adds
+    # something to it (a line under the title); "" otherwise.
+    standfirst: str = ""
 
 
 @dataclass(frozen=True)

@@ -260,6 +260,7 @@ def issue_json(cfg: Config, built: Built) -> dict[str, object]:
                 "author": i.article.author,
                 "group": g.name or None,
                 "summary": i.summary.text,
+                "standfirst": i.summary.standfirst or None,
                 "key_points": [{"lead": k.lead, "text": k.text} for k in i.summary.key_points],
                 "source": _source(cfg, i.article.path),
             }

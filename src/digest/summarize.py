@@ -11,6 +11,11 @@ The summary is, in this order:
    least ``_SHORT`` words (a headline before the lede is skipped); an article with no
    paragraphs at all uses its list items, each as a sentence.
 
+The description that gives way to the lede (a stub: short, or the title again) stays as
+a standfirst, a line under the title (``Summary.standfirst``), when it adds something:
+not a placeholder or a word or two, not the title again, not words the summary already
+says. When the description is the summary, there is no standfirst (``standfirst``).
+
 A paragraph ending in ":" followed by a list becomes an inline list ("fixes for: A, B
 and C.", as many items as fit, then "and more"); followed by anything else (code), its
 last sentence is dropped. When the first paragraph only announces (``ANNOUNCE``: "has
@@ -94,16 +99,37 @@ def summarize(article: Article, *, words: int = 60, key_points: int = 3) -> Summ
         if more:
             head = md.parse(body[: more.start()], {"references": env.get("references", {})})
             text, items = _lede(_units(head, env, enough), words, stop_at_heading=False)
-        else:
+        if not text:  # no marker, or only a quote or an image before it
             text, items = _lede(_units(tokens, env, enough), words, stop_at_heading=True)
     if not text:
         text = front  # a stub is better than nothing
     summary = close(fit(text, words))
+    stand = standfirst(front, article.title, summary)
     if not key_points:
-        return Summary(summary)
+        return Summary(summary, standfirst=stand)
     end = len(summary.removesuffix(ELLIPSIS))
     shown = {line for at, line in items if at < end}  # bullets the summary shows
-    return Summary(summary, _key_points(tokens, env, key_points, max(15, words // 2), shown))
+    points = _key_points(tokens, env, key_points, max(15, words // 2), shown)
+    return Summary(summary, points, stand)
+
+
+def standfirst(description: str, title: str, summary: str) -> str:
+    """The description as a line under the title, when it is not the summary and adds
+    something to it: not a placeholder or a word or two (``_STANDFIRST_WORDS``), not the
+    title again, not (mostly) words the summary already says. "" otherwise."""
+    description = fit(description, STUB_WORDS * 3)
+    if not description or _PLACEHOLDER_TEXT.match(description):
+        return ""
+    # Stricter than a stub's test: "How Qihoo 360 uses Go" rephrases "Qihoo 360 and Go".
+    if count_words(description) < _STANDFIRST_WORDS or _title_again(description, title, 0.6):
+        return ""
+    said = _words(summary)
+    if description.casefold() in summary.casefold() or not said:
+        return ""
+    new = [w for w in _words_list(description) if w not in said]
+    if len(new) < 0.5 * len(_words_list(description)):
+        return ""  # the summary (the lede) says it already
+    return description
 
 
 def summarizer(cfg: Config) -> Callable[[Article], Summary]:
@@ -144,16 +170,20 @@ def summarizer(cfg: Config) -> Callable[[Article], Summary]:
                 "fix it, or remove content.summarizer to use the built-in one",
             ) from None
         if isinstance(out, Summary):
-            text, key = out.text, out.key_points
+            text, key, stand = out.text, out.key_points, clean(plain(out.standfirst))
         elif isinstance(out, str):
-            text, key = out, summarize(article, words=words, key_points=points).key_points
+            builtin = summarize(article, words=words, key_points=points)
+            text, key, stand = out, builtin.key_points, builtin.standfirst
         else:
             raise ContentError(
                 article.path,
                 f"the summarizer plug-in {spec!r} returned {type(out).__name__}, "
                 "not a str or a Summary",
             )
-        return Summary(close(fit(clean(plain(text)), words)), tuple(key[:points]))
+        summary = close(fit(clean(plain(text)), words))
+        # The description again under the title only if the plug-in's text lacks it.
+        stand = standfirst(stand, article.title, summary) if stand else ""
+        return Summary(summary, tuple(key[:points]), stand)
 
     return plugged
 
@@ -214,15 +244,31 @@ _PLACEHOLDER = re.compile(r"\{(?:filename|static|attach|author|category|tag)\}")
 _EMPTY_CODE = re.compile(r"(?<!`)` ?`(?!`)")
 _TEMPLATE_LEFT = re.compile(r"\{\{<?|>?\}\}|\{%|%\}")
 # URLs and site paths written out as text ("/blog/x/y"); a cut one would be worse.
-_URL = r"(?:(?:https?|ftp)://|www\.)[^\s<>\"]+|(?<![\w/.])/[\w.~-]+/[\w./~#%?=&-]+"
+_URL = r"(?:(?:https?|ftp)://|www\.)[^\s<>\"]*[^\s<>\".,;:!?]|(?<![\w/.])/[\w.~-]+/[\w./~#%?=&-]+"
 # "Installer: https://…", "Release notes can be found here: https://…": the label means
 # nothing without its link, so the clause goes with it.
 _LABELLED_URL = re.compile(rf"(?:^|(?<=[.!?]\s))[^.!?:]{{0,80}}:\s*<?(?:{_URL})>?[.,;]?")
+# "See https://… for more information.": with the link gone, the sentence says nothing.
+_SEE_URL = re.compile(
+    rf"(?:^|(?<=[.!?]\s))(?:see|visit|check out|read)\s+<?(?:{_URL})>?"
+    r"(?:\s+(?:for|to)\b[^.!?]{0,80})?(?:[.!?]|$)",
+    re.I,
+)
+_DANGLING = re.compile(
+    r"(?:^|(?<=[.!?]\s))[^.!?]{0,60}\b(?:is|are|at|from|via|here)\s*[.!?:]\s*(?=[A-Z]|$)"
+)
 _LEAD_URL = re.compile(rf"(?:\s(?:at|from|via|visit|see|on|here)\b)?\s*<?(?:{_URL})>?", re.I)
+# "Release notes can be found here.", "Click here.": a pointer whose link is gone.
+_POINTER = re.compile(
+    r"(?:^|(?<=[.!?]\s))(?:[^.!?]{0,60}\bcan be (?:found|read|seen) (?:here|on \w+|below)|"
+    r"(?:click|see|read more|more) here)[.!]?(?=\s|$)",
+    re.I,
+)
 _FOOTNOTE_REF = re.compile(r"\[\^[^\]\s]{1,40}\]")
 _REF_LINK = re.compile(r"\[([^\[\]]{1,200})\]\[[^\[\]]{0,200}\]")  # unresolved [text][ref]
 _EMPTY_BRACKETS = re.compile(r"\(\s*[,;:]?\s*\)|\[\s*\]|<\s*>")
 _SPACE_BEFORE = re.compile(r"\s+([.,;:!?)\]])")
+_STRANDED_COMMA = re.compile(r"[,;:]+([.!?])")
 _SENTENCE_END = re.compile(r"[.!?。！？…][\"'”’»)\]」』）]*$")
 STUB_WORDS = 10  # a front-matter summary under this many words is a stub, not a summary
 # A lede that only announces: says that something was released, not what is in it.
@@ -232,24 +278,61 @@ ANNOUNCE = re.compile(
     r"released) (?:a |the )?(?:new|another) (?:version|point release|release|major)|"
     r"\bnew (?:point |patch |minor |major )?release of\b|\bis (?:now )?(?:out|available)\b|"
     r"\b(?:see|check|read)\b[^.]{0,40}\bbelow\b|pre-release is ready|"
-    r"\b(?:this|it) is an? (?:\w+ ){0,2}release\b",
+    r"\b(?:this|it) is an? (?:\w+ ){0,2}release\b|"
+    r"\b(?:share|give|bring|post) (?:you |with you )?(?:an? |our |the |some )?(?:\w+ ){0,2}"
+    r"updates?\b|\bthis post (?:provides|gives|contains|shares|is)\b[^.]{0,40}\bupdates?\b",
     re.I,
 )
 _INFORMED = 20  # words outside announcing sentences that make a lede say something
+_SECTIONS = 3  # section headings that, before any list or paragraph, are the highlights
+# Paragraphs that tell the reader what to do, not what the post is about.
+_INSTRUCTION = re.compile(
+    r"(?:.*\b(?:we(?:'d| would) love (?:your|to hear)|let us know)\b|"
+    r"if you(?:'d| would)? (?:have|don't have|do not have|like|want|are)\b|"
+    r"to (?:install|update|upgrade|get|try)\b|you can (?:get|install|download|update|upgrade|"
+    r"try|leave|find|read)\b|please\b|feel free\b|we(?:'d| would) love your\b)",
+    re.I,
+)
+# "Hello again from the team!": a greeting before the lede's first sentence.
+_GREETING = re.compile(r"(?:hello|hi|hey|greetings|dear)\b[^.!?]{0,60}[.!?]$", re.I)
+# "Rustup is the recommended tool to …": what the product is, said in every release post.
+_DEFINITION = re.compile(r"[\w.-]+(?: [\w.-]+)? (?:is|are) (?:a|an|the)\b", re.I)
 _SHORT = 12  # a lede shorter than this takes the next section's opening too
 # Section headings that say nothing about a post's content.
 _GENERIC_HEADING = re.compile(
-    r"^(?:notable changes|highlights?|commits?|contributors?|changelog|full changelog|"
-    r"changes|other changes|what'?s (?:in|new|changed)\b.*|release notes|downloads?|"
+    r"^(?:(?:other )?notable changes|highlights?|(?:semver-\w+ )?commits?|contributors?\b.*|"
+    r"stabilized apis|(?:stabilized|stable) apis? .*|compatibility notes|platform support|"
+    r"changelog|full changelog|changes|other changes|what'?s (?:in|new|changed)\b.*|"
+    r"release notes|downloads?|known issues|shasums|checksums|other release files|"
     r"install(?:ing|ation)?|how to (?:update|upgrade|install).*|introduction|conclusion|"
     r"summary|thanks.*|acknowledge?ments?|details|references|notes|faq|updates?|"
     r".*\bversion \d.*|[\d\s,.-]+)$",
     re.I,
 )
-# "… (Jane Doe) #7157" after a change: who and which pull request, not what.
-_AUTHOR_TAIL = re.compile(r"(?:\s*(?:\([^()]{1,60}\)|[\w/.-]*#\d+))+\s*\.?$")
+# "… (Jane Doe) #7157 [0a1b2c3d4e] – High" after a change: who, which pull request or
+# commit and (for a vulnerability) its severity, not what.
+_AUTHOR_TAIL = re.compile(
+    r"(?:\s*(?:\([^()]{1,60}\)|[\w/.-]*#\d+|\[[0-9a-f]{7,40}\]|"
+    r"[–—-]\s*(?:critical|high|medium|moderate|low)\b))+\s*\.?$",
+    re.I,
+)
+# "[47df4328d7] - " before a change: the commit, not the change.
+_COMMIT_HEAD = re.compile(r"^\[?[0-9a-f]{7,40}\]?\s*[-–—:]\s*")
+# A release's header line, all its first paragraph says: "2026.04.10, Version 2.1.0
+# (Stable)", "Planner v3.2.1 (Current), @someone". It names the release, not what is in it.
+_RELEASE_HEADER = re.compile(
+    r"^\W*(?:\d{4}[-./]\d{1,2}[-./]\d{1,2},?\s*)?(?:[\w.]+\s+){0,2}(?:version\s*|v)"
+    r"\d+(?:\.\d+)+,?\s*(?:'\w+'\s*)?(?:\([^()]{0,30}\))?(?:,?\s*(?:prepared by\s*)?@[\w-]+)*\W*$",
+    re.I,
+)
 _LABEL_COLON = re.compile(r"^([^:]{1,40}):\s+(?=\S)")
 _LIST_LABEL_WORDS = 12  # an item longer than this shows as its lead-in, or not at all
+_CLAUSE_END = re.compile(r"[,;]\s|\s[-–—]\s|\s\(")
+# A clause that opens like this ("When the option is passed, …") says nothing alone.
+_SUBORDINATE = re.compile(
+    r"(?:when|if|while|since|because|although|though|as|after|before|unless|for|with|in)\b",
+    re.I,
+)
 
 
 def drop_template_code(body: str) -> str:
@@ -302,10 +385,15 @@ def clean(text: str) -> str:
     if "[" in text:
         text = _FOOTNOTE_REF.sub("", _REF_LINK.sub(r"\1", text))
     if "/" in text:
+        text = _SEE_URL.sub(" ", text)
         text = _LABELLED_URL.sub(" ", text)
         text = _LEAD_URL.sub("", text)
+        text = _DANGLING.sub(" ", text)  # "The index is <URL>." without its URL
+    if "found" in text or "here" in text:
+        text = _POINTER.sub(" ", text)
     text = _EMPTY_BRACKETS.sub("", text)
     text = _SPACE_BEFORE.sub(r"\1", " ".join(text.split()))
+    text = _STRANDED_COMMA.sub(r"\1", text)  # "in China, at <URL>." -> "in China."
     return text.lstrip(" ,;:.)]—–-")
 
 
@@ -322,19 +410,43 @@ def close(text: str) -> str:
 def is_stub(summary: str, title: str) -> bool:
     """A front-matter summary that is no summary: under ``STUB_WORDS`` words, or mostly
     the title's words again."""
-    if count_words(summary) < STUB_WORDS:
-        return True
-    words = {w.lower() for w in re.findall(r"\w+", summary)}
-    again = words & {w.lower() for w in re.findall(r"\w+", title)}
-    return len(again) >= 0.7 * len(words)
+    return count_words(summary) < STUB_WORDS or _title_again(summary, title)
+
+
+def _title_again(text: str, title: str, share: float = 0.7) -> bool:
+    words = _words(text)
+    return len(words & _words(title)) >= share * len(words)
+
+
+def _words_list(text: str) -> list[str]:
+    return [w.casefold() for w in re.findall(r"\w+", text)]
+
+
+def _words(text: str) -> set[str]:
+    return set(_words_list(text))
+
+
+_STANDFIRST_WORDS = 3  # a description shorter than this is a label, not a standfirst
+_PLACEHOLDER_TEXT = re.compile(
+    r"^\W*(?:todo|tbd|tba|fixme|xxx|draft|summary|description|excerpt|lorem ipsum\b.*|"
+    r"n/?a|none|null|test)\W*$",
+    re.I,
+)
 
 
 def announces_only(text: str) -> bool:
     """Whether ``text`` opens by announcing and says little besides."""
     spans = sentences(text)
-    if not spans or not ANNOUNCE.search(text[spans[0][0] : spans[0][1]]):
+    if not spans:
         return False
-    rest = " ".join(text[a:b] for a, b in spans if not ANNOUNCE.search(text[a:b]))
+    said = [text[a:b] for a, b in spans]
+    if _RELEASE_HEADER.match(said[0]):
+        return True
+    while len(said) > 1 and _GREETING.match(said[0]):
+        said = said[1:]
+    if not ANNOUNCE.search(said[0]):
+        return False
+    rest = " ".join(x for x in said if not ANNOUNCE.search(x) and not _DEFINITION.match(x))
     return count_words(rest) < _INFORMED
 
 
@@ -391,11 +503,14 @@ def _units(tokens: Sequence[Any], env: dict[str, Any], enough: float) -> list[_U
             and units[-1].items
             and tokens[i - 2].type == "list_item_open"
         ):
-            # "- **fs**:" with the changes in sub-bullets: the first one says what changed.
+            # "- **fs**:" (or a bare "- **fs**") with the changes in sub-bullets: the first
+            # one says what changed.
             text, lead, line = units[-1].items[-1]
-            if text.endswith(":") and count_words(text) <= 4:
+            label = text.rstrip(": ")
+            if label and ":" not in label and count_words(label) <= 4:
                 sub = _head(clean(inline_text(_inline(tok, env))[:2000]), enough)
-                units[-1].items[-1] = (f"{text} {sub}", lead or text.rstrip(": "), line)
+                sub = _LABEL_COLON.sub(r"\1 — ", _COMMIT_HEAD.sub("", sub))
+                units[-1].items[-1] = (f"{label}: {sub}", lead or label, line)
         elif (
             len(parents) == 3
             and parents[1] == "list_item_open"
@@ -441,18 +556,24 @@ def _lede(
             i += 1
             continue
         if u.kind == "para":
+            if not parts and _digest_of_sections(units[:i]):
+                return _about(units, words), []
             nxt = units[i + 1] if i + 1 < len(units) else None
             if u.text.endswith((":", "：")):
                 if nxt is not None and nxt.kind == "list" and nxt.items:
-                    parts.append(_inline_list(u.text, nxt.items, words))
+                    if inline := _inline_list(u.text, nxt.items, words):
+                        parts.append(inline)
                     i += 1
                 elif intro := _drop_last_sentence(u.text):
                     parts.append(intro)  # its list is code or a table: not shown
                 else:
                     fallback = fallback or u.text
-            else:
-                parts.append(u.text)
+            elif not parts or count_words(u.text) > 2 or _SENTENCE_END.search(u.text):
+                parts.append(u.text)  # not a stray link after the lede: "example.org"
         elif u.kind == "list" and not parts and not any(x.kind == "para" for x in units):
+            if any(x.kind == "heading" for x in units[:i]):
+                # A section's list ("### Notable changes"), not a post that is a list.
+                return _about(units, words), []
             return _list_text(u.items)
         i += 1
         if len(parts) == 1 and not first_end:
@@ -460,11 +581,24 @@ def _lede(
     if not parts:
         return _about(units, words) or fallback, []
     if announces_only(parts[0]):
-        rest = _about(units[first_end:], words)
+        # The announcement (after a greeting, if any) names the release: it stays.
+        spans = sentences(parts[0])
+        end = next((b for a, b in spans if not _GREETING.match(parts[0][a:b])), spans[0][1])
+        first = close(parts[0][:end])
+        rest = _about(units[first_end:], words - count_words(first))
         if rest:
-            (a, b), *_ = sentences(parts[0])
-            return close(parts[0][a:b]) + " " + rest, []
-    return " ".join(parts), []
+            return first + " " + rest, []
+        return close(parts[0]), []  # what follows is no better: calls to action, say
+    # Paragraphs are sentences apart: a header line without a full stop ("2026.04.10,
+    # Version 2.1 (Stable)") must not run into the next paragraph.
+    return " ".join(close(p) for p in parts), []
+
+
+def _digest_of_sections(before: Sequence[_Unit]) -> bool:
+    """Two or more sections of lists before the first paragraph (a weekly round-up):
+    that paragraph is no lede, the sections' headings say what the post is about."""
+    headings = sum(1 for u in before if u.kind == "heading" and not _generic(u.text))
+    return headings >= 2 and sum(1 for u in before if u.kind == "list") >= 2
 
 
 def _drop_last_sentence(text: str) -> str:
@@ -474,12 +608,28 @@ def _drop_last_sentence(text: str) -> str:
 
 def _label(text: str, lead: str) -> str:
     """A list item as one entry of an inline list: itself if short, else its lead-in."""
-    text = _AUTHOR_TAIL.sub("", text).rstrip(" .;,:")
+    text = _AUTHOR_TAIL.sub("", _COMMIT_HEAD.sub("", text)).strip()
+    if text.endswith(":") and ", " in text:
+        text = text[: text.rindex(", ")]  # "Upgrade to 1.0.2, fixing:" (its sub-list)
+    text = text.rstrip(" .;,:")
     # "CVE-1: what" inside "Highlights: …" would read as a list glued to its intro.
     text = _LABEL_COLON.sub(r"\1 — ", text)
     if count_words(text) <= _LIST_LABEL_WORDS:
         return text
-    return lead
+    # Too long for a list: its first sentence, else that sentence's first clause
+    # ("build — Disable V8 snapshots - The hashseed …" -> "build — Disable V8 snapshots"),
+    # else its lead-in alone.
+    first = text[slice(*sentences(text)[0])].rstrip(" .;,:")
+    if count_words(first) <= _LIST_LABEL_WORDS:
+        return first
+    label, dash, rest = first.partition(" — ") if " — " in first[:42] else ("", "", first)
+    head = label + dash + _CLAUSE_END.split(rest, maxsplit=1)[0].rstrip(" .;,:")
+    whole = count_words(head) - count_words(label) >= 3 and not _SUBORDINATE.match(rest)
+    if whole and count_words(head) <= _LIST_LABEL_WORDS:
+        return head
+    if lead:
+        return lead
+    return first if count_words(first) <= 2 * _LIST_LABEL_WORDS else ""
 
 
 def _inline_list(intro: str, items: Sequence[tuple[str, str, int]], words: int) -> str:
@@ -515,36 +665,50 @@ def _list_text(items: Sequence[tuple[str, str, int]]) -> tuple[str, list[tuple[i
 
 
 def _about(units: Sequence[_Unit], words: int) -> str:
-    """What a post is about, after a lede that only announces: the first list's items
-    (a release's notable changes), else its section headings, else its first
-    informative paragraph."""
+    """What a post is about, after a lede that only announces: whichever comes first of
+    a list's items (a release's notable changes) and an informative paragraph (not an
+    install instruction), unless ``_SECTIONS`` or more section headings come first: then
+    the headings (a release post with a section per feature)."""
     headings = [u.text for u in units if u.kind == "heading" and not _generic(u.text)]
-    for u in units:
+    for i, u in enumerate(units):
         if u.kind == "list" and u.items and len([x for x in u.items if _label(x[0], x[1])]) > 1:
             return _inline_list("Highlights:", u.items, words)
         if u.kind == "list" and len(u.items) == 1:
             # One change is the news (a security release's one fix): said in full.
-            text = _LABEL_COLON.sub(r"\1 — ", _AUTHOR_TAIL.sub("", u.items[0][0]))
+            text = _AUTHOR_TAIL.sub("", _COMMIT_HEAD.sub("", u.items[0][0]))
+            text = _LABEL_COLON.sub(r"\1 — ", text)
             text = text.rstrip(" .;,:")
             if text and count_words(text) < words:
                 return close("Highlight: " + text)
-        if u.kind == "heading" and not _generic(u.text) and len(headings) > 1:
+        if u.kind == "heading" and not _generic(u.text) and len(headings) >= _SECTIONS:
             break  # sections come before any list: they are the highlights
+        if _informative(u):
+            # A short one ("1.2.1 fixes a crash.") takes what follows in its section.
+            parts = [u.text]
+            for nxt in units[i + 1 :]:
+                if count_words(" ".join(parts)) >= _SHORT or not _informative(nxt, 1):
+                    break
+                parts.append(nxt.text)
+            return " ".join(close(p) for p in parts)
     if len(headings) > 1:
         return _inline_list("Highlights:", [(h, "", -1) for h in headings], words)
-    for u in units:
-        if (
-            u.kind == "para"
-            and not u.text.endswith(":")
-            and count_words(u.text) >= _SHORT
-            and not announces_only(u.text)
-        ):
-            return u.text
     return ""
 
 
+def _informative(u: _Unit, least: int = 5) -> bool:
+    """A paragraph that says something: not an intro to a list or code, not an install
+    instruction or a call to action, not an announcement."""
+    return (
+        u.kind == "para"
+        and not u.text.endswith((":", "："))
+        and count_words(u.text) >= least
+        and not _INSTRUCTION.match(u.text)
+        and not announces_only(u.text)
+    )
+
+
 def _generic(heading: str) -> bool:
-    return not heading or bool(_GENERIC_HEADING.match(heading.strip(" :")))
+    return not heading or bool(_GENERIC_HEADING.match(heading.strip(" :()[]/.-")))
 
 
 def _key_points(
@@ -676,7 +840,23 @@ def sentences(text: str) -> list[tuple[int, int]]:
         spans += _syntok_spans(text, pos, m.end())
         pos = m.end()
     spans += _syntok_spans(text, pos, len(text))
-    return _merge_ordinals(text, spans)
+    return _merge_ordinals(text, _split_after_numbers(text, spans))
+
+
+# "… version of Rust, 1.89.0. Rust is …", "Released 1.2.3! Next …": syntok keeps a number
+# and its full stop as one token and reads on; a capital after it starts a new sentence.
+_NUMBER_END = re.compile(r"(?<=\d)[.!?][\"'”’)]*\s+(?=[\"'“‘(]?[A-Z\u00c0-\u024f])")
+
+
+def _split_after_numbers(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        for m in _NUMBER_END.finditer(text, start, end):
+            cut = m.end() - len(m.group()) + len(m.group().rstrip())
+            out.append((start, cut))
+            start = m.end()
+        out.append((start, end))
+    return out
 
 
 def _syntok_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
