@@ -20,6 +20,7 @@ marked copy (``marked_text``) lets ``export`` guard them for each service.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import logging
@@ -149,6 +150,12 @@ def _no_fetch(url: str) -> None:
     return None
 
 
+def _parse_style(
+    parse: Any, css: str, encoding: str = "utf-8", validate: bool | None = None
+) -> Any:
+    return parse(css, encoding, validate=False)
+
+
 def _load_premailer() -> Any:
     """Import premailer on first use (~0.1 s, twice that without the deferred imports) and
     make cssutils quiet and inert."""
@@ -167,6 +174,12 @@ def _load_premailer() -> Any:
         # Compact @media blocks in the kept <style> (the pretty default adds ~30% there).
         cssutils.ser.prefs.useMinified()
         cssutils.ser.prefs.keepComments = False
+        # premailer passes disable_validation to the style sheet's parse but not to the
+        # parse of each element's own style="" (merge_styles -> csstext_to_pairs), so
+        # cssutils validated those against its profiles, compiling their large regexes
+        # first: ~40 ms of every process's first render (issue 14). Validation only logs
+        # (invalid values are kept as written) and its log is off: the output is the same.
+        cssutils.parseStyle = functools.partial(_parse_style, cssutils.parseStyle)
         _premailer = premailer
     return _premailer
 
