@@ -968,3 +968,32 @@ def test_a_user_template_cannot_reach_python(tmp_path: Path) -> None:
         footer__mjml__j2=f"<mj-section><mj-column><mj-text>{ok}</mj-text></mj-column></mj-section>",
     )
     assert "X" in render.render(make_issue(), make_config(folder)).html
+
+
+def test_the_compiled_email_is_kept_for_a_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 14: a rebuild of the same MJML reads the inlined HTML back (no MJML, no
+    # premailer); the email and its warnings are the same as a fresh render's.
+    css = '@import "x.css";\n' + (ROOT / "templates" / "email" / "email.css").read_text()
+    folder = templates(tmp_path, email__css=css)
+    cfg, cache = make_config(folder), tmp_path / "cache"
+    fresh = render.render(make_issue(), cfg)
+    first = render.render(make_issue(), cfg, cache=cache)
+    assert (cache / "render.json").stat().st_mode & 0o777 == 0o600
+    compiled: list[str] = []
+    monkeypatch.setattr(render, "_inline_css", lambda html: compiled.append(html) or html)
+    again = render.render(make_issue(), cfg, cache=cache)
+    assert compiled == [] and again == first == fresh
+    assert any("@import" in w for w in again.warnings)
+    # Another issue (other MJML) is compiled, and so is the same one after a library or
+    # digest changes (the key names their versions and this module's code).
+    other = render.render(make_issue(more=2), cfg, cache=cache)
+    assert len(compiled) == 1 and other.html != first.html
+    monkeypatch.setattr(render, "_CACHE_FORMAT", 2)
+    render.render(make_issue(more=2), cfg, cache=cache)
+    assert len(compiled) == 2
+    # A damaged file is ignored and replaced.
+    (cache / "render.json").write_text("{not json", encoding="utf-8")
+    render.render(make_issue(more=2), cfg, cache=cache)
+    assert len(compiled) == 3

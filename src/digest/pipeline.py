@@ -165,7 +165,9 @@ def prepare(
     window, col = gather(cfg, now, sel, cache, past)
     number = number_for(cfg, window, past)
     issue = issues.build_issue(cfg, window, col.articles, number=number)
-    rendered = render.render(issue, cfg)
+    # The compiled email is kept beside the scan cache (a rebuild of an unchanged issue).
+    kept = cache.path.parent if cache is not None and cache.persist and cache.path else None
+    rendered = render.render(issue, cfg, cache=kept)
     # Render warnings (size near Gmail's clip limit, a dropped @import) and what a broken
     # user template can lose (the unsubscribe link, the postal address), for every command.
     findings = tuple(inspect(cfg, issue, rendered))
