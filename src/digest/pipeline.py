@@ -10,12 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import secrets
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import content, render
 from . import issue as issues
@@ -24,9 +23,10 @@ from .content.cache import Cache
 from .errors import ConfigError, DigestError, NothingToSend
 from .files import write_atomic
 from .inspect import inspect
-from .ledger import Frozen, Ledger
-from .message import Composer
 from .model import GENERIC_TAGS, Collection, Issue, Problem, Recipient, RenderedEmail, Window
+
+if TYPE_CHECKING:
+    from .ledger import Frozen
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,10 @@ def history(cfg: Config) -> list[Frozen]:
     path = Path(cfg.ledger.path)
     if not path.exists():
         return []
+    import sqlite3  # late (issue 14): a build without a ledger never opens one
+
+    from .ledger import Ledger
+
     try:
         with Ledger(path, readonly=True) as ledger:
             return ledger.history()
@@ -320,6 +324,10 @@ _LONGEST = Recipient("x" * 64 + "@" + ".".join(["d" * 63, "d" * 63, "d" * 57, "c
 def _header_problems(cfg: Config, rendered: RenderedEmail) -> list[Problem]:
     """Every header a send would write, built once for the longest address: what would
     stop a send (a ConfigError or ValueError there) is an error here."""
+    import secrets  # late (issue 14): only `check` composes a message in a build
+
+    from .message import Composer
+
     source = Path(cfg.source or "config")
     try:
         # Any secret will do: a token's length does not depend on it.
