@@ -83,7 +83,8 @@ def load(
 
     ``now`` decides what is "future-dated" (skipped and counted). With ``window``, the
     front matter of every file is read first; ``window`` is called once with the dates
-    of all publishable articles (not drafts, not future; possibly empty) and returns
+    of all publishable articles (not drafts, not future; possibly empty; sorted, as UTC
+    instants) and returns
     ``(since, until)``; only articles with ``since <= date < until`` are then fully parsed
     and returned. With no ``window`` every file is parsed in full, so that every problem
     is found (``digest check``), and every publishable article is returned. Bad files
@@ -143,6 +144,8 @@ def load(
             if cache.is_pinned:
                 cache.walked[walk_key] = (files, skipped, kept, stamps)
     upcoming: list[dt.datetime] = []
+    now_utc = now.astimezone(dt.UTC)
+    live_at: list[dt.datetime] = []  # the live heads' dates in UTC
     for head in scanned:
         if head.role == OUTSIDE:
             continue
@@ -162,20 +165,24 @@ def load(
             continue
         heads.append(head)
         if not head.draft:
-            if head.date > now:
+            at = head.date.astimezone(dt.UTC)
+            if at > now_utc:
                 future += 1
                 upcoming.append(head.date)
             else:
                 live.append(head)
+                live_at.append(at)
     ctx.heads = scanned
-    # By timestamp: comparing aware datetimes calls utcoffset() at every comparison.
-    dates = sorted((h.date for h in live if h.date is not None), key=dt.datetime.timestamp)
-    span = window(dates) if window is not None else None
+    # Instants in UTC: aware datetimes in different zones call utcoffset() at every
+    # comparison (sorting, the window's choice and filter: ~25 ms at 10,000 articles).
+    order = sorted(range(len(live)), key=live_at.__getitem__)  # stable, as by timestamp
+    dates = [live[i].date for i in order]
+    span = window([live_at[i] for i in order]) if window is not None else None
     if span is None:
         chosen, todo = live, heads
     else:
-        since, until = span
-        chosen = [h for h in live if h.date is not None and since <= h.date < until]
+        since, until = (t.astimezone(dt.UTC) for t in span)
+        chosen = [h for h, at in zip(live, live_at, strict=True) if since <= at < until]
         todo = chosen
     keep = {id(h) for h in chosen} if articles else set()
     found: list[Article] = []
