@@ -561,7 +561,7 @@ def _scan_cached(
     """``_scan``, or the cached scan of the file if it is unchanged (by its ``os.stat``,
     or its stamp in ``known``, taken moments ago in the same command). A file scanned
     now is returned whole only if ``full`` (every file is parsed next), else ``Light``:
-    memory then grows by ~0.2 KB a file, not by its front matter."""
+    memory then grows by a few hundred bytes a file, not by its front matter."""
     st = known.get(path) if known is not None else None
     if st is None:
         try:

@@ -181,9 +181,9 @@ class Cache:
 class Light(NamedTuple):
     """A file's scan without its front matter: what choosing the window, counting and
     finding a link's target need. Kept (in memory and in the cache) instead of the
-    ``Head``, so both grow by ~0.2 KB a file whatever its front matter, and a tuple
-    unpickles in a fifth of a slotted dataclass's time (issue 14). A file to parse (the
-    ~10 of an issue) is scanned again for its front matter (``_Context.full``)."""
+    ``Head``, so both grow by a few hundred bytes a file whatever its front matter, and
+    a tuple unpickles in a fifth of a slotted dataclass's time (issue 14). A file to
+    parse (the ~10 of an issue) is scanned again for its front matter (``_Context.full``)."""
 
     path: str
     rel: str
