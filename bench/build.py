@@ -472,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SRC",
         help="also time another checkout's src/ (e.g. main's, from git archive) in the same run",
     )
+    ap.add_argument("--base-label", default="", help="what --base is, for the report")
     args = ap.parse_args(argv)
 
     mjml_version = ensure_mjml()
@@ -557,7 +558,11 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.base:
         o1, o10 = series["base_1k"], series["base_10k"]
+        label = args.base_label or f"`{args.base}`"
         ratios += [
+            "",
+            f"Before: the same builds by {label} (`--base`; copies of the blogs in "
+            "`blog-N-base/`), interleaved in the same run:",
             "",
             "| before (`--base`) -> after, same run (CPU) | before | after cold | after rebuild |",
             "| --- | ---: | ---: | ---: |",

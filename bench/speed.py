@@ -241,8 +241,22 @@ def scan_memory(
         build.run(cmd, cwd=WORK, env=e)  # fills the scan cache
     for _ in range(reps):
         for k, (cmd, e) in cmds.items():
-            runs[k].append(build.run(cmd, cwd=WORK, env=e))
+            runs[k].append(own_rss(cmd, e))
     return {k: med(v) for k, v in runs.items()}
+
+
+TIME = Path("/usr/bin/time")
+
+
+def own_rss(cmd: list[str], env: dict[str, str]) -> build.Run:
+    """``build.run``, with the peak RSS GNU time reports when it is there: a child forked
+    from this (larger) process reports at least this process's RSS as its own peak (Linux
+    carries the old memory's high-water mark across exec), which hides a small build's."""
+    if not TIME.exists():
+        return build.run(cmd, cwd=WORK, env=env)
+    r = build.run([str(TIME), "-f", "maxrss_kb=%M", *cmd], cwd=WORK, env=env)
+    found = [ln for ln in r.stdout.splitlines() if ln.startswith("maxrss_kb=")]
+    return build.Run(r.wall, r.cpu, int(found[-1].split("=")[1]), r.stdout) if found else r
 
 
 def dry_run(blog: Path, env: dict[str, str], recipients: int) -> tuple[float, int, int]:
@@ -357,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--base", metavar="SRC", help="also run another checkout's src/ (before/after, one run)"
     )
+    ap.add_argument("--base-label", default="", help="what --base is, for the report")
     args = ap.parse_args(argv)
     env = build.child_env()
     base = build.base_env(env, args.base) if args.base else None
@@ -403,6 +418,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{build.machine()}; {load}; medians of {args.reps} runs unless said otherwise. "
         "The machine is shared: CPU time (user + system) is the steadier figure.",
         "",
+    ]
+    if args.base:
+        label = args.base_label or f"`{args.base}`"
+        lines += [
+            f"Rows marked before (`--base`): the same commands by {label}, interleaved with "
+            "this code's in the same run (the blogs copied to `blog-N-base/`).",
+            "",
+        ]
+    lines += [
         "| what | wall s | CPU s | peak RSS MB | target | |",
         "| --- | ---: | ---: | ---: | --- | --- |",
         f"| `digest check`, 10,000 articles, second run (cache warm) | {w_chk:.3f} | {c_chk:.3f} "
@@ -431,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Memory of the scan: `digest build --latest` (scan cache warm; the issue holds 9 "
         "articles at every size), peak RSS as the number of files outside the issue's "
-        "window grows:",
+        "window grows (RSS from GNU time, whose child's peak is its own: the other tables' "
+        "RSS column cannot show less than this script's own RSS):",
         "",
         "| articles | wall s | CPU s | peak RSS MB |",
         "| --- | ---: | ---: | ---: |",
