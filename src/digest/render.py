@@ -396,7 +396,12 @@ def _compile(
     links dropped. With ``cache`` (a build's ``out/.cache``), the result of the same MJML
     under the same code and libraries is read back instead (issue 14: the compile, and
     importing premailer for it, are most of a build's CPU)."""
-    key = _cache_key(protected) if cache is not None else ""
+    key = ""
+    if cache is not None:
+        try:
+            key = _cache_key(protected)
+        except OSError:  # no source to hash (an unusual install): compile, keep nothing
+            cache = None
     found = _cached(cache, key)
     if found is not None:
         return found
