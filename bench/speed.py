@@ -396,7 +396,13 @@ def main(argv: list[str] | None = None) -> int:
     texts = sorted((blogs[1_000] / "out").glob("*/email.txt"), key=lambda p: p.stat().st_mtime)
     text = texts[-1].read_text(encoding="utf-8") if texts else ""
     assert sample.returncode == 0, sample.stderr
-    rates = {n: index_rate(archive_site(n, html, text), env, args.seconds) for n in (1, 260)}
+    rates: dict[int, float] = {}
+    before: dict[int, float] = {}  # with --base: its server on the same ledger, in turn
+    for n in (1, 260):
+        site = archive_site(n, html, text)
+        rates[n] = index_rate(site, env, args.seconds)
+        if base is not None:
+            before[n] = index_rate(site, base, args.seconds)
     print("archive", rates, flush=True)
     start = startup(blogs[1_000], env, max(args.reps, 11), base)
     print("startup", start, flush=True)
@@ -419,6 +425,15 @@ def main(argv: list[str] | None = None) -> int:
         "The machine is shared: CPU time (user + system) is the steadier figure.",
         "",
     ]
+    busiest = max(load_before, os.getloadavg()[0])
+    if busiest > (os.cpu_count() or 1):
+        lines += [
+            f"The load average ({busiest:.1f}) was above the number of CPUs: a process "
+            "then also waits for a CPU, so its wall time overstates what it costs on an "
+            "idle machine, where the wall time of these single-threaded commands is their "
+            "CPU time and a few ms. Both verdicts are shown.",
+            "",
+        ]
     if args.base:
         label = args.base_label or f"`{args.base}`"
         lines += [
@@ -427,19 +442,19 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     lines += [
-        "| what | wall s | CPU s | peak RSS MB | target | |",
-        "| --- | ---: | ---: | ---: | --- | --- |",
+        "| what | wall s | CPU s | peak RSS MB | target | by wall | by CPU |",
+        "| --- | ---: | ---: | ---: | --- | --- | --- |",
         f"| `digest check`, 10,000 articles, second run (cache warm) | {w_chk:.3f} | {c_chk:.3f} "
-        f"| {m_chk:.0f} | <= 1.5 s | {verdict(w_chk <= 1.5)} |",
+        f"| {m_chk:.0f} | <= 1.5 s | {verdict(w_chk <= 1.5)} | {verdict(c_chk <= 1.5)} |",
         f"| `digest check`, 10,000 articles, cold (cache deleted; one run) | {w_cold:.3f} "
-        f"| {c_cold:.3f} | {m_cold:.0f} | | |",
+        f"| {c_cold:.3f} | {m_cold:.0f} | | | |",
         f"| preview refresh, 10,000 articles, after editing an article of the issue | {w_pre:.3f} "
-        f"| {c_pre:.3f} | | <= 0.3 s | {verdict(w_pre <= 0.3)} |",
-        f"| preview, first render of the process (cache read from disk) | {first:.3f} | | | | |",
+        f"| {c_pre:.3f} | | <= 0.3 s | {verdict(w_pre <= 0.3)} | {verdict(c_pre <= 0.3)} |",
+        f"| preview, first render of the process (cache read from disk) | {first:.3f} | | | | | |",
     ]
     for k, (w, c, m) in start.items():
         target = "<= 0.1 s" if k.startswith("digest") else ""
-        ok = verdict(w <= 0.1) if target else ""
+        ok = f"{verdict(w <= 0.1)} | {verdict(c <= 0.1)}" if target else " |"
         name = f"before (`--base`): `{k[8:]}`" if k.startswith("before: ") else f"`{k}`"
         lines.append(f"| {name} | {w:.3f} | {c:.3f} | {m:.0f} | {target} | {ok} |")
     lines += [
@@ -448,6 +463,10 @@ def main(argv: list[str] | None = None) -> int:
         "| --- | ---: | --- | --- |",
         f"| 1 sent issue | {rates[1]:.0f} | | |",
         f"| 260 sent issues | {rates[260]:.0f} | >= 500 | {verdict(rates[260] >= 500)} |",
+        *(
+            f"| before (`--base`): {n} sent issue{'s' if n > 1 else ''} | {r:.0f} | | |"
+            for n, r in before.items()
+        ),
         "",
         f"`send --dry-run` to 10,000 recipients (1k blog, default `delivery.dry_run_sample` = "
         f"100): {dry[0]:.1f} s, {dry[1]} files written, {dry[2] / 1e6:.1f} MB (every message "
