@@ -10,11 +10,17 @@ Measures, in one run, on the synthetic blogs of ``bench/build.py`` (``bench/_wor
   ``digest serve`` process;
 * start-up: ``digest --help`` and ``digest schedule --next 5``, beside ``python -c pass``;
 * ``send --dry-run`` to 10,000 recipients: bytes written with the default sample;
+* memory of the scan: peak RSS of ``digest build`` at 1,000, 10,000 and 50,000 articles;
 * the floor: one Python process doing only mjml-python + premailer on the same MJML as a
-  1k build, beside ``digest build`` of the 1k blog (CPU).
+  1k build (as plain imports, and imported as digest does), beside ``digest build`` of
+  the 1k blog, cold and as a rebuild (CPU).
+
+With ``--base SRC`` (another checkout's ``src/``, e.g. main's from ``git archive``), the
+start-up and memory rows are also measured for it, interleaved: before/after in one run.
 
     .venv/bin/python bench/speed.py                # full run, rewrites its BENCHMARKS.md section
     .venv/bin/python bench/speed.py --reps 3 --no-write
+    .venv/bin/python bench/speed.py --base /tmp/base/src
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import time
 from pathlib import Path
 
 import build  # bench/build.py: the synthetic blogs, process timing, the issue's MJML
+from digest.render import _MJML_HEAD  # handed to the lean floor (which imports no digest)
 
 ROOT = build.ROOT
 WORK = build.WORK
@@ -190,7 +197,9 @@ def index_rate(site: Path, env: dict[str, str], seconds: float, clients: int = 4
 # --- start-up, dry run, floor ----------------------------------------------------------------
 
 
-def startup(blog: Path, env: dict[str, str], reps: int) -> dict[str, tuple[float, float, float]]:
+def startup(
+    blog: Path, env: dict[str, str], reps: int, base: dict[str, str] | None = None
+) -> dict[str, tuple[float, float, float]]:
     digest = str(build.DIGEST_BIN)
     cmds = {
         "python -c pass": [sys.executable, "-c", "pass"],
@@ -198,13 +207,56 @@ def startup(blog: Path, env: dict[str, str], reps: int) -> dict[str, tuple[float
         "digest schedule --next 5": [digest, "--config", str(blog / "config.toml"), "schedule"],
     }  # fmt: skip
     cmds["digest schedule --next 5"] += ["--next", "5"]
+    envs = {k: env for k in cmds}
+    if base is not None:  # the same commands by the --base checkout, interleaved
+        for k in ("digest --help", "digest schedule --next 5"):
+            cmds[f"before: {k}"], envs[f"before: {k}"] = cmds[k], base
     runs: dict[str, list[build.Run]] = {k: [] for k in cmds}
-    for c in cmds.values():
-        build.run(c, cwd=WORK, env=env)  # warm-up
+    for k, c in cmds.items():
+        build.run(c, cwd=WORK, env=envs[k])  # warm-up
     for _ in range(reps):
         for k, c in cmds.items():
-            runs[k].append(build.run(c, cwd=WORK, env=env))
+            runs[k].append(build.run(c, cwd=WORK, env=envs[k]))
     return {k: med(v) for k, v in runs.items()}
+
+
+# --- memory of the scan ------------------------------------------------------------------------
+
+MEMORY_SIZES = (1_000, 10_000, 50_000)
+
+
+def scan_memory(
+    env: dict[str, str], reps: int, base: dict[str, str] | None = None
+) -> dict[str, tuple[float, float, float]]:
+    """``digest build`` (scan cache warm) of 1k, 10k and 50k articles: peak RSS should
+    grow with the files only by a small tuple each, not by their front matter."""
+    cmds: dict[str, tuple[list[str], dict[str, str]]] = {}
+    for n in MEMORY_SIZES:
+        blog = build.generate(n)
+        cmds[f"{n:,}"] = (build.digest_cmd(blog), env)
+        if base is not None:
+            cmds[f"before: {n:,}"] = (build.digest_cmd(build.base_copy(blog)), base)
+    runs: dict[str, list[build.Run]] = {k: [] for k in cmds}
+    for cmd, e in cmds.values():
+        build.run(cmd, cwd=WORK, env=e)  # fills the scan cache
+    for _ in range(reps):
+        for k, (cmd, e) in cmds.items():
+            runs[k].append(own_rss(cmd, e))
+    return {k: med(v) for k, v in runs.items()}
+
+
+TIME = Path("/usr/bin/time")
+
+
+def own_rss(cmd: list[str], env: dict[str, str]) -> build.Run:
+    """``build.run``, with the peak RSS GNU time reports when it is there: a child forked
+    from this (larger) process reports at least this process's RSS as its own peak (Linux
+    carries the old memory's high-water mark across exec), which hides a small build's."""
+    if not TIME.exists():
+        return build.run(cmd, cwd=WORK, env=env)
+    r = build.run([str(TIME), "-f", "maxrss_kb=%M", *cmd], cwd=WORK, env=env)
+    found = [ln for ln in r.stdout.splitlines() if ln.startswith("maxrss_kb=")]
+    return build.Run(r.wall, r.cpu, int(found[-1].split("=")[1]), r.stdout) if found else r
 
 
 def dry_run(blog: Path, env: dict[str, str], recipients: int) -> tuple[float, int, int]:
@@ -241,19 +293,66 @@ sys.stdout.write(str(len(out)))
 """
 
 
+# The same, imported and run as digest does it (issue 14): requests and urllib.request
+# deferred while premailer and cssutils import (they only fetch over the network, which
+# digest never lets them do), and no cssutils validation of style attributes.
+_FLOOR_LEAN = r"""
+import importlib, importlib.util, logging, sys, types
+class Deferred(types.ModuleType):
+    def __getattr__(self, attr):
+        return getattr(importlib.import_module(self.__name__), attr)
+for name in ("requests", "urllib.request"):
+    stub = Deferred(name); stub.__spec__ = importlib.util.find_spec(name)
+    sys.modules[name] = stub
+    if "." in name:
+        setattr(importlib.import_module(name.rpartition(".")[0]), name.rpartition(".")[2], stub)
+import mjml, premailer, cssutils
+for name in ("requests", "urllib.request"):
+    del sys.modules[name]
+parse = cssutils.parseStyle
+cssutils.parseStyle = lambda css, enc="utf-8", validate=None: parse(css, enc, validate=False)
+import re
+head = re.compile(sys.argv[2])  # render._MJML_HEAD: MJML's reset block is not inlined
+src = open(sys.argv[1], encoding="utf-8").read()
+html = mjml.mjml2html(src, disable_comments=True, fonts={})
+html = head.sub(r'<style\1 data-premailer="ignore">\2', html)  # as render._inline_css
+out = premailer.Premailer(
+    base_url=None, disable_link_rewrites=True, allow_network=False, external_styles=None,
+    keep_style_tags=False, strip_important=False, disable_validation=True,
+    cssutils_logging_level=logging.CRITICAL, remove_classes=False,
+    exclude_pseudoclasses=True, align_floating_images=False, cache_css_parsing=True,
+).transform(html, pretty_print=False)
+sys.stdout.write(str(len(out)))
+"""
+
+FLOOR = "floor: mjml-python + premailer only"
+FLOOR_LEAN = "floor, imported as digest does (deferred imports, no style validation)"
+BUILD_COLD = "`digest build`, 1,000 articles, cold (compiled email not kept)"
+BUILD_WARM = "`digest build`, 1,000 articles, rebuild (compiled email kept)"
+
+
 def floor(
     mjml_file: Path, blog: Path, env: dict[str, str], reps: int
 ) -> dict[str, tuple[float, float, float]]:
     cmds = {
-        "floor: mjml-python + premailer only": [sys.executable, "-c", _FLOOR, str(mjml_file)],
-        "`digest build`, 1,000 articles": build.digest_cmd(blog),
+        FLOOR: [sys.executable, "-c", _FLOOR, str(mjml_file)],
+        FLOOR_LEAN: [sys.executable, "-c", _FLOOR_LEAN, str(mjml_file), _MJML_HEAD.pattern],
+        BUILD_COLD: build.digest_cmd(blog),
+        BUILD_WARM: build.digest_cmd(blog),
+        "python -c pass": [sys.executable, "-c", "pass"],
     }
     runs: dict[str, list[build.Run]] = {k: [] for k in cmds}
-    for c in cmds.values():
-        build.run(c, cwd=WORK, env=env)
+
+    def once(k: str) -> build.Run:
+        if k == BUILD_COLD:
+            return build.run_cold(cmds[k], blog, env)
+        return build.run(cmds[k], cwd=WORK, env=env)
+
+    for k in cmds:
+        once(k)
     for _ in range(reps):
-        for k, c in cmds.items():
-            runs[k].append(build.run(c, cwd=WORK, env=env))
+        for k in cmds:
+            runs[k].append(once(k))
     return {k: med(v) for k, v in runs.items()}
 
 
@@ -269,8 +368,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--seconds", type=float, default=5.0, help="per archive load test")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument(
+        "--base", metavar="SRC", help="also run another checkout's src/ (before/after, one run)"
+    )
+    ap.add_argument("--base-label", default="", help="what --base is, for the report")
     args = ap.parse_args(argv)
     env = build.child_env()
+    base = build.base_env(env, args.base) if args.base else None
     blogs = {n: build.generate(n) for n in build.SIZES}
     load_before = os.getloadavg()[0]
     lines: list[str] = []
@@ -292,10 +396,18 @@ def main(argv: list[str] | None = None) -> int:
     texts = sorted((blogs[1_000] / "out").glob("*/email.txt"), key=lambda p: p.stat().st_mtime)
     text = texts[-1].read_text(encoding="utf-8") if texts else ""
     assert sample.returncode == 0, sample.stderr
-    rates = {n: index_rate(archive_site(n, html, text), env, args.seconds) for n in (1, 260)}
+    rates: dict[int, float] = {}
+    before: dict[int, float] = {}  # with --base: its server on the same ledger, in turn
+    for n in (1, 260):
+        site = archive_site(n, html, text)
+        rates[n] = index_rate(site, env, args.seconds)
+        if base is not None:
+            before[n] = index_rate(site, base, args.seconds)
     print("archive", rates, flush=True)
-    start = startup(blogs[1_000], env, max(args.reps, 11))
+    start = startup(blogs[1_000], env, max(args.reps, 11), base)
     print("startup", start, flush=True)
+    memory = scan_memory(env, args.reps, base)
+    print("memory", memory, flush=True)
     dry = dry_run(blogs[1_000], env, 10_000)
     print("dry run", dry, flush=True)
     flo = floor(mjml_file, blogs[1_000], env, args.reps)
@@ -305,8 +417,6 @@ def main(argv: list[str] | None = None) -> int:
     w_chk, c_chk, m_chk = chk["warm"]
     w_cold, c_cold, m_cold = chk["cold"]
     first, w_pre, c_pre = pre
-    f_wall, f_cpu, f_rss = flo["floor: mjml-python + premailer only"]
-    b_wall, b_cpu, b_rss = flo["`digest build`, 1,000 articles"]
     lines += [
         SECTION,
         "",
@@ -314,39 +424,77 @@ def main(argv: list[str] | None = None) -> int:
         f"{build.machine()}; {load}; medians of {args.reps} runs unless said otherwise. "
         "The machine is shared: CPU time (user + system) is the steadier figure.",
         "",
-        "| what | wall s | CPU s | peak RSS MB | target | |",
-        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    busiest = max(load_before, os.getloadavg()[0])
+    if busiest > (os.cpu_count() or 1):
+        lines += [
+            f"The load average ({busiest:.1f}) was above the number of CPUs: a process "
+            "then also waits for a CPU, so its wall time overstates what it costs on an "
+            "idle machine, where the wall time of these single-threaded commands is their "
+            "CPU time and a few ms. Both verdicts are shown.",
+            "",
+        ]
+    if args.base:
+        label = args.base_label or f"`{args.base}`"
+        lines += [
+            f"Rows marked before (`--base`): the same commands by {label}, interleaved with "
+            "this code's in the same run (the blogs copied to `blog-N-base/`).",
+            "",
+        ]
+    lines += [
+        "| what | wall s | CPU s | peak RSS MB | target | by wall | by CPU |",
+        "| --- | ---: | ---: | ---: | --- | --- | --- |",
         f"| `digest check`, 10,000 articles, second run (cache warm) | {w_chk:.3f} | {c_chk:.3f} "
-        f"| {m_chk:.0f} | <= 1.5 s | {verdict(w_chk <= 1.5)} |",
+        f"| {m_chk:.0f} | <= 1.5 s | {verdict(w_chk <= 1.5)} | {verdict(c_chk <= 1.5)} |",
         f"| `digest check`, 10,000 articles, cold (cache deleted; one run) | {w_cold:.3f} "
-        f"| {c_cold:.3f} | {m_cold:.0f} | | |",
+        f"| {c_cold:.3f} | {m_cold:.0f} | | | |",
         f"| preview refresh, 10,000 articles, after editing an article of the issue | {w_pre:.3f} "
-        f"| {c_pre:.3f} | | <= 0.3 s | {verdict(w_pre <= 0.3)} |",
-        f"| preview, first render of the process (cache read from disk) | {first:.3f} | | | | |",
+        f"| {c_pre:.3f} | | <= 0.3 s | {verdict(w_pre <= 0.3)} | {verdict(c_pre <= 0.3)} |",
+        f"| preview, first render of the process (cache read from disk) | {first:.3f} | | | | | |",
     ]
     for k, (w, c, m) in start.items():
         target = "<= 0.1 s" if k.startswith("digest") else ""
-        ok = verdict(w <= 0.1) if target else ""
-        lines.append(f"| `{k}` | {w:.3f} | {c:.3f} | {m:.0f} | {target} | {ok} |")
+        ok = f"{verdict(w <= 0.1)} | {verdict(c <= 0.1)}" if target else " |"
+        name = f"before (`--base`): `{k[8:]}`" if k.startswith("before: ") else f"`{k}`"
+        lines.append(f"| {name} | {w:.3f} | {c:.3f} | {m:.0f} | {target} | {ok} |")
     lines += [
         "",
         "| archive index (`GET /`), 4 clients, real `digest serve` | requests/s | target | |",
         "| --- | ---: | --- | --- |",
         f"| 1 sent issue | {rates[1]:.0f} | | |",
         f"| 260 sent issues | {rates[260]:.0f} | >= 500 | {verdict(rates[260] >= 500)} |",
+        *(
+            f"| before (`--base`): {n} sent issue{'s' if n > 1 else ''} | {r:.0f} | | |"
+            for n, r in before.items()
+        ),
         "",
         f"`send --dry-run` to 10,000 recipients (1k blog, default `delivery.dry_run_sample` = "
         f"100): {dry[0]:.1f} s, {dry[1]} files written, {dry[2] / 1e6:.1f} MB (every message "
         "is still composed and counted).",
+        "",
+        "Memory of the scan: `digest build --latest` (scan cache warm; the issue holds 9 "
+        "articles at every size), peak RSS as the number of files outside the issue's "
+        "window grows (RSS from GNU time, whose child's peak is its own: the other tables' "
+        "RSS column cannot show less than this script's own RSS):",
+        "",
+        "| articles | wall s | CPU s | peak RSS MB |",
+        "| --- | ---: | ---: | ---: |",
+        *(
+            f"| {k.replace('before: ', 'before (`--base`): ')} | {w:.3f} | {c:.3f} | {m:.0f} |"
+            for k, (w, c, m) in memory.items()
+        ),
         "",
         "The floor: one Python process doing only mjml-python + premailer (digest's options) on "
         "the MJML of the 1k issue, beside the whole `digest build` of that issue:",
         "",
         "| process | wall s | CPU s | peak RSS MB |",
         "| --- | ---: | ---: | ---: |",
-        f"| floor: mjml-python + premailer only | {f_wall:.3f} | {f_cpu:.3f} | {f_rss:.0f} |",
-        f"| `digest build`, 1,000 articles | {b_wall:.3f} | {b_cpu:.3f} | {b_rss:.0f} |",
-        f"| ratio build / floor | {b_wall / f_wall:.2f} | {b_cpu / f_cpu:.2f} | |",
+        *(f"| {k} | {w:.3f} | {c:.3f} | {m:.0f} |" for k, (w, c, m) in flo.items()),
+        f"| ratio cold build / floor | {flo[BUILD_COLD][0] / flo[FLOOR][0]:.2f} "
+        f"| {flo[BUILD_COLD][1] / flo[FLOOR][1]:.2f} | |",
+        f"| ratio cold build / floor as digest imports it | "
+        f"{flo[BUILD_COLD][0] / flo[FLOOR_LEAN][0]:.2f} "
+        f"| {flo[BUILD_COLD][1] / flo[FLOOR_LEAN][1]:.2f} | |",
         "",
     ]
     print("\n".join(lines))

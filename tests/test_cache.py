@@ -128,3 +128,48 @@ def test_digest_check_twice_from_the_command_line(tmp_path: Path) -> None:
     assert "someday" in first.output and first.output == second.output
     assert first.exit_code == second.exit_code
     assert (tmp_path / "out" / ".cache" / "content.pickle").exists()
+
+
+def test_a_window_keeps_only_light_scans_and_links_to_older_posts_resolve(
+    tmp_path: Path,
+) -> None:
+    # Issue 14: with a window, a file outside it is kept as a small tuple (no front
+    # matter), in memory and in the cache; the window's files and a link's target are
+    # scanned again, so the articles are the same with a cold cache, a warm one and none.
+    folder = tmp_path / "content"
+    for day in range(1, 21):
+        write(folder, f"2026-11-{day:02d}-post.md", post(f"Post {day}", day))
+    write(
+        folder,
+        "2026-11-24-linker.md",
+        "---\ntitle: Linker\ndate: 2026-11-24\nslug: my link\n---\n"
+        "See [the first]({% link 2026-11-01-post.md %}) and [gone]({% link nope.md %}).\n",
+    )
+    cfg = config.parse(
+        {
+            "content": {"folder": "content", "template_code": "liquid", "url_pattern": "/{slug}/"},
+            "schedule": {"timezone": "Europe/Berlin"},
+            "newsletter": {"base_url": "https://blog.example.com"},
+            "output": {"folder": "out"},
+        },
+        source=tmp_path / "config.toml",
+    )
+
+    def window(dates: object) -> tuple[dt.datetime, dt.datetime]:
+        return dt.datetime(2026, 11, 20, tzinfo=BERLIN), NOW
+
+    def load(cache: Cache | None) -> Collection:
+        return content.load(cfg, now=NOW, window=window, cache=cache)
+
+    none = load(None)
+    cold_cache = Cache.beside(cfg.output.folder)
+    cold = load(cold_cache)
+    cold_cache.save()
+    warm_cache = Cache.beside(cfg.output.folder)
+    warm = load(warm_cache)
+    assert warm_cache.hits == 21 and warm_cache.misses == 0
+    assert none.articles == cold.articles == warm.articles
+    assert [a.title for a in warm.articles] == ["Linker", "Post 20"]
+    assert 'href="https://blog.example.com/post/"' in warm.articles[0].html
+    assert messages(none) == messages(cold) == messages(warm)
+    assert all(isinstance(e[1], content.cache.Light) for e in warm_cache.entries.values())

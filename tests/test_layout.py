@@ -22,7 +22,7 @@ SRC = ROOT / "src" / "digest"
 # sit low: every stage is handed them; the stages then follow the data.
 LAYERS: list[set[str]] = [
     {"text", "errors", "files"},
-    {"model"},
+    {"model", "window"},  # window: the one model type the calendar needs (issue 14)
     {"i18n"},
     {"config", "templating", "ledger", "subscribers"},
     {"tokens", "content", "upkeep", "signing", "bounces", "roster"},

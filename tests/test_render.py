@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import html as _html
+import json
 import logging
 import os
 import re
@@ -979,3 +980,38 @@ def test_a_standfirst_shows_under_the_title_in_both_parts_and_is_escaped() -> No
     # No standfirst, no empty line or element.
     r = render.render(make_issue([(make_article(1, "Batteries"), make_summary(1))]), make_config())
     assert 'class="standfirst"' not in r.html
+
+
+def test_the_compiled_email_is_kept_for_a_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 14: a rebuild of the same MJML reads the inlined HTML back (no MJML, no
+    # premailer); the email and its warnings are the same as a fresh render's.
+    css = '@import "x.css";\n' + (ROOT / "templates" / "email" / "email.css").read_text()
+    folder = templates(tmp_path, email__css=css)
+    cfg, cache = make_config(folder), tmp_path / "cache"
+    kept = cache / "render.json"
+
+    def mark() -> None:  # what a rebuild shows if, and only if, it read the kept email
+        data = json.loads(kept.read_text(encoding="utf-8"))
+        data["html"] = data["html"].replace("</body>", "<!-- kept --></body>", 1)
+        kept.write_text(json.dumps(data), encoding="utf-8")
+
+    fresh = render.render(make_issue(), cfg)
+    first = render.render(make_issue(), cfg, cache=cache)
+    assert kept.stat().st_mode & 0o777 == 0o600 and first == fresh
+    mark()
+    again = render.render(make_issue(), cfg, cache=cache)
+    assert "<!-- kept -->" in again.html
+    assert again.text == first.text and any("@import" in w for w in again.warnings)
+    # Another issue (other MJML) is compiled, and so is the same one after a library or
+    # digest changes (the key names their versions and this module's code).
+    other = render.render(make_issue(more=2), cfg, cache=cache)
+    assert "<!-- kept -->" not in other.html and other.html != first.html
+    mark()
+    monkeypatch.setattr(render, "_CACHE_FORMAT", 2)
+    assert render.render(make_issue(more=2), cfg, cache=cache) == other
+    # A damaged file is ignored and replaced.
+    kept.write_text("{not json", encoding="utf-8")
+    assert render.render(make_issue(more=2), cfg, cache=cache) == other
+    assert json.loads(kept.read_text(encoding="utf-8"))["html"] == other.html

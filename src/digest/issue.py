@@ -10,12 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from .config import Config
 from .errors import ConfigError, ContentError, NothingToSend
-from .model import Article, Group, Issue, Item, Note, Window
 from .text import one_line
+from .window import Window
+
+if TYPE_CHECKING:
+    from .model import Article, Issue, Note
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 WEEK = dt.timedelta(days=7)
@@ -154,6 +158,8 @@ def load_note(cfg: Config, issue_id: str, lang: str) -> Note | None:
         from .content.html import note as note_html
 
         html, paragraphs = note_html(source, cfg.newsletter.base_url.rstrip("/"))
+        from .model import Note
+
         return Note(path, html, paragraphs) if paragraphs else None
     return None
 
@@ -196,6 +202,7 @@ def build_issue(
         )
     cap = cfg.content.max_articles
     shown, rest = chosen[:cap], tuple(chosen[cap:])
+    from .model import Group, Issue, Item  # late: the calendar alone needs only Window
     from .summarize import summarizer
 
     summary = summarizer(cfg)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .text import html_data, restore_text
+from .window import Window as Window  # re-exported; apart so schedule --next needs no other type
 
 
 @dataclass(frozen=True)
@@ -105,28 +106,6 @@ class Item:
 class Group:
     name: str  # "" when the issue is not grouped
     items: tuple[Item, ...]
-
-
-@dataclass(frozen=True)
-class Window:
-    """The send time of an issue and the span of publication dates it covers."""
-
-    id: str  # ISO week of the send date, "2026-W48"
-    since: dt.datetime  # the previous send time (inclusive)
-    send_at: dt.datetime  # this send time (exclusive end of the window)
-    closed: dt.datetime | None = None  # frozen before send_at (an early send): ends there
-
-    @property
-    def end(self) -> dt.datetime:
-        """Where the span of publication dates ends (exclusive)."""
-        return (
-            self.closed if self.closed is not None and self.closed < self.send_at else self.send_at
-        )
-
-    def contains(self, when: dt.datetime) -> bool:
-        # Compare instants in UTC: aware datetimes that share a tzinfo compare by wall time
-        # and ignore ``fold``, so 02:15 in the repeated autumn hour would sort before 02:30.
-        return self.since <= when.astimezone(dt.UTC) < self.end
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import secrets
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import content, render
 from . import issue as issues
@@ -24,9 +23,10 @@ from .content.cache import Cache
 from .errors import ConfigError, DigestError, NothingToSend
 from .files import write_atomic
 from .inspect import inspect
-from .ledger import Frozen, Ledger
-from .message import Composer
 from .model import GENERIC_TAGS, Collection, Issue, Problem, Recipient, RenderedEmail, Window
+
+if TYPE_CHECKING:
+    from .ledger import Frozen
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,10 @@ def history(cfg: Config) -> list[Frozen]:
     path = Path(cfg.ledger.path)
     if not path.exists():
         return []
+    import sqlite3  # late (issue 14): a build without a ledger never opens one
+
+    from .ledger import Ledger
+
     try:
         with Ledger(path, readonly=True) as ledger:
             return ledger.history()
@@ -165,7 +169,9 @@ def prepare(
     window, col = gather(cfg, now, sel, cache, past)
     number = number_for(cfg, window, past)
     issue = issues.build_issue(cfg, window, col.articles, number=number)
-    rendered = render.render(issue, cfg)
+    # The compiled email is kept beside the scan cache (a rebuild of an unchanged issue).
+    kept = cache.path.parent if cache is not None and cache.persist and cache.path else None
+    rendered = render.render(issue, cfg, cache=kept)
     # Render warnings (size near Gmail's clip limit, a dropped @import) and what a broken
     # user template can lose (the unsubscribe link, the postal address), for every command.
     findings = tuple(inspect(cfg, issue, rendered))
@@ -384,6 +390,10 @@ _LONGEST = Recipient("x" * 64 + "@" + ".".join(["d" * 63, "d" * 63, "d" * 57, "c
 def _header_problems(cfg: Config, rendered: RenderedEmail) -> list[Problem]:
     """Every header a send would write, built once for the longest address: what would
     stop a send (a ConfigError or ValueError there) is an error here."""
+    import secrets  # late (issue 14): only `check` composes a message in a build
+
+    from .message import Composer
+
     source = Path(cfg.source or "config")
     try:
         # Any secret will do: a token's length does not depend on it.

@@ -20,9 +20,14 @@ marked copy (``marked_text``) lets ``export`` guard them for each service.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import importlib
 import importlib.util
+import json
 import logging
+import os
 import re
 import sys
 import types
@@ -149,6 +154,12 @@ def _no_fetch(url: str) -> None:
     return None
 
 
+def _parse_style(
+    parse: Any, css: str, encoding: str = "utf-8", validate: bool | None = None
+) -> Any:
+    return parse(css, encoding, validate=False)
+
+
 def _load_premailer() -> Any:
     """Import premailer on first use (~0.1 s, twice that without the deferred imports) and
     make cssutils quiet and inert."""
@@ -167,6 +178,12 @@ def _load_premailer() -> Any:
         # Compact @media blocks in the kept <style> (the pretty default adds ~30% there).
         cssutils.ser.prefs.useMinified()
         cssutils.ser.prefs.keepComments = False
+        # premailer passes disable_validation to the style sheet's parse but not to the
+        # parse of each element's own style="" (merge_styles -> csstext_to_pairs), so
+        # cssutils validated those against its profiles, compiling their large regexes
+        # first: ~40 ms of every process's first render (issue 14). Validation only logs
+        # (invalid values are kept as written) and its log is off: the output is the same.
+        cssutils.parseStyle = functools.partial(_parse_style, cssutils.parseStyle)
         _premailer = premailer
     return _premailer
 
@@ -306,10 +323,109 @@ def mjml_source(issue: Issue, cfg: Config) -> str:
         return restore_literals(_render_template(env, HTML_TEMPLATE, _context(issue, cfg)), key)
 
 
-def render(issue: Issue, cfg: Config) -> RenderedEmail:
-    """Render ``issue`` once, with placeholder tokens for personal fields."""
+# --- the compiled email, kept between builds ----------------------------------------------
+
+_CACHE_FORMAT = 1
+_LIBRARIES = ("mjml", "premailer", "cssutils", "lxml", "cssselect", "cachetools")
+
+
+def _cache_key(protected: str) -> str:
+    """What MJML -> inlined HTML depends on: the MJML, this module's code (the options and
+    the steps around the libraries), digest's version and the libraries' installed
+    versions (their ``.dist-info`` names; without one, their files' size and mtime).
+    Found without importing them, which is what the cache saves."""
+    from . import __version__
+
+    parts = [str(_CACHE_FORMAT), __version__, sys.version, Path(__file__).read_text("utf-8")]
+    folders: set[Path] = set()
+    for name in _LIBRARIES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin:
+            parts.append(f"{name}:missing")
+            continue
+        st = Path(spec.origin).stat()
+        parts.append(f"{name}:{spec.origin}:{st.st_size}:{st.st_mtime_ns}")
+        folders.add(Path(spec.origin).parent.parent)
+    for folder in sorted(folders):
+        with contextlib.suppress(OSError):
+            parts += sorted(
+                n
+                for n in os.listdir(folder)
+                if n.endswith(".dist-info") and n.lower().startswith(_DIST_PREFIXES)
+            )
+    parts.append(protected)
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
+
+
+_DIST_PREFIXES = ("mjml_python-", "premailer-", "cssutils-", "lxml-", "cssselect-", "cachetools-")
+
+
+def _cached(folder: Path | None, key: str) -> tuple[str, list[str], list[str]] | None:
+    if folder is None:
+        return None
+    try:
+        data = json.loads((folder / "render.json").read_text(encoding="utf-8"))
+        if data["key"] == key:
+            return str(data["html"]), list(data["dropped"]), list(data["links"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none yet, unreadable or from another version: compile
+    return None
+
+
+def _keep(folder: Path | None, key: str, html: str, dropped: list[str], links: list[str]) -> None:
+    """Write the compiled email for the next build; a failure only costs that build time."""
+    if folder is None:
+        return
+    path = folder / "render.json"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    data = {"key": key, "html": html, "dropped": dropped, "links": links}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def _compile(
+    protected: str, template_file: str, user: Path | None, cache: Path | None
+) -> tuple[str, list[str], list[str]]:
+    """MJML (merge tags protected) -> inlined HTML, the @import rules and the style sheet
+    links dropped. With ``cache`` (a build's ``out/.cache``), the result of the same MJML
+    under the same code and libraries is read back instead (issue 14: the compile, and
+    importing premailer for it, are most of a build's CPU)."""
+    key = ""
+    if cache is not None:
+        try:
+            key = _cache_key(protected)
+        except OSError:  # no source to hash (an unusual install): compile, keep nothing
+            cache = None
+    found = _cached(cache, key)
+    if found is not None:
+        return found
     import mjml
 
+    try:
+        # fonts={}: no web-font <link>/@import (MRML adds Google Fonts for Roboto, Open
+        # Sans, ... by default); the templates use system font stacks.
+        compiled = mjml.mjml2html(protected, disable_comments=True, fonts={})
+    except ValueError as exc:
+        raise _mjml_error(exc, protected, template_file, user) from None
+    compiled, dropped = _drop_imports(compiled)
+    links = _STYLESHEET_LINK.findall(compiled)
+    compiled = _STYLESHEET_LINK.sub("", compiled)
+    html = _inline_css(compiled)
+    _keep(cache, key, html, dropped, links)
+    return html, dropped, links
+
+
+def render(issue: Issue, cfg: Config, *, cache: Path | None = None) -> RenderedEmail:
+    """Render ``issue`` once, with placeholder tokens for personal fields.
+
+    ``cache``: a folder where the compiled email is kept for the next build (see
+    ``_compile``); the result is the same with or without it."""
     env = environment(cfg.templates.folder)
     context = _context(issue, cfg)
     with data_scope() as key:
@@ -318,13 +434,7 @@ def render(issue: Issue, cfg: Config) -> RenderedEmail:
     tags = _MergeTags(source)
     protected = tags.protect(source)
     template_file = env.get_template(HTML_TEMPLATE).filename or HTML_TEMPLATE
-    try:
-        # fonts={}: no web-font <link>/@import (MRML adds Google Fonts for Roboto, Open
-        # Sans, ... by default); the templates use system font stacks.
-        compiled = mjml.mjml2html(protected, disable_comments=True, fonts={})
-    except ValueError as exc:
-        raise _mjml_error(exc, protected, template_file, cfg.templates.folder) from None
-    compiled, dropped = _drop_imports(compiled)
+    inlined, dropped, links = _compile(protected, template_file, cfg.templates.folder, cache)
     warnings = [
         f"{template_file}: dropped {rule!r}: mail clients ignore @import and digest "
         "fetches nothing; put the CSS in the template"
@@ -333,10 +443,9 @@ def render(issue: Issue, cfg: Config) -> RenderedEmail:
     warnings += [
         f"{template_file}: dropped {link}: mail clients ignore linked style sheets and "
         "digest fetches nothing; put the CSS in the template"
-        for link in _STYLESHEET_LINK.findall(compiled)
+        for link in links
     ]
-    compiled = _STYLESHEET_LINK.sub("", compiled)
-    html = restore_html(tags.restore(_inline_css(compiled)))
+    html = restore_html(tags.restore(inlined))
     text = restore_text(marked_text)
 
     size = len(html.encode("utf-8"))

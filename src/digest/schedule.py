@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,8 +31,8 @@ from typing import TYPE_CHECKING, Literal
 from . import issue as issues
 from .config import Config
 from .errors import DigestError, NotDue, NothingToSend
-from .model import Window
 from .text import utcnow
+from .window import Window
 
 if TYPE_CHECKING:
     from .pipeline import Selection
@@ -176,6 +175,8 @@ def stranded_issues(cfg: Config) -> list[str]:
     """Ids of the issues started and not finished in the ledger, oldest first."""
     if not cfg.ledger.path.exists():
         return []
+    import sqlite3  # late, as the ledger: printing send times reads no ledger
+
     from .ledger import Ledger
 
     try:
@@ -190,6 +191,8 @@ def _ledger_state(cfg: Config, issue_id: str) -> str | None:
     # Only to explain a skipped send; the send itself asks the ledger again under its lock.
     if not cfg.ledger.path.exists():
         return None
+    import sqlite3
+
     from .ledger import Ledger
 
     try:

@@ -9,7 +9,6 @@ Imports nothing of digest.
 from __future__ import annotations
 
 import datetime as dt
-import html as _html
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -221,4 +220,6 @@ def guard_text(value: str, guard: str) -> str:
 
 def html_data(value: str) -> str:
     """A plain-text value for the HTML part: escaped, syntax as character references."""
-    return restore_html(neutralise(_html.escape(value, quote=True)))
+    from html import escape  # late: importing html loads its entity table (every command)
+
+    return restore_html(neutralise(escape(value, quote=True)))

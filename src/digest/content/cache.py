@@ -1,15 +1,17 @@
 """A file's scan and parse results, kept between runs (issue 14: ``check`` in 1 s, not 10).
 
-Takes a file's path and ``os.stat``; gives back the ``Head`` the scan made and what the
-full parse found (its problems and URL), if the file has not changed since. An entry is
+Takes a file's path and ``os.stat``; gives back the scan's result without the front
+matter (``Light``: role, date, draft, language, problems) and what the full parse found
+(its problems and URL), if the file has not changed since. An entry is
 keyed by path, size, mtime, ctime and inode; the whole cache by a fingerprint of what
 reading depends on (digest's version and the source of the reading code, the site, the
 base URL, the time zone, the template-code syntax, the size limit). A different
 fingerprint empties it: never trusted across a digest version or a setting change.
 
-The ``Article`` itself is not kept (its text and HTML are most of its size); the few
-articles an issue shows are parsed again. A parse that resolved links to other files
-(template code such as ``{% link %}``) depends on them and is not kept either.
+The ``Article`` itself is not kept (its text and HTML are most of its size), nor the
+front matter; the few articles an issue shows are scanned and parsed again. A parse
+that resolved links to other files (template code such as ``{% link %}``) depends on
+them and is not kept either.
 
 On disk: ``<output.folder>/.cache/content.pickle``, written atomically, readable only by
 its owner; safe to delete. It is a pickle: it lives with the build's other output,
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import gc
 import hashlib
 import os
@@ -33,7 +36,7 @@ from typing import Any, NamedTuple
 from ..model import Problem
 from .frontmatter import Head
 
-FORMAT = 1
+FORMAT = 2
 # A file changed twice within this many seconds of being cached could keep its size and
 # mtime (coarse file system clocks): such fresh files are not cached.
 RACY_SECONDS = 2.0
@@ -74,7 +77,7 @@ class Cache:
         self.path = path
         self.persist = persist and path is not None
         self.fingerprint = ""
-        self.entries: dict[str, tuple[tuple[int, int, int, int], Head, Parsed | None]] = {}
+        self.entries: dict[str, tuple[tuple[int, int, int, int], Light, Parsed | None]] = {}
         self.dirty = False
         self.hits = self.misses = 0
         self._loaded = path is None
@@ -126,9 +129,8 @@ class Cache:
             self.is_pinned = False
             self.walked.clear()
 
-    def head(self, path: str, st: tuple[int, int, int, int]) -> Head | None:
-        """The cached scan of an unchanged file. Shared, not copied: a caller that parses
-        it copies it first (``_copy``), since parsing adds problems to it."""
+    def head(self, path: str, st: tuple[int, int, int, int]) -> Light | None:
+        """The cached scan of an unchanged file (a tuple: shared, never changed)."""
         entry = self.entries.get(path)
         if entry is None or entry[0] != st:
             self.misses += 1
@@ -140,10 +142,10 @@ class Cache:
         entry = self.entries.get(path)
         return entry[2] if entry is not None and entry[0] == st else None
 
-    def put_head(self, head: Head, st: tuple[int, int, int, int]) -> None:
+    def put_head(self, head: Head | Light, st: tuple[int, int, int, int]) -> None:
         if time.time() - st[1] / 1e9 < RACY_SECONDS:
             return
-        self.entries[head.path] = (st, _copy(head), None)
+        self.entries[head.path] = (st, light(head), None)
         self.dirty = True
 
     def put_parsed(self, path: str, st: tuple[int, int, int, int], parsed: Parsed) -> None:
@@ -174,6 +176,33 @@ class Cache:
             self.dirty = False
         except OSError:
             tmp.unlink(missing_ok=True)
+
+
+class Light(NamedTuple):
+    """A file's scan without its front matter: what choosing the window, counting and
+    finding a link's target need. Kept (in memory and in the cache) instead of the
+    ``Head``, so both grow by a few hundred bytes a file whatever its front matter, and
+    a tuple unpickles in a fifth of a slotted dataclass's time (issue 14). A file to
+    parse (the ~10 of an issue) is scanned again for its front matter (``_Context.full``)."""
+
+    path: str
+    rel: str
+    role: str
+    date: dt.datetime | None
+    expires: dt.datetime | None
+    draft: bool
+    lang: str | None
+    failed: bool
+    problems: tuple[Problem, ...]
+
+
+def light(head: Head | Light) -> Light:
+    if isinstance(head, Light):
+        return head
+    h = head
+    return Light(
+        h.path, h.rel, h.role, h.date, h.expires, h.draft, h.lang, h.failed, (*h.problems,)
+    )
 
 
 def _copy(head: Head) -> Head:
