@@ -111,6 +111,36 @@ def test_the_header_is_byte_for_byte_what_dkimpy_signs(key_file, monkeypatch):
         assert mine == theirs
 
 
+@pytest.mark.parametrize("now", [999_999_999, T, 10_000_000_000])
+def test_the_folding_template_is_dkimpys_folding(key_file, now, monkeypatch, tmp_path):
+    """The field is filled into a template folded once per send (t=, bh= and b= have
+    fixed lengths); for a t= of 9, 10 or 11 digits and a longer RSA key (a longer b=) it
+    is still byte for byte what dkimpy writes, for readers of all kinds."""
+    keys = [key_file]
+    if now == T and "rsa" in key_file.name:
+        keys.append(tmp_path / "rsa-3072.pem")
+        subprocess.run([OPENSSL, "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                        "rsa_keygen_bits:3072", "-out", str(keys[1])], check=True)  # fmt: skip
+    monkeypatch.setattr(dkim.time, "time", lambda: now)
+    for path in keys:
+        c = composer(path)
+        c.signer.clock = lambda: now
+        key = c.signer.key
+        for i, name in enumerate(["", "A", "Zoë Ünïcode " * 8, "x" * 200]):
+            mine, unsigned = split_signature(c.compose(Recipient(f"r{i}@example.com", name)).data)
+            theirs = dkim.sign(
+                unsigned,
+                b"s1",
+                b"example.com",
+                key.pem,
+                include_headers=list(c.signer.include),
+                canonicalize=(b"relaxed", b"simple"),
+                signature_algorithm=key.algorithm.encode(),
+            )
+            assert mine == theirs
+            assert dkim.verify(mine + unsigned, dnsfunc=dns_for(key.txt_record()))
+
+
 def test_signed_fields_cover_one_click_unsubscribe(key_file):
     c = composer(key_file)
     sig, _ = split_signature(c.compose(Recipient("ada@example.com")).data)
