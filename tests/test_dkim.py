@@ -254,37 +254,13 @@ def test_signed_sends_through_faults_are_exactly_once_and_all_verify(tmp_path, k
     assert (counts["sent"], counts["failed"], counts["pending"]) == (119, 2, 0)
 
 
-def test_a_signing_process_signs_as_the_key_does_and_falls_back_if_it_dies(key_file, caplog):
-    """``KeyProcess``: the same signatures as the key in this process (PKCS#1 v1.5 and
-    Ed25519 are deterministic); when the child dies the send goes on, signed here."""
-    import hashlib
-
-    from digest.signing import KeyProcess
-
-    key = load_key(key_file)
-    digests = [hashlib.sha256(b"%d" % i).digest() for i in range(20)]
-    kp = KeyProcess(key)
-    try:
-        assert kp.sign_many(digests) == [key.sign_digest(d) for d in digests]
-        assert kp.proc is not None  # signed by the child, not by the fallback
-        assert kp.sign_many([]) == []
-        kp.proc.kill()
-        kp.proc.wait()
-        assert kp.sign_many(digests[:3]) == [key.sign_digest(d) for d in digests[:3]]
-        assert kp.proc is None and "signing in this process" in caplog.text
-    finally:
-        kp.close()
-
-
-@pytest.mark.parametrize("processes", [True, False])
-def test_messages_composed_ahead_in_batches_all_verify(key_file, processes, monkeypatch):
-    """``prefetch.Ahead`` with signing processes or in its threads, batches of 8, a row
-    that cannot be composed among them: every job is handed out once, each message
-    verifies, the bad row raises for its own job only, a retry is composed afresh."""
+def test_messages_composed_ahead_in_batches_all_verify(key_file):
+    """``prefetch.Ahead``, batches of 8, a row that cannot be composed among them: every
+    job is handed out once, each message verifies, the bad row raises for its own job
+    only, a retry is composed afresh."""
     from digest import prefetch
     from digest.delivery import Job
 
-    monkeypatch.setattr(prefetch, "KEY_PROCESS", processes)
     c = composer(key_file)
     jobs = [Job(i + 1, f"r{i}@example.com", f"Reader {i}") for i in range(45)]
     jobs[17] = Job(18, "bad address@example.com")
@@ -292,11 +268,9 @@ def test_messages_composed_ahead_in_batches_all_verify(key_file, processes, monk
     def recipient(job: Job) -> Recipient:
         return Recipient(job.email, job.name)
 
-    ahead = prefetch.Ahead(
-        iter(jobs), lambda job: c.compose(recipient(job)), composer=c, recipient=recipient
-    )
+    ahead = prefetch.Ahead(iter(jobs), lambda job: c.compose(recipient(job)))
     try:
-        assert ahead._processes is processes
+        assert ahead._batch == 8
         handed = list(ahead.jobs())
         record = dns_for(c.signer.key.txt_record())
         assert sorted(j.id for j in handed) == list(range(1, 46))

@@ -34,7 +34,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from email.header import Header
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
@@ -453,29 +453,6 @@ class Composer:
         }
 
     def compose(self, r: Recipient) -> Composed:
-        if self.signer is None:
-            return self._compose(r)[0]
-        m, digest, values = self.prepare(r)
-        return self.finish(m, values, self.signer.key.sign_digest(digest))
-
-    def prepare(self, r: Recipient) -> tuple[Composed, bytes, bytes]:
-        """For a signing Composer: the message without its DKIM-Signature, the digest the
-        key signs and the field's t=/bh= values; ``finish`` adds the field once the
-        signature is made (elsewhere: ``prefetch`` signs batches in another process)."""
-        assert self.signer is not None
-        m, personal = self._compose(r)
-        body = memoryview(m.data)[personal + len(self._head) :]
-        digest, values = self.signer.digest(m.data[:personal], body)
-        return m, digest, values
-
-    def finish(self, m: Composed, values: bytes, signature: bytes) -> Composed:
-        """``m`` from ``prepare`` with its DKIM-Signature field (header lines start with a
-        letter or a space: the field goes first)."""
-        assert self.signer is not None
-        return replace(m, data=self.signer.field(values, signature) + m.data)
-
-    def _compose(self, r: Recipient) -> tuple[Composed, int]:
-        """The unsigned message and the length of its personal header fields."""
         if not _ADDRESS.fullmatch(r.email):
             raise ValueError(f"not a valid recipient address: {r.email!r}")
         values = self.values(r)
@@ -505,8 +482,11 @@ class Composer:
         safe = _splice(parts, self._html, values, _qp_html) and safe
         parts.append(self._tail)
         data = b"".join(parts)
+        if self.signer is not None:  # header lines: starting with a letter or a space
+            body = memoryview(data)[len(personal) + len(self._head) :]
+            data = self.signer.sign(personal, body) + data
         sender = self.verp.address(r.email) if self.verp is not None else ""
-        return Composed(mid, data, dot_safe=safe, sender=sender), len(personal)
+        return Composed(mid, data, dot_safe=safe, sender=sender)
 
 
 # -- the confirmation mail of a signup (issue 16) -----------------------------------------

@@ -7,13 +7,10 @@ its connection, and the send slows down by half. Composed here, a bounded number
 messages ahead by two threads, it overlaps with the network waits and uses the second
 core, while the sending threads only send.
 
-Each composing thread takes the jobs a batch at a time (one hand-over through the queue
-per batch, not per message). With an RSA key and two or more usable cores, each thread
-has its own signing process (``signing.KeyProcess``): it prepares the batch (message,
-digest), has the child sign all the digests while it waits once, and adds the fields.
-Signing in the thread instead took the GIL back after every signature, among four
-sending threads, which cost about as much CPU as the signature itself (BENCHMARKS.md,
-DKIM). An Ed25519 signature (~35 us) is cheaper than the trip to a process.
+Each composing thread takes the jobs a batch at a time: one hand-over through the
+queue per batch, not per message (with a signer that was ~1 s of CPU per 10,000
+messages, BENCHMARKS.md, DKIM). Signing in child processes instead, a batch of digests
+per round trip, was tried and measured no better on 2 cores (NOTES.md, DKIM).
 
 Nothing about exactly-once changes: the ledger rows are read by these threads (one batch
 at a time, in queue order) instead of by the engine, each job is handed out once, and a
@@ -25,62 +22,35 @@ same Message-ID).
 from __future__ import annotations
 
 import itertools
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from .delivery import Job
-from .message import Composed, Composer
-from .model import Recipient
-from .signing import KeyProcess
+from .message import Composed
 
 _DONE = object()
 BATCH = 8  # jobs a composing thread takes at a time
-# Sign in child processes: None = when the key is RSA and two or more cores are usable
-# (bench/send.py sets it to compare).
-KEY_PROCESS: bool | None = None
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def key_process_wanted(composer: Composer) -> bool:
-    if KEY_PROCESS is not None:
-        return KEY_PROCESS
-    signer = composer.signer
-    return signer is not None and signer.key.algorithm == "rsa-sha256" and _cores() >= 2
 
 
 class Ahead:
     """``jobs()`` and ``compose(job)`` for ``delivery.Engine``, composing ``depth`` ahead
-    in ``threads`` threads: while one waits (for its signing process, or to get the GIL
-    back after a private-key operation), another's runs."""
+    in ``threads`` threads: while one waits to get the GIL back after a private-key
+    operation, another's runs (one thread alone was the bottleneck of RSA sends)."""
 
     def __init__(
         self,
         source: Iterator[Job],
         compose: Callable[[Job], Composed],
         *,
-        composer: Composer | None = None,
-        recipient: Callable[[Job], Recipient] | None = None,
         depth: int = 64,
         threads: int = 2,
         batch: int | None = None,
     ) -> None:
         self._source = source
         self._compose = compose
-        self._composer = composer
-        self._recipient = recipient
         self._batch = max(1, batch or BATCH)
-        self._processes = (
-            composer is not None and recipient is not None and key_process_wanted(composer)
-        )
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth // self._batch))
         self._ready: dict[int, Composed | BaseException] = {}
         self._lock = threading.Lock()
@@ -113,35 +83,10 @@ class Ahead:
         except Exception as exc:  # the sending thread reports it for this job
             return exc
 
-    def _signed(self, jobs: list[Job], signer: KeyProcess) -> list[Composed | BaseException]:
-        """The batch, its digests signed by ``signer`` in one round trip."""
-        assert self._composer is not None and self._recipient is not None
-        out: list[Composed | BaseException] = []
-        prepared = []
-        for job in jobs:
-            try:
-                m, digest, values = self._composer.prepare(self._recipient(job))
-            except Exception as exc:  # the sending thread reports it for this job
-                out.append(exc)
-                continue
-            prepared.append((len(out), m, digest, values))
-            out.append(m)  # replaced below by the signed message
-        signatures = signer.sign_many([digest for _, _, digest, _ in prepared])
-        for (i, m, _, values), signature in zip(prepared, signatures, strict=True):
-            out[i] = self._composer.finish(m, values, signature)
-        return out
-
     def _run(self) -> None:
-        signer = None
         try:
-            if self._processes:
-                assert self._composer is not None and self._composer.signer is not None
-                signer = KeyProcess(self._composer.signer.key)
             while jobs := self._take():
-                if signer is not None:
-                    results = self._signed(jobs, signer)
-                else:
-                    results = [self._one(job) for job in jobs]
+                results = [self._one(job) for job in jobs]
                 with self._lock:
                     for job, result in zip(jobs, results, strict=True):
                         self._ready[id(job)] = result
@@ -150,8 +95,6 @@ class Ahead:
         except BaseException as exc:  # reading the queue failed: the engine reports it
             self._put(exc)
         finally:
-            if signer is not None:
-                signer.close()
             with self._lock:
                 self._running -= 1
                 last = self._running == 0

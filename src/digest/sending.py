@@ -423,11 +423,8 @@ def _deliver(
                 continue
             yield Job(row.id, row.email, row.name, row.first_name)
 
-    def recipient(job: Job) -> Recipient:
-        return Recipient(job.email, job.name, job.first_name)
-
     def compose(job: Job) -> Composed:
-        return composer.compose(recipient(job))
+        return composer.compose(Recipient(job.email, job.name, job.first_name))
 
     states = {"sent": SENT, "failed": FAILED, "deferred": DEFERRED, "retry": PENDING}
 
@@ -459,7 +456,7 @@ def _deliver(
     if composer.signer is not None:  # signing is slow enough to do ahead (prefetch.py)
         from .prefetch import Ahead
 
-        ahead = Ahead(source, compose, composer=composer, recipient=recipient)
+        ahead = Ahead(source, compose)
         source, make = ahead.jobs(), ahead.compose
     engine = delivery.Engine(
         transport,

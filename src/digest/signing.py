@@ -30,12 +30,9 @@ so a key or code problem stops a send before the first message, not after it.
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import hashlib
-import logging
 import re
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,8 +40,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .config import Config
@@ -148,90 +143,6 @@ def load_key(path: Path, where: str = "config") -> Key:
         seed = private.private_bytes(s.Encoding.Raw, s.PrivateFormat.Raw, s.NoEncryption())
         return Key("ed25519-sha256", private, base64.b64encode(seed), 256, path)
     raise bad(f"a {type(private).__name__}; DKIM keys are RSA (2048 bits) or Ed25519")
-
-
-# The child of ``KeyProcess``: the key (PEM) on stdin, then batches of SHA-256 digests
-# (a 2-byte count and the digests); it writes the signatures, all of the key's length.
-_CHILD = """
-import signal, sys
-signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the send, which closes the pipe
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, utils
-inp, out = sys.stdin.buffer, sys.stdout.buffer
-key = serialization.load_pem_private_key(inp.read(int.from_bytes(inp.read(4), "big")), None)
-args = () if isinstance(key, ed25519.Ed25519PrivateKey) else (
-    padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
-while head := inp.read(2):
-    data = inp.read(32 * int.from_bytes(head, "big"))
-    out.write(b"".join(key.sign(data[i : i + 32], *args) for i in range(0, len(data), 32)))
-    out.flush()
-"""
-
-
-class KeyProcess:
-    """The private-key operation in a child process, a batch of digests at a time.
-
-    An RSA-2048 signature is ~0.3 ms of OpenSSL. In a thread it lets go of the GIL, but
-    taking the GIL back after each one, among four sending threads, costs as much again
-    in switches; a child process signs a whole batch while this process waits once. The
-    child gets the key through a pipe (never argv or the environment). If it fails, the
-    signatures are made here, in the calling thread, and the send goes on."""
-
-    def __init__(self, key: Key) -> None:
-        import sys
-
-        from cryptography.hazmat.primitives import serialization
-
-        self.key = key
-        self.size = 64 if key.algorithm == "ed25519-sha256" else (key.bits + 7) // 8
-        self.proc: Any = None
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", _CHILD],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-            )
-            pem = key.private.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-            self.proc.stdin.write(len(pem).to_bytes(4, "big") + pem)
-            self.proc.stdin.flush()
-        except OSError as exc:
-            self._failed(exc)
-
-    def _failed(self, exc: BaseException) -> None:
-        log.warning("the DKIM signing process failed (%s); signing in this process", exc)
-        self.close()
-
-    def sign_many(self, digests: list[bytes]) -> list[bytes]:
-        """The signatures over ``digests`` (SHA-256 digests), in order."""
-        if self.proc is not None and digests:
-            try:
-                self.proc.stdin.write(len(digests).to_bytes(2, "big") + b"".join(digests))
-                self.proc.stdin.flush()
-                data = self.proc.stdout.read(self.size * len(digests))
-                if len(data) != self.size * len(digests):
-                    raise EOFError(f"the process ended (exit {self.proc.poll()})")
-                return [data[i : i + self.size] for i in range(0, len(data), self.size)]
-            except (OSError, EOFError, ValueError) as exc:
-                self._failed(exc)
-        return [self.key.sign_digest(d) for d in digests]
-
-    def close(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        for stream in (proc.stdin, proc.stdout):
-            with contextlib.suppress(OSError, ValueError):
-                stream.close()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # never let a stuck child hold up the end
-            proc.kill()
-            proc.wait()
 
 
 def _fields(block: bytes) -> list[tuple[bytes, bytes]]:
