@@ -8,9 +8,9 @@ messages ahead by two threads, it overlaps with the network waits and uses the s
 core, while the sending threads only send.
 
 Each composing thread takes the jobs a batch at a time: one hand-over through the
-queue per batch, not per message (with a signer that was ~1 s of CPU per 10,000
-messages, BENCHMARKS.md, DKIM). Signing in child processes instead, a batch of digests
-per round trip, was tried and measured no better on 2 cores (NOTES.md, DKIM).
+queue (a lock, a wake-up) per batch, not per message. Signing in child processes
+instead, a batch of digests per round trip, was tried and measured no better on 2
+cores; numbers in NOTES.md (DKIM).
 
 Nothing about exactly-once changes: the ledger rows are read by these threads (one batch
 at a time, in queue order) instead of by the engine, each job is handed out once, and a
