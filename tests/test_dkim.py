@@ -254,10 +254,11 @@ def test_signed_sends_through_faults_are_exactly_once_and_all_verify(tmp_path, k
     assert (counts["sent"], counts["failed"], counts["pending"]) == (119, 2, 0)
 
 
-def test_messages_composed_ahead_in_batches_all_verify(key_file):
-    """``prefetch.Ahead``, batches of 8, a row that cannot be composed among them: every
-    job is handed out once, each message verifies, the bad row raises for its own job
-    only, a retry is composed afresh."""
+@pytest.mark.parametrize("threads", [1, 2])
+def test_messages_composed_ahead_in_batches_all_verify(key_file, threads):
+    """``prefetch.Ahead``, one or two threads, batches of 8, a row that cannot be
+    composed among them: every job is handed out once, each message verifies, the bad
+    row raises for its own job only, a retry is composed afresh."""
     from digest import prefetch
     from digest.delivery import Job
 
@@ -268,7 +269,8 @@ def test_messages_composed_ahead_in_batches_all_verify(key_file):
     def recipient(job: Job) -> Recipient:
         return Recipient(job.email, job.name)
 
-    ahead = prefetch.Ahead(iter(jobs), lambda job: c.compose(recipient(job)))
+    assert prefetch.composing_threads(c.signer.key.algorithm) in (1, 2)
+    ahead = prefetch.Ahead(iter(jobs), lambda job: c.compose(recipient(job)), threads=threads)
     try:
         assert ahead._batch == 8
         handed = list(ahead.jobs())

@@ -4,8 +4,9 @@ A signed message costs a private-key operation (RSA-2048: ~0.3 ms of OpenSSL, wh
 lets go of the GIL) on top of the ~35 us of splicing. Composed inside a sending thread,
 that time (and the wait to get the GIL back afterwards) is added to every round trip of
 its connection, and the send slows down by half. Composed here, a bounded number of
-messages ahead by two threads, it overlaps with the network waits and uses the second
-core, while the sending threads only send.
+messages ahead (by one thread with RSA, two with Ed25519: ``composing_threads``), it
+overlaps with the network waits and uses the second core, while the sending threads
+only send.
 
 Each composing thread takes the jobs a batch at a time: one hand-over through the
 queue (a lock, a wake-up) per batch, not per message. Signing in child processes
@@ -34,10 +35,17 @@ _DONE = object()
 BATCH = 8  # jobs a composing thread takes at a time
 
 
+def composing_threads(algorithm: str) -> int:
+    """One composing thread for RSA: two sign on both cores at once and take the second
+    one from the SMTP server and the sending threads (on 2 cores one thread was faster
+    in 7 of 8 interleaved pairs, NOTES.md, DKIM). Two for Ed25519, whose signature is
+    cheap: there a thread mostly waits to get the GIL back, and the other's runs."""
+    return 1 if algorithm == "rsa-sha256" else 2
+
+
 class Ahead:
     """``jobs()`` and ``compose(job)`` for ``delivery.Engine``, composing ``depth`` ahead
-    in ``threads`` threads: while one waits to get the GIL back after a private-key
-    operation, another's runs (one thread alone was the bottleneck of RSA sends)."""
+    in ``threads`` threads (``composing_threads``)."""
 
     def __init__(
         self,

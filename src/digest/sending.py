@@ -454,9 +454,10 @@ def _deliver(
     source, make = jobs(), compose
     ahead = None
     if composer.signer is not None:  # signing is slow enough to do ahead (prefetch.py)
-        from .prefetch import Ahead
+        from .prefetch import Ahead, composing_threads
 
-        ahead = Ahead(source, compose)
+        threads = composing_threads(composer.signer.key.algorithm)
+        ahead = Ahead(source, compose, threads=threads)
         source, make = ahead.jobs(), ahead.compose
     engine = delivery.Engine(
         transport,
