@@ -111,6 +111,36 @@ def test_the_header_is_byte_for_byte_what_dkimpy_signs(key_file, monkeypatch):
         assert mine == theirs
 
 
+@pytest.mark.parametrize("now", [999_999_999, T, 10_000_000_000])
+def test_the_folding_template_is_dkimpys_folding(key_file, now, monkeypatch, tmp_path):
+    """The field is filled into a template folded once per send (t=, bh= and b= have
+    fixed lengths); for a t= of 9, 10 or 11 digits and a longer RSA key (a longer b=) it
+    is still byte for byte what dkimpy writes, for readers of all kinds."""
+    keys = [key_file]
+    if now == T and "rsa" in key_file.name:
+        keys.append(tmp_path / "rsa-3072.pem")
+        subprocess.run([OPENSSL, "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                        "rsa_keygen_bits:3072", "-out", str(keys[1])], check=True)  # fmt: skip
+    monkeypatch.setattr(dkim.time, "time", lambda: now)
+    for path in keys:
+        c = composer(path)
+        c.signer.clock = lambda: now
+        key = c.signer.key
+        for i, name in enumerate(["", "A", "Zoë Ünïcode " * 8, "x" * 200]):
+            mine, unsigned = split_signature(c.compose(Recipient(f"r{i}@example.com", name)).data)
+            theirs = dkim.sign(
+                unsigned,
+                b"s1",
+                b"example.com",
+                key.pem,
+                include_headers=list(c.signer.include),
+                canonicalize=(b"relaxed", b"simple"),
+                signature_algorithm=key.algorithm.encode(),
+            )
+            assert mine == theirs
+            assert dkim.verify(mine + unsigned, dnsfunc=dns_for(key.txt_record()))
+
+
 def test_signed_fields_cover_one_click_unsubscribe(key_file):
     c = composer(key_file)
     sig, _ = split_signature(c.compose(Recipient("ada@example.com")).data)
@@ -222,3 +252,37 @@ def test_signed_sends_through_faults_are_exactly_once_and_all_verify(tmp_path, k
     with Ledger(config.load(path).ledger.path, readonly=True) as ledger:
         counts = ledger.counts("2026-W48")
     assert (counts["sent"], counts["failed"], counts["pending"]) == (119, 2, 0)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_messages_composed_ahead_in_batches_all_verify(key_file, threads):
+    """``prefetch.Ahead``, one or two threads, batches of 8, a row that cannot be
+    composed among them: every job is handed out once, each message verifies, the bad
+    row raises for its own job only, a retry is composed afresh."""
+    from digest import prefetch
+    from digest.delivery import Job
+
+    c = composer(key_file)
+    jobs = [Job(i + 1, f"r{i}@example.com", f"Reader {i}") for i in range(45)]
+    jobs[17] = Job(18, "bad address@example.com")
+
+    def recipient(job: Job) -> Recipient:
+        return Recipient(job.email, job.name)
+
+    assert prefetch.composing_threads(c.signer.key.algorithm) in (1, 2)
+    ahead = prefetch.Ahead(iter(jobs), lambda job: c.compose(recipient(job)), threads=threads)
+    try:
+        assert ahead._batch == 8
+        handed = list(ahead.jobs())
+        record = dns_for(c.signer.key.txt_record())
+        assert sorted(j.id for j in handed) == list(range(1, 46))
+        for job in handed:
+            if job.id == 18:
+                with pytest.raises(ValueError, match="not a valid recipient"):
+                    ahead.compose(job)
+                continue
+            data = ahead.compose(job).data
+            assert dkim.verify(data, dnsfunc=record) and job.email.encode() in data
+        assert dkim.verify(ahead.compose(handed[0]).data, dnsfunc=record)  # a retry
+    finally:
+        ahead.close()

@@ -546,10 +546,12 @@ def _deliver(
         limiter = delivery.RateLimiter(d.rate_per_second, d.rate_per_hour, recent)
     source, make = jobs(), compose
     ahead = None
-    if any(c.signer is not None for c in composers.values()):  # slow: ahead (prefetch.py)
-        from .prefetch import Ahead
+    signers = [c.signer for c in composers.values() if c.signer is not None]
+    if signers:  # signing is slow enough to do ahead (prefetch.py)
+        from .prefetch import Ahead, composing_threads
 
-        ahead = Ahead(source, compose)
+        threads = composing_threads(signers[0].key.algorithm)  # one key for every edition
+        ahead = Ahead(source, compose, threads=threads)
         source, make = ahead.jobs(), ahead.compose
     engine = delivery.Engine(
         transport,
