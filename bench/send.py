@@ -215,6 +215,9 @@ def prepare_send(port: int, n: int, rendered: RenderedEmail, dkim: str = "") -> 
         p.unlink()
     config.write_text(
         f"""
+[newsletter]
+base_url = "https://news.example.com"
+
 [sender]
 email = "news@example.com"
 name = "The Weekly Digest"
