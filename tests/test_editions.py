@@ -555,3 +555,21 @@ def test_the_scheduler_sends_the_editions_and_logs_them(tmp_path: Path, monkeypa
     result = schedule.send_window(cfg, now, schedule.issues.window_for_week(cfg, WEEK))
     assert result.action == "sent", result.detail
     assert result.detail.endswith("(sent per edition: en 3, ja 2)"), result.detail
+
+
+def test_check_counts_posts_in_no_edition_as_skipped(tmp_path: Path) -> None:
+    """With editions in en and ja, a post in German is in no edition: skipped and counted,
+    as a newsletter in one language counts the posts in others."""
+    write_readers(tmp_path)
+    write_site(tmp_path, None)
+    (tmp_path / "content" / "kraniche.md").write_text(
+        "---\ntitle: Kraniche über dem Watt\ndate: 2026-11-19 08:00\nlang: de\n---\n"
+        "Im November ziehen die Kraniche in großen Keilen über die Küste.\n"
+    )
+    checked = run(tmp_path, "check", "--week", WEEK)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "1 in another language" in checked.stdout, checked.stdout
+    built = run(tmp_path, "build", "--week", WEEK)
+    assert built.returncode == 0, built.stderr
+    for lang in ("en", "ja"):
+        assert "Kraniche" not in (tmp_path / "out" / WEEK / lang / "email.txt").read_text()

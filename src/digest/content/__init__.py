@@ -160,7 +160,7 @@ def load(
             drafts += 1
         if head.date is None:
             continue  # a draft without a date: nothing more to check
-        if ctx.language and head.lang and not _same_language(head.lang, ctx.language):
+        if ctx.language and head.lang and not _in_languages(head.lang, ctx.language):
             other_language += 1
             continue
         heads.append(head)
@@ -252,7 +252,7 @@ class _Context:
     site: sites.Site | None
     prefix: str  # the content folder's path below the site's root ("" for the root)
     url_pattern: str
-    language: str  # the newsletter's; "" reads every language
+    language: str  # the newsletter's (or its editions', space-separated); "" reads all
     syntax: str  # the template code to expand in article text ("": none)
     heads: list[Head | Light] = field(default_factory=list)  # every file read (link targets)
     _targets: dict[str, Head | Light] | None = None
@@ -280,7 +280,10 @@ class _Context:
             if cfg.newsletter.base_url_set or not site.base_url:
                 site = replace(site, base_url=base.rstrip("/"))
             base = site.base_url
-        language = cfg.newsletter.language if cfg.content.other_languages == "skip" else ""
+        language = ""
+        if cfg.content.other_languages == "skip":
+            # One language; none (check's read of a newsletter in several): all its editions'.
+            language = cfg.newsletter.language or " ".join(cfg.newsletter.editions)
         syntax: str = cfg.content.template_code
         if syntax == "auto":
             syntax = site.template_syntax if site else ""
@@ -413,6 +416,11 @@ def _exclusion(patterns: tuple[str, ...]) -> Callable[[str], object]:
     if not patterns:
         return lambda _s: None
     return re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
+
+
+def _in_languages(lang: str, languages: str) -> bool:
+    """Whether ``lang`` is one of ``languages`` (space-separated), by primary subtag."""
+    return any(_same_language(lang, one) for one in languages.split())
 
 
 def _same_language(a: str, b: str) -> bool:
