@@ -736,11 +736,6 @@ class Ledger:
             )
         return sorted(out, key=lambda f: f.send_at.astimezone(dt.UTC))
 
-    def send_times(self) -> list[tuple[str, dt.datetime]]:
-        """(id, scheduled send time) of every issue frozen with one (one a week: small)."""
-        rows = self._read("SELECT id, send_at FROM issues WHERE send_at IS NOT NULL")
-        return [(i, dt.datetime.fromisoformat(t)) for i, t in rows]
-
     def issue(self, issue_id: str) -> IssueRecord | None:
         rows = self._read(f"SELECT {self._ISSUE_COLS} FROM issues WHERE id = ?", (issue_id,))
         return self._issue(rows[0]) if rows else None

@@ -291,6 +291,12 @@ def _config_header(key: str, field: str, build: Callable[..., bytes], *args: str
         "shorten it")])  # fmt: skip
 
 
+def date_value(ts: float) -> str:
+    """The Date field's value: a numeric zone (RFC 5322 3.3), since "GMT" is obsolete
+    syntax that spam filters score."""
+    return formatdate(ts, usegmt=True).removesuffix("GMT") + "+0000"
+
+
 class Composer:
     """Builds each recipient's message from one rendered issue."""
 
@@ -458,9 +464,7 @@ class Composer:
         values = self.values(r)
         now = int(time.time())
         if now != self._date_at:
-            # A numeric zone (RFC 5322 3.3): "GMT" is obsolete syntax that spam filters score.
-            date = formatdate(now, usegmt=True).removesuffix("GMT") + "+0000"
-            self._date_at, self._date = now, date.encode("ascii")
+            self._date_at, self._date = now, date_value(now).encode("ascii")
         mid = self.message_id(r.email)
         personal = b"".join(
             [
@@ -508,7 +512,7 @@ def confirmation_message(
         raise ValueError(f"not a valid recipient address: {to_email!r}")
     domain = from_email.rpartition("@")[2]
     mid = make_msgid(idstring="confirm", domain=domain)
-    date = formatdate(time.time(), usegmt=True).removesuffix("GMT") + "+0000"
+    date = date_value(time.time())
     head = b"".join(
         [
             f"Date: {date}\r\nMessage-ID: {mid}\r\n".encode("ascii"),

@@ -42,6 +42,19 @@ FORMAT = 2
 RACY_SECONDS = 2.0
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No garbage collection inside: a pass that only allocates (a scan, a render, an
+    unpickling) does not pay for collecting its own live objects (~10% at 10,000 heads)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class Parsed(NamedTuple):
     """What the full parse of a file found: the problems it added, and its URL (None: no
     article came of it). A tuple: 10,000 of them unpickle in a third of a dataclass's time."""
@@ -103,20 +116,17 @@ class Cache:
 
     def _read(self, fingerprint: str) -> None:
         assert self.path is not None
-        enabled = gc.isenabled()
-        gc.disable()  # unpickling 10,000 entries would run the collector dozens of times
-        try:
-            with open(self.path, "rb") as f:
-                header = pickle.load(f)
-                if header != (FORMAT, fingerprint):
-                    return
-                self.entries = pickle.load(f)
-                self.fingerprint = fingerprint
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError):
-            self.entries = {}  # unreadable or from another version: start over
-        finally:
-            if enabled:
-                gc.enable()
+        # Unpickling 10,000 entries would run the collector dozens of times.
+        with gc_paused():
+            try:
+                with open(self.path, "rb") as f:
+                    header = pickle.load(f)
+                    if header != (FORMAT, fingerprint):
+                        return
+                    self.entries = pickle.load(f)
+                    self.fingerprint = fingerprint
+            except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError):
+                self.entries = {}  # unreadable or from another version: start over
 
     @contextlib.contextmanager
     def pinned(self) -> Iterator[None]:
