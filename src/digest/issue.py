@@ -113,7 +113,7 @@ def upcoming(cfg: Config, after: dt.datetime, count: int) -> list[dt.datetime]:
     return out
 
 
-def issue_number(cfg: Config, window: Window, first: Window) -> int:
+def issue_number(window: Window, first: Window) -> int:
     return max(1, round((window.send_at - first.send_at) / WEEK) + 1)
 
 
@@ -211,7 +211,7 @@ def build_issue(
     for item in items:
         groups.setdefault(_group_name(cfg, item.article), []).append(item)
     if number is None:
-        number = issue_number(cfg, window, first or window)
+        number = issue_number(window, first or window)
     ctx = {
         "name": cfg.newsletter.name,
         "number": number,

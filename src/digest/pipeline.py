@@ -128,7 +128,7 @@ def number_for(cfg: Config, w: Window, past: Sequence[Frozen]) -> int:
     if numbered:
         return max(f.number or 0 for f in numbered) + 1
     if cfg.newsletter.first_issue:
-        return issues.issue_number(cfg, w, issues.window_for_week(cfg, cfg.newsletter.first_issue))
+        return issues.issue_number(w, issues.window_for_week(cfg, cfg.newsletter.first_issue))
     return 1
 
 

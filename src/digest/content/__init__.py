@@ -52,6 +52,7 @@ from urllib.parse import quote
 
 from ..config import Config
 from ..errors import ContentError
+from ..i18n import primary
 from ..model import Article, Chooser, Collection, Problem
 from ..text import count_words, drop_hidden, inline_text, one_line
 from . import dates, fields, html, sites, templatecode
@@ -419,11 +420,7 @@ def _exclusion(patterns: tuple[str, ...]) -> Callable[[str], object]:
 
 def _in_languages(lang: str, languages: str) -> bool:
     """Whether ``lang`` is one of ``languages`` (space-separated), by primary subtag."""
-    return any(_same_language(lang, one) for one in languages.split())
-
-
-def _same_language(a: str, b: str) -> bool:
-    return a.lower().replace("_", "-").split("-")[0] == b.lower().replace("_", "-").split("-")[0]
+    return primary(lang) in {primary(one) for one in languages.split()}
 
 
 def _same_urls(urls: list[tuple[str, str]]) -> list[Problem]:

@@ -34,8 +34,9 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .html import SAFE_PATH
+
 POST, PAGE, DRAFT, LIST, OUTSIDE = "post", "page", "draft", "list", "outside"
-_SAFE = "/:@-._~!$&'()*+,;=%"
 _LANG_SUFFIX = re.compile(r"^(?P<stem>.+)\.(?P<lang>[a-z]{2,3}(?:-[a-zA-Z]{2,4})?)$")
 _DATE_PREFIX = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})[-_]")
 
@@ -92,7 +93,7 @@ class Site:
         if re.match(r"^https?://", path, re.I):
             return path
         path = re.sub(r"/{2,}", "/", "/" + path.lstrip("/"))
-        return self.base_url.rstrip("/") + quote(path, safe=_SAFE)
+        return self.base_url.rstrip("/") + quote(path, safe=SAFE_PATH)
 
     def describe(self, content: Path) -> str:
         """One line for ``digest check``: what was found."""
@@ -262,7 +263,7 @@ def _jekyll_url(site: Site, f: Facts, slug: str) -> str | None:
     }
     if when is not None:
         values |= _date_tokens(when)
-    return _fill(pattern, values, ":")
+    return _fill(pattern, values)
 
 
 def _jekyll_slug(text: str) -> str:
@@ -378,7 +379,7 @@ def _hugo_url(site: Site, f: Facts, slug: str) -> str | None:
         }
         if when is not None:
             values |= _date_tokens(when)
-        path = _fill(pattern, values, ":")
+        path = _fill(pattern, values)
     else:
         folders = parts[:-2] if bundle else parts[:-1]
         path = "/".join([*folders, _urlize(given, s) if given else stem])
@@ -602,7 +603,7 @@ def _date_tokens(when: dt.datetime) -> dict[str, str]:
 _TOKEN = re.compile(r":([a-z_]+)")
 
 
-def _fill(pattern: str, values: dict[str, str], lead: str) -> str:
+def _fill(pattern: str, values: dict[str, str]) -> str:
     """``pattern`` with ``:name`` placeholders replaced (unknown ones kept as written)."""
 
     def sub(m: re.Match[str]) -> str:
