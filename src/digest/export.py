@@ -121,6 +121,16 @@ class _Content:
         return f"{self.newsletter} {self.issue_id}"
 
 
+# Each service's API address when its settings name none (Mailchimp's depends on the
+# key's data centre, SES's on the region, listmonk is the user's own).
+DEFAULT_URLS = {
+    "sendgrid": "https://api.sendgrid.com",
+    "postmark": "https://api.postmarkapp.com",
+    "mailgun": "https://api.mailgun.net",
+    "buttondown": "https://api.buttondown.com",
+}
+
+
 def _cap(text: str, limit: int) -> str:
     """At most ``limit`` characters (an ellipsis marks a cut): names have API limits."""
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
@@ -168,7 +178,7 @@ def _sendgrid(c: _Content) -> list[dict[str, Any]]:
     # name: 1 to 100 characters (SendGrid's OpenAPI, SinglesendRequest). No preheader
     # field: the hidden preheader in the HTML carries it.
     s: SendgridExport = c.settings
-    base = (s.api_url or "https://api.sendgrid.com") + "/v3"
+    base = (s.api_url or DEFAULT_URLS["sendgrid"]) + "/v3"
     email_config: dict[str, Any] = {
         "subject": c.subject,
         "html_content": c.html,
@@ -195,7 +205,7 @@ def _postmark(c: _Content) -> list[dict[str, Any]]:
     return [
         _request(
             "POST",
-            (c.settings.api_url or "https://api.postmarkapp.com") + "/templates",
+            (c.settings.api_url or DEFAULT_URLS["postmark"]) + "/templates",
             {
                 "Name": c.title,
                 "Alias": c.slug,
@@ -222,7 +232,7 @@ def _mailgun(c: _Content) -> list[dict[str, Any]]:
     # string (only From, Subject and Reply-To are stored). A version holds one body, the
     # HTML: the text part goes with the send.
     s: MailgunExport = c.settings
-    base = f"{s.api_url or 'https://api.mailgun.net'}/v3/{s.domain or '<domain>'}/templates"
+    base = f"{s.api_url or DEFAULT_URLS['mailgun']}/v3/{s.domain or '<domain>'}/templates"
     name = _mailgun_template(c)
     headers = {"Subject": c.subject, "From": _address(c.from_name, c.from_email)}
     if c.reply_to != c.from_email:
@@ -304,7 +314,7 @@ def _buttondown(c: _Content) -> list[dict[str, Any]]:
     }
     if s.template:
         body["template"] = s.template
-    return [_request("POST", f"{s.api_url or 'https://api.buttondown.com'}/v1/emails", body)]
+    return [_request("POST", f"{s.api_url or DEFAULT_URLS['buttondown']}/v1/emails", body)]
 
 
 def _generic(c: _Content) -> list[dict[str, Any]]:

@@ -38,6 +38,7 @@ from .config import (
     SesExport,
 )
 from .errors import ConfigError, DigestError
+from .export import DEFAULT_URLS
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +81,6 @@ ALLOWED: Mapping[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 SERVICES = tuple(ALLOWED)
-
-DEFAULT_URLS = {
-    "sendgrid": "https://api.sendgrid.com",
-    "postmark": "https://api.postmarkapp.com",
-    "mailgun": "https://api.mailgun.net",
-    "buttondown": "https://api.buttondown.com",
-}
 
 
 class PushError(DigestError):

@@ -219,15 +219,14 @@ def load(
             cache.put_parsed(head.path, st, Parsed(tuple(head.problems[seen:]), url))
     if span is None:
         problems += _same_urls(urls)
-    articles_ = found
-    articles_.sort(key=lambda a: (-a.date.timestamp(), str(a.path)))
+    found.sort(key=lambda a: (-a.date.timestamp(), str(a.path)))
     shown = _Shown()
     problems = [
         Problem(shown(p.path), p.line, p.message, p.level)
         for p in sorted(problems, key=lambda p: (str(p.path), p.line or 0))
     ]
     return Collection(
-        articles=tuple(articles_),
+        articles=tuple(found),
         problems=tuple(problems),
         files=len(files),
         drafts=drafts,
