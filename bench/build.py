@@ -670,9 +670,11 @@ def _section(
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace (or add) the ``## Build`` section, leaving every other section alone."""
+    """Replace (or add) the section ``section`` starts with (its ``## `` heading line),
+    leaving every other section alone. The bench scripts share it."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(r"^## Build\n.*?(?=^## |\Z)", re.S | re.M)
+    heading = section.split("\n", 1)[0]
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)
     else:

@@ -53,6 +53,7 @@ COMMAND = ".venv/bin/python bench/send.py"
 
 sys.path.insert(0, str(ROOT / "src"))
 
+from build import write_section  # noqa: E402  (bench/build.py)
 from digest.ledger import Ledger  # noqa: E402
 from digest.message import Composer  # noqa: E402
 from digest.model import Recipient, RenderedEmail  # noqa: E402
@@ -457,19 +458,6 @@ def dkim_section(
         "`sign` writes (tested).",
     ]
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, text: str) -> None:
-    """Replace (or add) the section ``text`` starts with (its ``## `` heading line),
-    leaving every other section alone."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    heading = text.split("\n", 1)[0]
-    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text + "\n", old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
 
 
 def profile(port: int, n: int, rendered: RenderedEmail, dkim: str = "") -> None:

@@ -499,18 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print("\n".join(lines))
     if not args.no_write:
-        path = ROOT / "BENCHMARKS.md"
-        text = path.read_text(encoding="utf-8")
-        head = SECTION.removeprefix("## ")
-        import re
-
-        pattern = re.compile(rf"^## {re.escape(head)}\n.*?(?=^## |\Z)", re.S | re.M)
-        section = "\n".join(lines)
-        if pattern.search(text):
-            text = pattern.sub(lambda _: section + "\n", text, count=1)
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-        path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+        build.write_section(ROOT / "BENCHMARKS.md", "\n".join(lines))
         print(f"wrote the {SECTION!r} section of BENCHMARKS.md")
     return 0
 

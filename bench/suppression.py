@@ -18,7 +18,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from build import write_section  # noqa: E402  (bench/build.py)
 from digest.ledger import Ledger  # noqa: E402
 from digest.model import RenderedEmail  # noqa: E402
 
@@ -93,17 +93,6 @@ def section(n: int, suppressed: int, times: list[float], hits: int) -> str:
             "",
         ]
     )
-
-
-def write_section(path: Path, text: str) -> None:
-    """Replace (or add) the ``## Suppression check`` section, leaving the others alone."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(r"^## Suppression check\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text + "\n", old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
 
 
 def main() -> None:
