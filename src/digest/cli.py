@@ -197,15 +197,12 @@ def build(obj: Ctx, week: str | None, latest: bool, out: Path | None, strict: bo
     Example:
         digest build --latest
     """
-    from .pipeline import Edition, cache_for, prepare, prepare_editions, write_build
+    from .pipeline import cache_for, prepare_editions, write_build
 
     started = time.perf_counter()
     cfg = obj.cfg
     sel, cache = _selection(week, latest), cache_for(cfg)
-    if cfg.newsletter.editions:
-        editions = prepare_editions(cfg, obj.now(), sel, cache)
-    else:
-        editions = [Edition(cfg.newsletter.language, prepare(cfg, obj.now(), sel, cache))]
+    editions = prepare_editions(cfg, obj.now(), sel, cache)
     # The editions read one folder: a bad file is reported once, not once per edition.
     found = (p for e in editions if e.built for p in e.built.collection.problems + e.built.findings)
     errors, warnings = _report_problems(dict.fromkeys(found), strict)

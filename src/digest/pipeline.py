@@ -191,27 +191,36 @@ class Edition:
 def prepare_editions(
     cfg: Config, now: dt.datetime, sel: Selection = Selection(), cache: Cache | None = None
 ) -> list[Edition]:
-    """Each edition of a newsletter with ``newsletter.languages``: the issue ``prepare``
-    builds with that language (``Config.edition``), main language first. Raises
-    NothingToSend when every edition is empty.
+    """Each edition of the issue: for a newsletter with ``newsletter.languages``, the issue
+    ``prepare`` builds with each language (``Config.edition``), main language first; for
+    one in a single language, its one issue. Raises NothingToSend when every edition is
+    empty.
 
     All editions are one issue: one window, one number. Only ``--latest`` could pick a
     window per language (the one holding that language's newest post): the latest of
-    those is taken, and the editions that chose an older one are built again for it."""
-    editions = []
-    for lang in cfg.newsletter.editions:
+    those is taken, and the editions that chose another are built again for it."""
+    if not cfg.newsletter.editions:
+        return [Edition(cfg.newsletter.language, prepare(cfg, now, sel, cache))]
+
+    def edition(lang: str, sel: Selection) -> Edition:
         try:
-            editions.append(Edition(lang, prepare(cfg.edition(lang), now, sel, cache)))
+            return Edition(lang, prepare(cfg.edition(lang), now, sel, cache))
         except NothingToSend as exc:
-            editions.append(Edition(lang, None, str(exc)))
+            return Edition(lang, None, str(exc))
+
+    editions = [edition(lang, sel) for lang in cfg.newsletter.editions]
     built = [e.built for e in editions if e.built is not None]
     if not built:
         raise NothingToSend(
             f"{editions[0].empty} (no edition has an article: {', '.join(cfg.newsletter.editions)})"
         )
     latest = max((b.issue.window for b in built), key=lambda w: w.send_at.astimezone(dt.UTC))
-    if sel.latest and any(e.built is None or e.built.issue.id != latest.id for e in editions):
-        return prepare_editions(cfg, now, Selection(week=latest.id), cache)
+    if sel.latest:
+        week = Selection(week=latest.id)
+        editions = [
+            e if e.built is not None and e.built.issue.id == latest.id else edition(e.lang, week)
+            for e in editions
+        ]
     return editions
 
 
@@ -349,11 +358,7 @@ def check(
         problems = list(everything.problems)
         built, notice, editions = None, None, []
         try:
-            if cfg.newsletter.editions:
-                editions = prepare_editions(cfg, now, sel or Selection(), cache)
-            else:
-                one = prepare(cfg, now, sel or Selection(), cache)
-                editions = [Edition(cfg.newsletter.language, one)]
+            editions = prepare_editions(cfg, now, sel or Selection(), cache)
         except NothingToSend as exc:
             notice = str(exc)
         finally:

@@ -178,13 +178,13 @@ def send(
         # Mail to real readers from "newsletter@example.com" with the example's postal
         # address would be refused or, worse, delivered: stop before anything is frozen.
         raise ConfigError(cfg.source or "config", unset)
-    editions = _prepare(cfg, now, sel) if sel.latest else None
+    editions = prepare_editions(cfg, now, sel) if sel.latest else None
     built = _main(editions)
     issue_id = built.issue.id if built else choose_window(cfg, now, sel).id
     with Ledger(cfg.ledger.path) as ledger, ledger.lock(issue_id):
         rec = ledger.issue(issue_id)
         if rec is None and built is None:
-            editions = _prepare(cfg, now, sel)
+            editions = prepare_editions(cfg, now, sel)
             built = _main(editions)
         # Picked by the clock, --latest or --due: other unfinished issues are pointed out.
         implicit = sel.week is None or sel.due
@@ -270,14 +270,6 @@ def send(
         if result.fatal is not None:
             raise _stopped(result.fatal, report.sent, rec.id, report.resume_options)
         return report
-
-
-def _prepare(cfg: Config, now: dt.datetime, sel: Selection) -> list[Edition]:
-    """The issue to freeze: one edition per language (``newsletter.languages``), or the
-    one issue of a newsletter in one language."""
-    if cfg.newsletter.editions:
-        return prepare_editions(cfg, now, sel)
-    return [Edition(cfg.newsletter.language, prepare(cfg, now, sel))]
 
 
 def _main(editions: Sequence[Edition] | None) -> Built | None:
@@ -649,14 +641,14 @@ def _dry_run(
     real = Path(cfg.ledger.path)
     with contextlib.ExitStack() as stack:
         ro = stack.enter_context(Ledger(real, readonly=True)) if real.exists() else None
-        editions = _prepare(cfg, now, sel) if sel.latest else None
+        editions = prepare_editions(cfg, now, sel) if sel.latest else None
         built = _main(editions)
         issue_id = built.issue.id if built else choose_window(cfg, now, sel).id
         rec = ro.issue(issue_id) if ro else None
         if rec is not None:
             rendered, contents = rec.rendered(), ro.editions(issue_id) if ro else []
         else:
-            editions = editions or _prepare(cfg, now, sel)
+            editions = editions or prepare_editions(cfg, now, sel)
             built = _main(editions)
             assert built is not None
             rendered, contents = built.rendered, _contents(cfg, editions)
