@@ -146,10 +146,13 @@ def _published(ledger: Ledger, issue_id: str, edition: str = "") -> ArchivedIssu
     if found is None or not edition:
         return found
     rendered = dict(ledger.editions(issue_id)).get(edition)
-    if rendered is None:
-        return None
-    return ArchivedIssue(found.id, rendered.subject, rendered.preheader, found.date, rendered,
-                         edition)  # fmt: skip
+    return _edition_page(found, edition, rendered) if rendered is not None else None
+
+
+def _edition_page(issue: ArchivedIssue, lang: str, rendered: RenderedEmail) -> ArchivedIssue:
+    """The page of the issue's edition in ``lang``."""
+    return ArchivedIssue(issue.id, rendered.subject, rendered.preheader, issue.date, rendered,
+                         lang)  # fmt: skip
 
 
 def index_html(cfg: Config, issues: list[ListedIssue], *, static: bool = False) -> str:
@@ -249,11 +252,11 @@ def write_archive(cfg: Config, out: Path) -> list[Path]:
     with Ledger(cfg.ledger.path, readonly=True) as ledger:
         for listed in issues:  # one issue's HTML in memory at a time
             issue = _published(ledger, listed.id)
-            if issue is not None:
-                put(f"issues/{issue.id}/index.html", issue_html(cfg, issue, static=True))
-            for lang, full in ledger.edition_langs(listed.id):
-                edition = _published(ledger, listed.id, lang) if full else None
-                if edition is not None:
-                    page_ = issue_html(cfg, edition, static=True)
+            if issue is None:
+                continue
+            put(f"issues/{issue.id}/index.html", issue_html(cfg, issue, static=True))
+            for lang, rendered in ledger.editions(listed.id):  # each read once
+                if rendered is not None:
+                    page_ = issue_html(cfg, _edition_page(issue, lang, rendered), static=True)
                     put(f"issues/{listed.id}/{lang}/index.html", page_)
     return written
