@@ -289,6 +289,24 @@ def run_cold(cmd: list[str], folder: Path, env: dict[str, str]) -> Run:
     return run(cmd, cwd=WORK, env=env)
 
 
+def run_edited(cmd: list[str], folder: Path, env: dict[str, str]) -> Run:
+    """A build after editing the first sentence of a post of the issue (its summary,
+    hence the email, changes: that post is read and summarized again and the email
+    compiled; the issue's other posts come from the scan cache, as they would)."""
+    found = sorted((folder / "out").glob("*/issue.json"), key=lambda p: p.stat().st_mtime)
+    source = json.loads(found[-1].read_text(encoding="utf-8"))["articles"][0]["source"]
+    post = folder / "content" / source
+    text = post.read_text(encoding="utf-8")
+    head, sep, body = text.partition("\n\n# ")  # the front matter, then the H1 and lede
+    title, _, rest = body.partition("\n\n")
+    edited = rest[len(EDIT) :] if rest.startswith(EDIT) else EDIT + rest
+    post.write_text(head + sep + title + "\n\n" + edited, encoding="utf-8")
+    return run_cold(cmd, folder, env)
+
+
+EDIT = "Edited again: "
+
+
 def ensure_mjml() -> str:
     if not MJML_BIN.exists():
         print(f"installing {MJML_SPEC} into {NODE.relative_to(ROOT)} ...", flush=True)
@@ -356,10 +374,12 @@ import datetime as dt, json, sys
 cfg = digest.config.load(sys.argv[1])
 now = dt.datetime.fromisoformat(sys.argv[2])
 mark("config.load")
-window, col = pipeline.gather(cfg, now, pipeline.Selection(latest=True), pipeline.cache_for(cfg))
+cache = pipeline.cache_for(cfg)
+window, col = pipeline.gather(cfg, now, pipeline.Selection(latest=True), cache, save=False)
 mark(f"content ({col.files} files, {len(col.articles)} parsed in full)")
 number = pipeline.number_for(cfg, window, pipeline.history(cfg))
-issue = issue_stage.build_issue(cfg, window, col.articles, number=number)
+issue = issue_stage.build_issue(cfg, window, col.articles, number=number, cache=cache)
+cache.save()
 mark("issue + summaries")
 rendered = render.render(issue, cfg)
 mark("render (Jinja, MJML, premailer; cold: the compiled email is not read back)")
@@ -489,26 +509,32 @@ def main(argv: list[str] | None = None) -> int:
         "build_1k": Series("`digest build`, 1,000 articles (compiled email kept: a rebuild)"),
         "build_10k": Series("`digest build`, 10,000 articles (compiled email kept: a rebuild)"),
         "cold_1k": Series("`digest build`, 1,000 articles, compiled email not kept (cold)"),
+        "edit_1k": Series("`digest build`, 1,000 articles, after editing a post of the issue"),
         "cold_10k": Series("`digest build`, 10,000 articles, compiled email not kept (cold)"),
         "mjml": Series(f"`mjml` CLI {mjml_version}, same issue's MJML"),
     }
-    # (command, folder, environment, cold)
-    jobs: dict[str, tuple[list[str], Path, dict[str, str], bool]] = {
-        "build_1k": (digest_cmd(blogs[1_000]), blogs[1_000], env, False),
-        "build_10k": (digest_cmd(blogs[10_000]), blogs[10_000], env, False),
-        "cold_1k": (digest_cmd(blogs[1_000]), blogs[1_000], env, True),
-        "cold_10k": (digest_cmd(blogs[10_000]), blogs[10_000], env, True),
-        "mjml": (mjml_cmd, WORK, env, False),
+    # (command, folder, environment, how: "" a rebuild, "cold", "edit")
+    jobs: dict[str, tuple[list[str], Path, dict[str, str], str]] = {
+        "build_1k": (digest_cmd(blogs[1_000]), blogs[1_000], env, ""),
+        "build_10k": (digest_cmd(blogs[10_000]), blogs[10_000], env, ""),
+        "cold_1k": (digest_cmd(blogs[1_000]), blogs[1_000], env, "cold"),
+        "edit_1k": (digest_cmd(blogs[1_000]), blogs[1_000], env, "edit"),
+        "cold_10k": (digest_cmd(blogs[10_000]), blogs[10_000], env, "cold"),
+        "mjml": (mjml_cmd, WORK, env, ""),
     }
     if args.base:
         for size, k in ((1_000, "base_1k"), (10_000, "base_10k")):
             folder = base_copy(blogs[size])
             series[k] = Series(f"before (`--base`): `digest build`, {size:,} articles")
-            jobs[k] = (digest_cmd(folder), folder, base_env(env, args.base), False)
+            jobs[k] = (digest_cmd(folder), folder, base_env(env, args.base), "")
 
     def once(k: str) -> Run:
-        cmd, folder, job_env, cold = jobs[k]
-        return run_cold(cmd, folder, job_env) if cold else run(cmd, cwd=WORK, env=job_env)
+        cmd, folder, job_env, how = jobs[k]
+        if how == "cold":
+            return run_cold(cmd, folder, job_env)
+        if how == "edit":
+            return run_edited(cmd, folder, job_env)
+        return run(cmd, cwd=WORK, env=job_env)
 
     # Warm-up: writes .pyc files, fills the page cache and the scan caches; not counted.
     warm = {k: once(k) for k in jobs}
@@ -528,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     load = f"1-minute load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after"
     print(f"machine: {load}")
     b1, b10, mj = series["build_1k"], series["build_10k"], series["mjml"]
-    k1, k10 = series["cold_1k"], series["cold_10k"]
+    k1, k10, e1 = series["cold_1k"], series["cold_10k"], series["edit_1k"]
     r1 = k1.median / mj.median
     r10 = k10.median / k1.median
     today = dt.date.today().isoformat()
@@ -551,7 +577,12 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "| issue 14 targets (CPU, ratio of medians) | CPU | target | |",
         "| --- | ---: | ---: | --- |",
-        target("build_1k / mjml_cli, cold (the email compiled)", c1, 0.45),
+        target("build_1k / mjml_cli, cold (the email compiled, no post changed)", c1, 0.45),
+        target(
+            "build_1k / mjml_cli, after editing a post (it and the email made again)",
+            e1.cpu / mj.cpu,
+            0.45,
+        ),
         target("build_1k / mjml_cli, rebuild (compiled email kept)", w1, 0.45),
         target("build_10k / build_1k, cold", c10, 1.3),
         target("build_10k / build_1k, rebuild", w10, 1.3),
@@ -643,10 +674,14 @@ def _section(
         "  lists, some descriptions and images; 1% drafts), in `bench/_work/`.",
         "- `digest build`: `digest --config blog-N/config.toml build --latest`, clock pinned",
         "  (since issue 14 a build reuses the scan cache in `out/.cache/`: the warm-up run",
-        "  fills it, as a user's previous build or check does; and it keeps the compiled",
-        "  email, `out/.cache/render.json`, keyed by the MJML and the code and library",
-        "  versions: a *rebuild* of an unchanged issue reads it back, a *cold* build is",
-        "  timed after deleting it, as after an edit to a post of the issue),",
+        "  fills it, as a user's previous build or check does, and with it the issue's",
+        "  articles whole and their summaries; and it keeps the compiled email,",
+        "  `out/.cache/render.json`, keyed by the MJML and the code and library versions).",
+        "  A *rebuild* of an unchanged issue reads the email back; a *cold* build is timed",
+        "  after deleting it, as after a template or config edit (the email is compiled,",
+        "  the posts are unchanged); *after editing a post*, the first sentence of one of",
+        "  the issue's posts is changed before each run (that post is read and summarized",
+        "  again, the email compiled; the other posts come from the cache),",
         f"  with `DIGEST_NOW={NOW}`. Built: 1k: {issues['build_1k']}; 10k:",
         f"  {issues['build_10k']}.",
         f"- `mjml` CLI: `mjml issue.mjml -o issue.html` (npm `mjml` {mjml_version}) on the MJML",

@@ -66,7 +66,7 @@ def test_a_second_check_reads_from_the_cache_and_finds_the_same_problems(
     assert messages(warm) == messages(cold)
     assert any("no title" in m for m in messages(warm))
     assert warm.files == cold.files and warm.articles == ()
-    # Articles are never taken from the cache: a window's articles are parsed in full.
+    # A read of every article keeps none whole: only an issue's few are (see below).
     full = content.load(cfg, now=NOW, cache=again)
     assert {a.title for a in full.articles} >= {"Post 1", "Post 20"}
     assert full.articles[0].html.startswith("<p>Some text about")
@@ -173,3 +173,71 @@ def test_a_window_keeps_only_light_scans_and_links_to_older_posts_resolve(
     assert 'href="https://blog.example.com/post/"' in warm.articles[0].html
     assert messages(none) == messages(cold) == messages(warm)
     assert all(isinstance(e[1], content.cache.Light) for e in warm_cache.entries.values())
+
+
+_BUILD_AGAIN = """
+import datetime as dt, json, sys
+from pathlib import Path
+from digest import config, pipeline
+cfg = config.load(sys.argv[1])
+now = dt.datetime.fromisoformat(sys.argv[2])
+(Path(cfg.output.folder) / ".cache" / "render.json").unlink(missing_ok=True)  # compile again
+built = pipeline.prepare(cfg, now, pipeline.Selection(latest=True), pipeline.cache_for(cfg))
+libraries = [m for m in ("markdown_it", "syntok", "babel") if m in sys.modules]
+summaries = [i.summary.text for g in built.issue.groups for i in g.items]
+print(json.dumps([libraries, summaries, built.rendered.html]))
+"""
+
+
+def test_an_issue_built_again_reads_and_summarizes_only_what_changed(tmp_path: Path) -> None:
+    """Issue 14: the articles of the last issue are kept whole with their summaries and
+    dates, so building it again after a template or config edit parses, summarizes and
+    formats nothing (the Markdown, sentence and CLDR libraries are not even imported),
+    with the same email; after an edit to a post, that post is read again."""
+    import json
+    import subprocess
+    import sys
+
+    folder = tmp_path / "content"
+    for day in range(18, 25):
+        write(
+            folder,
+            f"2026-11-{day:02d}-post.md",
+            f"---\ntitle: Post {day}\ndate: 2026-11-{day:02d}\n---\n"
+            f"The first sentence of post {day} says what changed. A second one adds why.\n",
+        )
+    (tmp_path / "config.toml").write_text(
+        '[newsletter]\nname = "Weekly"\nbase_url = "https://blog.example.com"\n'
+        '[sender]\nfrom = "Weekly <news@example.com>"\n'
+        '[content]\nfolder = "content"\n[output]\nfolder = "out"\n'
+        '[schedule]\ntimezone = "Europe/Berlin"\n',
+        encoding="utf-8",
+    )
+
+    def build() -> tuple[list[str], list[str], str]:
+        out = subprocess.run(
+            [sys.executable, "-c", _BUILD_AGAIN, str(tmp_path / "config.toml"), NOW.isoformat()],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp_path,
+        ).stdout
+        libraries, summaries, html = json.loads(out)
+        return libraries, summaries, html
+
+    first = build()
+    assert first[0] == ["markdown_it", "syntok", "babel"]
+    assert "post 24 says what changed" in first[1][0] and "November 24, 2026" in first[2]
+    again = build()
+    assert again[0] == [] and again[1:] == first[1:]
+    # An edited post (dated in the past, so its stat is trusted) is read and summarized again.
+    write(
+        folder,
+        "2026-11-24-post.md",
+        "---\ntitle: Post 24\ndate: 2026-11-24\n---\nNow the lede says something else.\n",
+        when=1_700_000_100,
+    )
+    edited = build()
+    assert "markdown_it" in edited[0] and "babel" not in edited[0]
+    assert edited[1][0] == "Now the lede says something else." and edited[1][1:] == first[1][1:]
+    assert "Now the lede says something else." in edited[2] and "post 24 says" not in edited[2]

@@ -945,6 +945,115 @@ def test_catalogs_have_every_word_the_templates_use() -> None:
         assert used <= have, (lang, used - have)
 
 
+def test_small_numbers_are_written_as_babel_writes_them() -> None:
+    # Labels.number writes 0-999 itself (importing Babel's number code and locale data
+    # costs ~20 ms a build); Babel must agree in every language, grouping from 1,000 on.
+    from babel.numbers import format_decimal
+
+    from digest import i18n
+
+    for lang in [*i18n.languages(), "hi", "bn", "fa", "mr", "ne", "th", "ar-EG", "pt-BR"]:
+        t = i18n.labels(lang)
+        for n in [*range(0, 1000, 7), 999, 1000, 12345, 1234567]:
+            assert t.number(n) == format_decimal(n, locale=i18n._locale(lang)), (lang, n)
+    assert i18n.labels("de").number(12345) == "12.345"
+
+
+def test_premailer_loads_without_what_only_fetching_needs() -> None:
+    """A fresh process: rendering imports premailer without requests, urllib.request
+    or importlib.metadata (~155 ms of start-up, issue 14), and the deferred modules
+    still work when code reaches them later."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from digest import render
+premailer = render._load_premailer()
+unused = [m for m in ("requests", "urllib.request", "importlib.metadata") if m in sys.modules]
+import cssutils, cssutils._fetch
+sheet = cssutils.parseString("p { color: red }")
+version = cssutils._fetch._get_version()  # through the stand-in: the real module loads
+html = premailer.Premailer("<style>p{color:red}</style><p>x</p>").transform()
+print(unused, sheet.cssText.decode(), version != "unknown", 'style="color:red"' in html)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["[]", "p{color:red}", "True", "True"], out
+
+
+def test_catalogs_read_here_say_what_gettext_would_say(tmp_path: Path) -> None:
+    """digest reads its .po files itself (importing babel.messages cost ~25 ms a build);
+    every word and plural form must be what msgfmt + GNUTranslations give."""
+    import gettext
+    import io
+
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    from digest import i18n
+
+    def reference(path: Path) -> gettext.GNUTranslations:
+        with open(path, "rb") as f:
+            catalog = read_po(f)
+        buf = io.BytesIO()
+        write_mo(buf, catalog, use_fuzzy=False)
+        buf.seek(0)
+        return gettext.GNUTranslations(buf)
+
+    def same(path: Path, ids: list[tuple[str, str | None]]) -> None:
+        ours, theirs = i18n._read_po(path), reference(path)
+        for msgid, plural in ids:
+            if plural is None:
+                assert ours.gettext(msgid) == theirs.gettext(msgid), (path, msgid)
+            for n in range(0, 30):
+                got = ours.ngettext(msgid, plural or msgid, n)
+                assert got == theirs.ngettext(msgid, plural or msgid, n), (path, msgid, n)
+
+    for lang in i18n.languages():
+        path = i18n.catalog_path(lang)
+        with open(path, "rb") as f:
+            ids = [
+                (m.id, None) if isinstance(m.id, str) else (m.id[0], m.id[1])
+                for m in read_po(f)
+                if m.id
+            ]
+        assert len(ids) >= 12
+        same(path, ids)
+    # ar has six plural forms; a word nobody translated stays English.
+    ar = i18n.translations("ar")
+    assert len({ar.ngettext("%(num)s min read", "%(num)s min read", n) for n in range(30)}) >= 5
+    assert i18n.translations("de").gettext("No such word") == "No such word"
+
+    # What a translator's tools write: continued strings, escapes, a context, a fuzzy
+    # entry (left out), an untranslated one, a comment with quotes.
+    po = tmp_path / "x.po"
+    po.write_text(
+        'msgid ""\nmsgstr ""\n"Plural-Forms: nplurals=3; plural=(n==1 ? 0 : n<5 ? 1 : 2);\\n"\n\n'
+        '# "a comment"\nmsgid "Read "\n"more"\nmsgstr "Lies "\n"mehr \\"hier\\"\\n"\n\n'
+        '#, fuzzy\nmsgid "Unsubscribe"\nmsgstr "Abbestellen"\n\n'
+        'msgid "Untranslated"\nmsgstr ""\n\n'
+        'msgctxt "menu"\nmsgid "Home"\nmsgstr "Start"\n\n'
+        '#, python-format\nmsgid "%(num)s day"\nmsgid_plural "%(num)s days"\n'
+        'msgstr[0] "%(num)s Tag"\nmsgstr[1] "%(num)s Tage"\nmsgstr[2] "%(num)s Tagen"\n',
+        encoding="utf-8",
+    )
+    t = i18n._read_po(po)
+    assert t.gettext("Read more") == 'Lies mehr "hier"\n'
+    assert t.gettext("Unsubscribe") == "Unsubscribe" and t.gettext("Untranslated") == "Untranslated"
+    assert t.pgettext("menu", "Home") == "Start" and t.gettext("Home") == "Home"
+    assert [t.ngettext("%(num)s day", "%(num)s days", n) for n in (1, 3, 7)] == [
+        "%(num)s Tag",
+        "%(num)s Tage",
+        "%(num)s Tagen",
+    ]
+    same(po, [("Read more", None), ("Unsubscribe", None), ("%(num)s day", "%(num)s days")])
+    po.write_text('msgid "A"\nmsgstr "B"\nmsgstr[x] "C"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"x\.po:3: not a line of a \.po file"):
+        i18n._read_po(po)
+
+
 # --- templates run in Jinja's sandbox (issue 13) ---------------------------------------
 
 ESCAPE = "{{ cycler.__init__.__globals__.os.popen('echo PWNED-$((6*7))').read() }}"

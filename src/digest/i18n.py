@@ -7,20 +7,22 @@ The words come from gettext catalogs shipped in ``locale/<lang>/LC_MESSAGES/dige
 (en, de, fr, es, pt, ja, zh, ar); a language without one gets the English words, and a
 template can print any other word instead (the words are in the templates, not here).
 
-The ``.po`` files are read directly (Babel's ``read_po``) and turned into a
-``gettext.GNUTranslations`` in memory once per language: no compile step in the build or
-the wheel, so a catalog cannot drift from a stale ``.mo``, for ~2 ms on first use.
-Babel is imported here only when an email is rendered (start-up time of other commands).
+The ``.po`` files are read directly, by ``_read_po`` here, into a
+``gettext.GNUTranslations`` once per language: no compile step in the build or the wheel,
+so a catalog cannot drift from a stale ``.mo``. (Babel's ``read_po`` + ``write_mo`` did the
+same for ~25 ms of every build, most of it importing ``babel.messages``: issue 14.) Babel
+is imported only for numbers and dates, when an email is rendered.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import gettext
-import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from .files import bundled
@@ -66,16 +68,93 @@ def translations(lang: str) -> gettext.NullTranslations:
     for candidate in (tag, primary(lang)):
         path = catalog_path(candidate)
         if path.is_file():
-            from babel.messages.mofile import write_mo
-            from babel.messages.pofile import read_po
-
-            with open(path, "rb") as f:
-                catalog = read_po(f, locale=candidate, domain=DOMAIN)
-            buf = io.BytesIO()
-            write_mo(buf, catalog, use_fuzzy=False)
-            buf.seek(0)
-            return gettext.GNUTranslations(buf)
+            return _read_po(path)
     return gettext.NullTranslations()
+
+
+class _Catalog(gettext.GNUTranslations):
+    """What ``GNUTranslations`` makes of a ``.mo`` file, made from a read ``.po``."""
+
+    def __init__(self, messages: dict[Any, str], plural_forms: str) -> None:
+        gettext.NullTranslations.__init__(self)
+        self._catalog = messages
+        self._info: dict[str, str] = {}
+        self._charset = "utf-8"
+        found = re.search(r"plural\s*=\s*([^;]+)", plural_forms)
+        self.plural = gettext.c2py(found.group(1)) if found else _english_plural  # type: ignore[attr-defined]
+
+
+def _english_plural(n: int) -> int:
+    return int(n != 1)
+
+
+_PO_ESCAPE = re.compile(r"\\(.)")
+_PO_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+
+
+def _read_po(path: Path) -> gettext.GNUTranslations:
+    """A gettext catalog from a ``.po`` file: ``msgctxt``, ``msgid``, ``msgid_plural``,
+    ``msgstr`` and ``msgstr[N]``, strings continued on the next lines, C escapes; fuzzy
+    and untranslated entries are left out (as ``msgfmt`` does). A malformed line is an
+    error naming the file and line: the catalogs ship with digest, so a test reads them all."""
+    messages: dict[Any, str] = {}
+    header = ""
+    entry: dict[str, str] = {}
+    key = ""
+    fuzzy = False
+
+    def finish() -> None:
+        nonlocal header
+        if "msgid" in entry and not fuzzy:
+            msgid = entry["msgid"]
+            if "msgctxt" in entry:
+                msgid = f"{entry['msgctxt']}\x04{msgid}"
+            if msgid == "":
+                header = entry.get("msgstr", "")
+            elif "msgid_plural" in entry:
+                forms = sorted((k for k in entry if k.startswith("msgstr[")), key=len)
+                if any(entry[k] for k in forms):
+                    for k in forms:
+                        messages[(msgid, int(k[7:-1]))] = entry[k]
+            elif entry.get("msgstr"):
+                messages[msgid] = entry["msgstr"]
+        entry.clear()
+
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or (line.startswith("#") and not line.startswith("#,")):
+            continue
+        if line.startswith("#,"):
+            if entry:  # flags start a new entry
+                finish()
+                fuzzy = False
+            fuzzy = fuzzy or "fuzzy" in line[2:].replace(",", " ").split()
+            continue
+        word, _, rest = line.partition(" ")
+        if line.startswith('"'):
+            word, rest = key, line
+        elif word in ("msgctxt", "msgid") and (
+            "msgstr" in entry or any(k.startswith("msgstr[") for k in entry)
+        ):
+            finish()
+            fuzzy = False
+        rest = rest.strip()
+        if (
+            not (
+                word in ("msgctxt", "msgid", "msgid_plural", "msgstr")
+                or re.fullmatch(r"msgstr\[\d+\]", word)
+            )
+            or len(rest) < 2
+            or rest[0] != '"'
+            or rest[-1] != '"'
+        ):
+            raise ValueError(f"{path}:{number}: not a line of a .po file: {raw!r}")
+        text = _PO_ESCAPE.sub(lambda m: _PO_ESCAPES.get(m.group(1), m.group(0)), rest[1:-1])
+        entry[word] = entry.get(word, "") + text if line.startswith('"') else text
+        key = word
+    finish()
+    return _Catalog(messages, header)
 
 
 @lru_cache(maxsize=32)
@@ -126,16 +205,52 @@ class Labels:
         return text % {"num": self.number(n), **values}
 
     def number(self, n: int) -> str:
+        if 0 <= n < 1000:  # in Latin digits (Babel's default) every locale writes these so
+            return str(n)
         from babel.numbers import format_decimal
 
         return str(format_decimal(n, locale=_locale(self.lang)))
 
     def date(self, when: dt.date | dt.datetime) -> str:
         """CLDR's long date: ``November 23, 2026``, ``23. November 2026``, ``2026年11月23日``."""
+        day = when.date() if isinstance(when, dt.datetime) else when
+        key = (self.lang, day.isoformat())
+        memo = _dates
+        if memo is not None and key in memo:
+            return memo[key]
         from babel.dates import format_date
 
-        day = when.date() if isinstance(when, dt.datetime) else when
-        return str(format_date(day, "long", locale=_locale(self.lang)))
+        text = str(format_date(day, "long", locale=_locale(self.lang)))
+        if memo is not None:
+            memo[key] = text
+        return text
+
+
+# Dates said before, kept by the caller between runs (the scan cache: ``remember_dates``).
+_dates: dict[tuple[str, str], str] | None = None
+
+
+def remember_dates(memo: dict[tuple[str, str], str]) -> None:
+    """Keep ``Labels.date``'s results in ``memo``, (language, ISO date) -> text, which the
+    caller keeps between runs (valid while Babel is the same: ``babel_stamp``). A build
+    whose dates were all said before neither imports Babel nor loads its locale data
+    (~30 ms of a build; issue 14)."""
+    global _dates
+    _dates = memo
+
+
+def babel_stamp() -> str:
+    """Which Babel installation formats dates: its package's size and mtime."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("babel")
+    if spec is None or not spec.origin:
+        return ""
+    try:
+        st = Path(spec.origin).stat()
+    except OSError:
+        return ""
+    return f"{spec.origin}:{st.st_size}:{st.st_mtime_ns}"
 
 
 @lru_cache(maxsize=32)

@@ -7,9 +7,13 @@ send_at``. It is named after the ISO week of its send date, e.g. ``2026-W48``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
+import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -19,7 +23,8 @@ from .text import one_line
 from .window import Window
 
 if TYPE_CHECKING:
-    from .model import Article, Issue, Note
+    from .content.cache import Cache
+    from .model import Article, Issue, Note, Summary
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 WEEK = dt.timedelta(days=7)
@@ -181,6 +186,55 @@ def _config_template(cfg: Config, key: str, ctx: dict[str, object]) -> str:
     raise ConfigError(cfg.source or "config", [(f"newsletter.{key}", problem)])
 
 
+def _summarizer(cfg: Config, cache: Cache | None) -> Callable[[Article], Summary]:
+    """``summarize.summarizer(cfg)``; with ``cache`` (the scan cache), the built-in's
+    summaries are kept there, keyed by the article (every field), the settings and the
+    code that summarizes, and an article summarized before is not summarized again: ~3 ms
+    each, and when none is new, the summarizer's import with its Markdown and sentence
+    libraries (~40 ms; issue 14). A plug-in's are never kept: it may answer differently."""
+    if cache is None or cfg.content.summarizer:
+        from .summarize import summarizer
+
+        return summarizer(cfg)
+    settings = (_summary_code(), cfg.content.summary_words, cfg.content.key_points)
+    made: list[Callable[[Article], Summary]] = []
+
+    def kept(article: Article) -> Summary:
+        key = hashlib.sha256(repr((settings, article)).encode()).hexdigest()
+        found = cache.summary(key)
+        if found is None:
+            if not made:
+                from .summarize import summarizer
+
+                made.append(summarizer(cfg))
+            found = made[0](article)
+            cache.put_summary(key, found)
+        return found
+
+    return kept
+
+
+@functools.cache
+def _summary_code() -> str:
+    """What a summary depends on besides the article and the settings: the code that
+    makes it (digest's version; the size and mtime of digest's modules and syntok's)."""
+    import importlib.util
+
+    from . import __version__
+
+    here = Path(__file__).parent
+    paths = sorted([*here.glob("*.py"), *here.glob("content/*.py")])
+    spec = importlib.util.find_spec("syntok")
+    if spec is not None and spec.origin:
+        paths += sorted(Path(spec.origin).parent.glob("*.py"))
+    parts = [__version__]
+    for path in paths:
+        with contextlib.suppress(OSError):
+            st = path.stat()
+            parts.append(f"{path.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
 def build_issue(
     cfg: Config,
     window: Window,
@@ -188,8 +242,11 @@ def build_issue(
     *,
     first: Window | None = None,
     number: int | None = None,
+    cache: Cache | None = None,
 ) -> Issue:
-    """Select, order, cap, group and summarise the window's articles.
+    """Select, order, cap, group and summarise the window's articles (the built-in
+    summaries kept in ``cache``, the scan cache, and read back while nothing they depend
+    on changed).
 
     Raises NothingToSend when the window holds no article.
     """
@@ -203,9 +260,8 @@ def build_issue(
     cap = cfg.content.max_articles
     shown, rest = chosen[:cap], tuple(chosen[cap:])
     from .model import Group, Issue, Item  # late: the calendar alone needs only Window
-    from .summarize import summarizer
 
-    summary = summarizer(cfg)
+    summary = _summarizer(cfg, cache)
     items = [Item(a, summary(a)) for a in shown]
     groups: dict[str, list[Item]] = {}
     for item in items:

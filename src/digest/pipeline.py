@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import content, render
+from . import content, i18n, render
 from . import issue as issues
 from .config import Config, first_run_values
 from .content.cache import Cache
@@ -143,9 +143,12 @@ def gather(
     sel: Selection,
     cache: Cache | None = None,
     past: Sequence[Frozen] | None = None,
+    *,
+    save: bool = True,
 ) -> tuple[Window, Collection]:
     """Read the content folder, parsing in full only the articles of the chosen window
-    (placed after ``past``, the ledger's history, read here when not given)."""
+    (placed after ``past``, the ledger's history, read here when not given). ``save``:
+    write the cache now (``prepare`` writes it once, with the summaries)."""
     chosen: list[Window] = []
 
     def choose(dates: Sequence[dt.datetime]) -> tuple[dt.datetime, dt.datetime]:
@@ -153,7 +156,7 @@ def gather(
         return chosen[0].since, chosen[0].end
 
     col = content.load(cfg, now=now, window=choose, cache=cache)
-    if cache is not None:
+    if cache is not None and save:
         cache.save()
     return chosen[0], col
 
@@ -166,12 +169,18 @@ def prepare(
     With ``cache`` (``cache_for``), unchanged files are not scanned again."""
     started = time.perf_counter()
     past = history(cfg)  # read once: the window's place, its number, whether it was sent
-    window, col = gather(cfg, now, sel, cache, past)
+    window, col = gather(cfg, now, sel, cache, past, save=False)
     number = number_for(cfg, window, past)
-    issue = issues.build_issue(cfg, window, col.articles, number=number)
+    if cache is not None:
+        i18n.remember_dates(cache.dates)
     # The compiled email is kept beside the scan cache (a rebuild of an unchanged issue).
     kept = cache.path.parent if cache is not None and cache.persist and cache.path else None
-    rendered = render.render(issue, cfg, cache=kept)
+    try:
+        issue = issues.build_issue(cfg, window, col.articles, number=number, cache=cache)
+        rendered = render.render(issue, cfg, cache=kept)
+    finally:
+        if cache is not None:  # once, with the summaries and dates made
+            cache.save()
     # Render warnings (size near Gmail's clip limit, a dropped @import) and what a broken
     # user template can lose (the unsubscribe link, the postal address), for every command.
     findings = tuple(inspect(cfg, issue, rendered))

@@ -104,13 +104,16 @@ class _Deferred(types.ModuleType):
     imported on first attribute use, so nothing breaks if one is ever used."""
 
     def __getattr__(self, attr: str) -> Any:
+        if sys.modules.get(self.__name__) is self:  # used while the import still runs
+            del sys.modules[self.__name__]
         real = importlib.import_module(self.__name__)
         return getattr(real, attr)
 
 
 def _import_without(names: tuple[str, ...], module: str) -> Any:
     """Import ``module`` while ``names`` are deferred; ~150 ms of a build's start-up is
-    premailer importing requests/urllib3 and cssutils importing urllib.request."""
+    premailer importing requests/urllib3 and cssutils importing urllib.request, and ~6
+    ms more cssutils importing importlib.metadata (for its version, when it fetches)."""
     stubs = {}
     for name in names:
         if name in sys.modules or importlib.util.find_spec(name) is None:
@@ -165,7 +168,9 @@ def _load_premailer() -> Any:
     make cssutils quiet and inert."""
     global _premailer
     if _premailer is None:
-        premailer = _import_without(("requests", "urllib.request"), "premailer")
+        premailer = _import_without(
+            ("requests", "urllib.request", "importlib.metadata"), "premailer"
+        )
         import cssutils
         import cssutils.util
 

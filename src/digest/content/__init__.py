@@ -190,12 +190,20 @@ def load(
     for head in todo:
         st = stamps.get(head.path)
         earlier = cache.parsed(head.path, st) if cache is not None and st else None
-        if earlier is not None and id(head) not in keep:
+        wanted = id(head) in keep
+        # The last issue's articles are kept whole: unchanged, they are not parsed again.
+        kept_whole = (
+            cache.article(head.path, st)
+            if cache is not None and wanted and earlier is not None and st
+            else None
+        )
+        if earlier is not None and (not wanted or kept_whole is not None):
             problems += earlier.problems
             if earlier.url is not None:
                 urls.append((head.path, earlier.url))
+            if kept_whole is not None:
+                found.append(kept_whole)
             continue
-        wanted = id(head) in keep
         if isinstance(head, Light):  # scanned again for its front matter
             whole = ctx.full(head)
             if whole.failed or whole.role != head.role:  # changed since its stat: as it is now
@@ -217,6 +225,8 @@ def load(
         if cache is not None and st and ctx.resolved == resolved:  # else: depends on others
             url = art.url if art is not None else None
             cache.put_parsed(head.path, st, Parsed(tuple(head.problems[seen:]), url))
+            if wanted and art is not None and span is not None:  # an issue's: a few
+                cache.put_article(head.path, st, art)
     if span is None:
         problems += _same_urls(urls)
     found.sort(key=lambda a: (-a.date.timestamp(), str(a.path)))

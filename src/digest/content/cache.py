@@ -8,10 +8,12 @@ reading depends on (digest's version and the source of the reading code, the sit
 base URL, the time zone, the template-code syntax, the size limit). A different
 fingerprint empties it: never trusted across a digest version or a setting change.
 
-The ``Article`` itself is not kept (its text and HTML are most of its size), nor the
-front matter; the few articles an issue shows are scanned and parsed again. A parse
-that resolved links to other files (template code such as ``{% link %}``) depends on
-them and is not kept either.
+The front matter is not kept, nor the ``Article`` of every file (its text and HTML are
+most of its size): only the articles of the last issue read (its ~10) are kept whole,
+with their summaries (keyed by everything a summary depends on), so building an issue
+again after a template or config edit, or after editing one of its posts, reads and
+summarizes only what changed. A parse that resolved links to other files (template code
+such as ``{% link %}``) depends on them and is not kept.
 
 On disk: ``<output.folder>/.cache/content.pickle``, written atomically, readable only by
 its owner; safe to delete. It is a pickle: it lives with the build's other output,
@@ -33,10 +35,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..model import Problem
+from .. import i18n
+from ..model import Article, Problem, Summary
 from .frontmatter import Head
 
-FORMAT = 2
+FORMAT = 3
 # A file changed twice within this many seconds of being cached could keep its size and
 # mtime (coarse file system clocks): such fresh files are not cached.
 RACY_SECONDS = 2.0
@@ -91,6 +94,13 @@ class Cache:
         self.persist = persist and path is not None
         self.fingerprint = ""
         self.entries: dict[str, tuple[tuple[int, int, int, int], Light, Parsed | None]] = {}
+        # The last issue's articles, whole (path -> (stat, article)), and summaries by key.
+        self.articles: dict[str, tuple[tuple[int, int, int, int], Article]] = {}
+        self.summaries: dict[str, Summary] = {}
+        self.dates: dict[tuple[str, str], str] = {}  # i18n.remember_dates's memo
+        self._dates_read = 0
+        self._used_articles: set[str] = set()
+        self._used_summaries: set[str] = set()
         self.dirty = False
         self.hits = self.misses = 0
         self._loaded = path is None
@@ -110,8 +120,8 @@ class Cache:
             self._read(fingerprint)
         if fingerprint != self.fingerprint:
             self.fingerprint = fingerprint
-            if self.entries:
-                self.entries = {}
+            if self.entries or self.articles:
+                self.entries, self.articles = {}, {}
                 self.dirty = True
 
     def _read(self, fingerprint: str) -> None:
@@ -121,12 +131,28 @@ class Cache:
             try:
                 with open(self.path, "rb") as f:
                     header = pickle.load(f)
-                    if header != (FORMAT, fingerprint):
+                    if header[0] != FORMAT:
                         return
-                    self.entries = pickle.load(f)
+                    # Summaries are keyed by all they depend on: kept across settings;
+                    # and dates as Babel says them, while it is the same Babel.
+                    self.summaries, babel, dates = pickle.load(f)
+                    if babel == i18n.babel_stamp():
+                        self.dates, self._dates_read = dates, len(dates)
+                    if header[1] != fingerprint:
+                        return
+                    self.entries, self.articles = pickle.load(f)
                     self.fingerprint = fingerprint
-            except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError):
-                self.entries = {}  # unreadable or from another version: start over
+            except (
+                OSError,
+                EOFError,
+                pickle.UnpicklingError,
+                AttributeError,
+                ValueError,
+                TypeError,
+                IndexError,
+            ):
+                self.entries, self.articles, self.summaries = {}, {}, {}  # start over
+                self.dates = {}
 
     @contextlib.contextmanager
     def pinned(self) -> Iterator[None]:
@@ -164,6 +190,32 @@ class Cache:
             self.entries[path] = (st, entry[1], parsed)
             self.dirty = True
 
+    def article(self, path: str, st: tuple[int, int, int, int]) -> Article | None:
+        """The whole article of an unchanged file parsed in full before (the last issue's)."""
+        entry = self.articles.get(path)
+        if entry is None or entry[0] != st:
+            return None
+        self._used_articles.add(path)
+        return entry[1]
+
+    def put_article(self, path: str, st: tuple[int, int, int, int], article: Article) -> None:
+        entry = self.entries.get(path)
+        if entry is not None and entry[0] == st:  # (not a racy file: see put_head)
+            self.articles[path] = (st, article)
+            self._used_articles.add(path)
+            self.dirty = True
+
+    def summary(self, key: str) -> Summary | None:
+        found = self.summaries.get(key)
+        if found is not None:
+            self._used_summaries.add(key)
+        return found
+
+    def put_summary(self, key: str, summary: Summary) -> None:
+        self.summaries[key] = summary
+        self._used_summaries.add(key)
+        self.dirty = True
+
     def keep_only(self, paths: set[str]) -> None:
         """Forget files that are gone."""
         gone = [p for p in self.entries if p not in paths]
@@ -173,17 +225,33 @@ class Cache:
 
     def save(self) -> None:
         """Write the cache if it changed; a failure only costs the next run its speed."""
-        if not (self.persist and self.dirty and self.path is not None):
+        if not (self.persist and self.path is not None):
+            return
+        if not self.dirty and len(self.dates) == self._dates_read:
             return
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            # Whole articles and summaries: only those of this run's issue (or editions),
+            # when it read one; so they stay a few dozen, whatever the folder holds.
+            if self._used_articles:
+                self.articles = {
+                    p: self.articles[p] for p in self._used_articles if p in self.articles
+                }
+            if self._used_summaries:
+                self.summaries = {
+                    k: self.summaries[k] for k in self._used_summaries if k in self.summaries
+                }
             with os.fdopen(fd, "wb") as f:
                 pickle.dump((FORMAT, self.fingerprint), f, pickle.HIGHEST_PROTOCOL)
-                pickle.dump(self.entries, f, pickle.HIGHEST_PROTOCOL)
+                if len(self.dates) > 2000:  # ~10 a week: years of issues
+                    self.dates = dict(list(self.dates.items())[-1000:])
+                extra = (self.summaries, i18n.babel_stamp(), self.dates)
+                pickle.dump(extra, f, pickle.HIGHEST_PROTOCOL)
+                pickle.dump((self.entries, self.articles), f, pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, self.path)
-            self.dirty = False
+            self.dirty, self._dates_read = False, len(self.dates)
         except OSError:
             tmp.unlink(missing_ok=True)
 
