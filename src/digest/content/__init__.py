@@ -135,11 +135,35 @@ def load(
             scanned = [_scan(path, rel, tz, ctx, max_bytes) for path, rel in kept]
             if not full:
                 scanned = [light(h) for h in scanned]
+        elif known is None:
+            # _scan_cached's common case inline (an unchanged file: its cached scan),
+            # ~30% of this loop's time at 10,000 files.
+            scanned = []
+            entries, stat, hits = cache.entries, os.stat, 0
+            for path, rel in kept:
+                try:
+                    s = stat(path)
+                except OSError:
+                    scanned.append(_scan(path, rel, tz, ctx, max_bytes))  # says why
+                    continue
+                now_st = stamps[path] = stamp(s)
+                entry = entries.get(path)
+                if entry is not None and entry[0] == now_st and entry[1].rel == rel:
+                    scanned.append(entry[1])
+                    hits += 1
+                else:
+                    scanned.append(
+                        _scan_cached(
+                            cache, stamps, path, rel, tz, ctx, max_bytes, {path: now_st}, full
+                        )
+                    )
+            cache.hits += hits
         else:
             scanned = [
                 _scan_cached(cache, stamps, path, rel, tz, ctx, max_bytes, known, full)
                 for path, rel in kept
             ]
+        if cache is not None:
             cache.keep_only(set(stamps))
             if cache.is_pinned:
                 cache.walked[walk_key] = (files, skipped, kept, stamps)
