@@ -525,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.base:
         for size, k in ((1_000, "base_1k"), (10_000, "base_10k")):
             folder = base_copy(blogs[size])
-            series[k] = Series(f"before (`--base`): `digest build`, {size:,} articles")
+            series[k] = Series(f"before (`--base`): `digest build`, {size:,} articles (a rebuild)")
             jobs[k] = (digest_cmd(folder), folder, base_env(env, args.base), "")
 
     def once(k: str) -> Run:

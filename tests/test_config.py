@@ -138,3 +138,28 @@ def test_keys_given_are_told_from_defaults_and_copies_keep_them() -> None:
     copy = given.model_copy(update={"output": given.output.model_copy(update={"max_kb": 200})})
     assert copy.newsletter.base_url_set and copy.output.max_kb == 200
     assert config.parse({"schedule": {"day": "Friday"}}).schedule.day == "fri"
+
+
+def test_sections_are_frozen_values_built_by_keyword() -> None:
+    """Config sections share one __init__, ==, hash and repr (issue 14: no generated
+    methods at import); they behave as frozen dataclasses did."""
+    import copy
+    import dataclasses
+    import pickle
+
+    from digest import config as c
+
+    cfg = c.load(Path(__file__).resolve().parents[1] / "config.example.toml")
+    assert cfg == copy.deepcopy(cfg) == pickle.loads(pickle.dumps(cfg))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.newsletter.name = "Other"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del cfg.smtp.host  # type: ignore[misc]
+    smtp = c.Smtp(host="mail.example.com", port=465)
+    assert smtp == c.Smtp(host="mail.example.com", port=465) != c.Smtp()
+    assert hash(smtp) == hash(c.Smtp(host="mail.example.com", port=465))
+    assert repr(smtp).startswith("Smtp(host='mail.example.com', port=465, security=")
+    assert dataclasses.replace(smtp, port=25).port == 25 and smtp.port == 465
+    assert [f.name for f in dataclasses.fields(c.Dkim)][:3] == ["domain", "selector", "key_file"]
+    with pytest.raises(TypeError, match="unexpected keys: hots"):
+        c.Smtp(hots="typo")  # type: ignore[call-arg]

@@ -10,7 +10,7 @@ How the settings are declared (issue 14: no pydantic, whose import and schema bu
 checks each value's type and constraints, and collects every problem with its dotted key.
 To add a section:
 
-1. write ``@dataclass(frozen=True) class Bounces(_Section):`` with its keys, e.g.
+1. write ``class Bounces(_Section):`` with its keys, e.g.
    ``mailbox: str = ""``, ``days: int = key(7, ge=1, le=90)`` (bounds: ``ge``/``gt``/
    ``le``), ``url: str = key("", check=_https)`` (a ``check`` takes the value and returns
    it, maybe normalised, or raises ``ValueError`` with the message to show);
@@ -70,14 +70,44 @@ def key(
     return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
 
 
-# Sections are declared ``@dataclass(frozen=True, eq=False, repr=False)``: ``_Section``
-# gives them ``==``, ``hash`` and ``repr`` that behave as the generated ones do. Generating
-# those three for ~25 classes was a third of importing this module on every command
-# (issue 14); a section declared with the plain ``@dataclass(frozen=True)`` still works.
-@dataclass(frozen=True, eq=False, repr=False)
+# A section is a plain class deriving from ``_Section``, which makes it a dataclass (its
+# fields, ``dataclasses.fields``/``replace``) with one shared keyword ``__init__``, frozen
+# ``__setattr__``/``__delattr__``, ``==``, ``hash`` and ``repr`` that behave as the
+# generated ones do. Python's dataclass execs each generated method's source: for ~28
+# classes that was most of importing this module on every command (issue 14).
+@typing.dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
 class _Section:
     # The keys the file gave (set by _build); a class-level default for sections made in code.
     _given: ClassVar[frozenset[str]] = frozenset()
+    _init: ClassVar[tuple[tuple[str, Any, Any], ...]] = ()
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # (each subclass's, for type checkers)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclasses.dataclass(cls, init=False, eq=False, repr=False)
+        cls._init = tuple(
+            (f.name, f.default, f.default_factory) for f in dataclasses.fields(cls) if f.init
+        )
+
+    def __init__(self, **values: Any) -> None:
+        for name, default, factory in self._init:
+            if name in values:
+                value = values.pop(name)
+            elif default is not dataclasses.MISSING:
+                value = default
+            elif factory is not dataclasses.MISSING:
+                value = factory()
+            else:
+                raise TypeError(f"{type(self).__name__}() missing keyword argument {name!r}")
+            object.__setattr__(self, name, value)
+        if values:
+            raise TypeError(f"{type(self).__name__}() got unexpected keys: {', '.join(values)}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
 
     def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
@@ -132,7 +162,6 @@ Email = Annotated[str, Check(_email)]
 AbsoluteUrl = Annotated[str, Check(_absolute)]
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Newsletter(_Section):
     name: OneLine = "The Weekly Digest"
     description: str = "You get this email because you subscribed to our weekly digest."
@@ -165,7 +194,6 @@ class Newsletter(_Section):
         return self.languages if len(self.languages) > 1 else ()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Sender(_Section):
     name: OneLine = "The Weekly Digest"
     email: Email = "newsletter@example.com"
@@ -197,7 +225,6 @@ def _time(v: str) -> str:
     return v.strip()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Schedule(_Section):
     timezone: str = key("UTC", check=_tz)
     day: str = key("mon", check=_day)
@@ -228,7 +255,6 @@ def _summarizer(v: str) -> str:
     return v
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Content(_Section):
     folder: Path = Path("content")
     summary_words: int = key(60, ge=5, le=500)
@@ -268,29 +294,24 @@ class Content(_Section):
     max_file_kb: int = key(1024, ge=1, le=1_048_576)  # one read() of up to 1 GB
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Templates(_Section):
     folder: Path | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Output(_Section):
     folder: Path = Path("out")
     warn_kb: int = key(80, ge=1)
     max_kb: int = key(102, ge=1)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Subscribers(_Section):
     file: Path = Path("subscribers.csv")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class LedgerSettings(_Section):
     path: Path = Path("digest.sqlite3")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Delivery(_Section):
     transport: Literal["outbox", "smtp"] = "outbox"
     outbox: Path = Path("outbox")
@@ -306,7 +327,6 @@ class Delivery(_Section):
     dry_run_sample: int = key(100, ge=0)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Smtp(_Section):
     host: str = "127.0.0.1"
     port: int = key(587, ge=1, le=65535)
@@ -334,7 +354,6 @@ def _unsubscribe_url(v: str) -> str:
     return ascii_url(v) if v else v
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Unsubscribe(_Section):
     secret_env: str = "DIGEST_SECRET"
     url: str = key("", check=_unsubscribe_url)  # default: <newsletter.web_root>/unsubscribe
@@ -356,7 +375,6 @@ def _folder_name(v: str) -> str:
     return v
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Dkim(_Section):
     # Empty domain: messages are not signed. See signing.py.
     domain: str = key("", check=_dns_label)
@@ -364,7 +382,6 @@ class Dkim(_Section):
     key_file: Path | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Bounces(_Section):
     # The envelope sender (Return-Path) of every message is <local>+<token>@<domain>;
     # "" = bounces@<the domain of sender.email>. See bounces.py.
@@ -386,7 +403,6 @@ def _root_path(v: str) -> str:
     return v
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Web(_Section):
     host: str = "127.0.0.1"
     port: int = key(8000, ge=1, le=65535)
@@ -398,7 +414,6 @@ class Web(_Section):
     root_path: str = key("", check=_root_path)  # e.g. "/newsletter": routes under that prefix
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Subscribe(_Section):
     """Issue 16: the signup form of ``digest serve`` (double opt-in). Off by default."""
 
@@ -452,7 +467,6 @@ def _env_name(v: str) -> str:
 _EnvName = Annotated[str, Check(_env_name)]
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class _Service(_Section):
     """``[export.SERVICE]``: what ``digest export --for SERVICE [--push]`` needs from you.
 
@@ -467,7 +481,6 @@ class _Service(_Section):
         return (os.environ.get(self.key_env) or None) if self.key_env else None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class MailchimpExport(_Service):
     key_env: _EnvName = "MAILCHIMP_API_KEY"
     list_id: str = ""  # the audience (recipients.list_id)
@@ -479,7 +492,6 @@ def _https(v: str) -> str:
     return v
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class SendgridExport(_Service):
     key_env: _EnvName = "SENDGRID_API_KEY"
     list_ids: tuple[str, ...] = ()  # send_to.list_ids
@@ -488,20 +500,17 @@ class SendgridExport(_Service):
     sender_id: int | None = None  # a verified Sender (Marketing > Senders)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class PostmarkExport(_Service):
     key_env: _EnvName = "POSTMARK_SERVER_TOKEN"
     message_stream: str = "broadcast"  # a Broadcasts stream of the server
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class MailgunExport(_Service):
     key_env: _EnvName = "MAILGUN_API_KEY"
     domain: str = ""  # your sending domain, e.g. "mg.example.com"
     template: str = ""  # one template per newsletter; default: from newsletter.name
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class SesExport(_Service):
     key_env: _EnvName = ""  # SES signs with the AWS credential chain (AWS_ACCESS_KEY_ID, ...)
     region: str = ""  # default: $AWS_REGION
@@ -510,7 +519,6 @@ class SesExport(_Service):
     topic: str = ""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class ListmonkExport(_Service):
     key_env: _EnvName = "LISTMONK_API_TOKEN"
     username: str = ""  # the API user the token belongs to
@@ -518,13 +526,11 @@ class ListmonkExport(_Service):
     template_id: int | None = None  # a campaign template holding only the content
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class ButtondownExport(_Service):
     key_env: _EnvName = "BUTTONDOWN_API_KEY"
     template: str = ""  # "naked": no Buttondown wrapper around our HTML, no second footer
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class ExportSettings(_Section):
     # [export.presets.NAME]: placeholder name -> that service's merge tag ("" = keep the
     # rendered default). A built-in service name overrides only the tags given.
@@ -546,7 +552,6 @@ class ExportSettings(_Section):
         return found if isinstance(found, _Service) else None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Config(_Section):
     newsletter: Newsletter = Newsletter()
     sender: Sender = Sender()

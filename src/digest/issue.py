@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import hashlib
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -196,6 +195,8 @@ def _summarizer(cfg: Config, cache: Cache | None) -> Callable[[Article], Summary
         from .summarize import summarizer
 
         return summarizer(cfg)
+    import hashlib  # here: `schedule --next` imports this module for its calendar only
+
     settings = (_summary_code(), cfg.content.summary_words, cfg.content.key_points)
     made: list[Callable[[Article], Summary]] = []
 
