@@ -163,3 +163,21 @@ def test_sections_are_frozen_values_built_by_keyword() -> None:
     assert [f.name for f in dataclasses.fields(c.Dkim)][:3] == ["domain", "selector", "key_file"]
     with pytest.raises(TypeError, match="unexpected keys: hots"):
         c.Smtp(hots="typo")  # type: ignore[call-arg]
+
+
+def test_model_values_are_frozen_and_compared_by_value() -> None:
+    """model.py's classes share ==, hash, repr and frozenness (issue 14, as for sections)."""
+    import dataclasses
+    import pickle
+
+    from digest.model import KeyPoint, Problem, Summary
+
+    p = Problem(Path("a.md"), 3, "no title")
+    assert p == Problem(Path("a.md"), 3, "no title") != Problem(Path("a.md"), 4, "no title")
+    assert {p: 1}[Problem(Path("a.md"), 3, "no title")] == 1 and pickle.loads(pickle.dumps(p)) == p
+    assert repr(Summary("x", (KeyPoint("Cost", "up"),))) == (
+        "Summary(text='x', key_points=(KeyPoint(lead='Cost', text='up'),), standfirst='')"
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.line = 4  # type: ignore[misc]
+    assert dataclasses.replace(p, line=5).line == 5 and p.line == 3
