@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from digest import config, content
 from digest.content.cache import Cache
 from digest.model import Collection
@@ -241,3 +243,58 @@ def test_an_issue_built_again_reads_and_summarizes_only_what_changed(tmp_path: P
     assert "markdown_it" in edited[0] and "babel" not in edited[0]
     assert edited[1][0] == "Now the lede says something else." and edited[1][1:] == first[1][1:]
     assert "Now the lede says something else." in edited[2] and "post 24 says" not in edited[2]
+
+
+def test_a_post_linked_under_two_names_is_two_articles_cold_and_warm(tmp_path: Path) -> None:
+    # One file, two names (a symlink inside the folder): one path and stat, but two
+    # names and two URLs. The issue's articles kept whole are kept per name.
+    folder = tmp_path / "content"
+    write(folder, "2026-11-24-post.md", post("Post 24", 24))
+    (folder / "2026-11-24-alias.md").symlink_to("2026-11-24-post.md")
+    cfg = site(tmp_path)
+
+    def window(dates: object) -> tuple[dt.datetime, dt.datetime]:
+        return dt.datetime(2026, 11, 20, tzinfo=BERLIN), NOW
+
+    urls = []
+    for _ in range(3):  # no cache file, then written, then read
+        cache = Cache.beside(cfg.output.folder)
+        col = content.load(cfg, now=NOW, window=window, cache=cache)
+        cache.save()
+        urls.append(sorted(a.url for a in col.articles))
+    assert urls[0] == urls[1] == urls[2]
+    assert len(urls[0]) == 2 and urls[0][0] != urls[0][1]
+    assert any("alias" in u for u in urls[0]) and any("/post" in u for u in urls[0])
+
+
+def test_the_walk_by_folder_descriptor_finds_what_the_walk_by_path_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where folders cannot be opened by descriptor (Windows), the walk goes by path; both
+    # find the same files with the same stats, links and skipped links included.
+    folder = tmp_path / "content"
+    for day in range(1, 6):
+        write(folder, f"posts/2026/2026-11-{day:02d}-post.md", post(f"Post {day}", day))
+    write(folder, ".hidden/x.md", post("Hidden", 7))
+    (folder / "posts" / "linked.md").symlink_to("2026/2026-11-01-post.md")
+    (folder / "outside.md").symlink_to(tmp_path / "elsewhere.md")
+    write(tmp_path, "elsewhere.md", post("Elsewhere", 8))
+    by_fd: dict[str, tuple[int, int, int, int]] = {}
+    found = content._walk(str(folder), stats=by_fd)
+    monkeypatch.setattr(content, "_WALK_BY_FD", False)
+    by_path: dict[str, tuple[int, int, int, int]] = {}
+    assert content._walk(str(folder), stats=by_path) == found
+    assert by_fd == by_path and len(by_fd) == 5  # the link is read as its target
+    files, skipped = found
+    assert files[0][1] == "posts/2026/2026-11-01-post.md" and len(files) == 6
+    assert len(skipped) == 1 and "outside the content folder" in skipped[0].message
+
+
+def test_the_cache_is_keyed_by_all_of_digests_code_and_the_reading_libraries() -> None:
+    # The last issue's articles are kept whole: any module of digest (text.py sanitizes
+    # and cuts titles) and the Markdown, HTML and YAML libraries shape them.
+    from digest.content.cache import code_version
+
+    stamp = code_version()
+    for part in ("digest/text.py:", "digest/model.py:", "content/html.py:", "markdown_it", "nh3"):
+        assert part in stamp, part

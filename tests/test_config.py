@@ -163,6 +163,13 @@ def test_sections_are_frozen_values_built_by_keyword() -> None:
     assert [f.name for f in dataclasses.fields(c.Dkim)][:3] == ["domain", "selector", "key_file"]
     with pytest.raises(TypeError, match="unexpected keys: hots"):
         c.Smtp(hots="typo")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="no __post_init__"):
+
+        class Later(c._Section):
+            x: int = 1
+
+            def __post_init__(self) -> None:
+                pass
 
 
 def test_model_values_are_frozen_and_compared_by_value() -> None:
@@ -180,4 +187,6 @@ def test_model_values_are_frozen_and_compared_by_value() -> None:
     )
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.line = 4  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.extra = 1  # type: ignore[attr-defined]
     assert dataclasses.replace(p, line=5).line == 5 and p.line == 3

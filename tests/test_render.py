@@ -957,6 +957,17 @@ def test_small_numbers_are_written_as_babel_writes_them() -> None:
         for n in [*range(0, 1000, 7), 999, 1000, 12345, 1234567]:
             assert t.number(n) == format_decimal(n, locale=i18n._locale(lang)), (lang, n)
     assert i18n.labels("de").number(12345) == "12.345"
+    # The shortcut's premise, over every locale Babel knows: only Toki Pona writes a
+    # number under 1,000 otherwise (it groups by two digits: "1 00").
+    from babel import Locale, localedata
+
+    differ = set()
+    for ident in localedata.locale_identifiers():
+        locale = Locale.parse(ident)
+        if any(format_decimal(n, locale=locale) != str(n) for n in (0, 7, 99, 100, 512, 999)):
+            differ.add(i18n.primary(ident))
+    assert differ == i18n._GROUPS_BY_TWO
+    assert i18n.labels("tok").number(100) == format_decimal(100, locale="tok") != "100"
 
 
 def test_premailer_loads_without_what_only_fetching_needs() -> None:
@@ -1049,6 +1060,17 @@ def test_catalogs_read_here_say_what_gettext_would_say(tmp_path: Path) -> None:
         "%(num)s Tagen",
     ]
     same(po, [("Read more", None), ("Unsubscribe", None), ("%(num)s day", "%(num)s days")])
+    # A header marked fuzzy still gives the plural rule; octal and hex escapes.
+    po.write_text(
+        '#, fuzzy\nmsgid ""\nmsgstr "Plural-Forms: nplurals=2; plural=(n > 1);\\n"\n\n'
+        'msgid "%(num)s day"\nmsgid_plural "%(num)s days"\nmsgstr[0] "un"\nmsgstr[1] "des"\n\n'
+        'msgid "Read more"\nmsgstr "\\101\\x42C"\n',
+        encoding="utf-8",
+    )
+    t = i18n._read_po(po)
+    assert [t.ngettext("%(num)s day", "%(num)s days", n) for n in (0, 1, 2)] == ["un", "un", "des"]
+    assert t.gettext("Read more") == "ABC"  # as msgfmt decodes them (Babel keeps them)
+    same(po, [("%(num)s day", "%(num)s days")])
     po.write_text('msgid "A"\nmsgstr "B"\nmsgstr[x] "C"\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"x\.po:3: not a line of a \.po file"):
         i18n._read_po(po)

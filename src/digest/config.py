@@ -85,6 +85,9 @@ class _Section:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         dataclasses.dataclass(cls, init=False, eq=False, repr=False)
+        # The shared __init__ sets the keys given or their defaults, nothing more.
+        if hasattr(cls, "__post_init__") or not all(f.init for f in dataclasses.fields(cls)):
+            raise TypeError(f"{cls.__name__}: a section has no __post_init__ or init=False key")
         cls._init = tuple(
             (f.name, f.default, f.default_factory) for f in dataclasses.fields(cls) if f.init
         )

@@ -24,6 +24,31 @@ def bundled(name: str) -> Path:
     return Path(__file__).parent / name
 
 
+def code_stamps(*modules: str) -> list[str]:
+    """What a cache of results computed by code depends on: for each module (``"digest"``
+    for all of digest's own, or a library's import name), where it is installed and the
+    size and mtime of its files, found without importing it. An edited checkout, an
+    upgrade or a reinstall changes them; a missing module is named so."""
+    import importlib.util
+
+    parts: list[str] = []
+    for name in modules:
+        if name == "digest":
+            here = Path(__file__).parent
+            files = sorted([*here.glob("*.py"), *here.glob("*/*.py")])
+        else:
+            spec = importlib.util.find_spec(name)
+            if spec is None or not spec.origin:
+                parts.append(f"{name}:missing")
+                continue
+            files = [Path(spec.origin)]
+        for f in files:
+            with suppress(OSError):
+                st = f.stat()
+                parts.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
+    return parts
+
+
 def write_atomic(path: Path, data: str, *, private: bool = False) -> None:
     """Write UTF-8 text to a temporary file beside ``path``, then rename it into place.
 

@@ -25,9 +25,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .files import bundled
+from .files import bundled, code_stamps
 
 DOMAIN = "digest"
+_GROUPS_BY_TWO = frozenset({"tok"})
 RTL = frozenset({"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ckb"})
 
 
@@ -88,15 +89,28 @@ def _english_plural(n: int) -> int:
     return int(n != 1)
 
 
-_PO_ESCAPE = re.compile(r"\\(.)")
-_PO_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+_PO_ESCAPE = re.compile(r"\\([0-7]{1,3}|x[0-9a-fA-F]{1,2}|.)")
+_PO_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
+
+
+def _unescape(m: re.Match[str]) -> str:
+    """A C escape of a .po string: named, octal (``\\101``), hex (``\\x41``) or a
+    quoted character (``\\"``, ``\\\\``)."""
+    code = m.group(1)
+    if code[0] in "01234567":
+        return chr(int(code, 8))
+    if code[0] == "x" and len(code) > 1:
+        return chr(int(code[1:], 16))
+    return _PO_ESCAPES.get(code, code)
 
 
 def _read_po(path: Path) -> gettext.GNUTranslations:
-    """A gettext catalog from a ``.po`` file: ``msgctxt``, ``msgid``, ``msgid_plural``,
-    ``msgstr`` and ``msgstr[N]``, strings continued on the next lines, C escapes; fuzzy
-    and untranslated entries are left out (as ``msgfmt`` does). A malformed line is an
-    error naming the file and line: the catalogs ship with digest, so a test reads them all."""
+    """A gettext catalog from a UTF-8 ``.po`` file (digest's own are): ``msgctxt``,
+    ``msgid``, ``msgid_plural``, ``msgstr`` and ``msgstr[N]``, strings continued on the next
+    lines, C escapes; fuzzy and untranslated entries are left out, as ``msgfmt`` does
+    (not the header: its Plural-Forms count even when it is marked fuzzy). A malformed
+    line is an error naming the file and line: the catalogs ship with digest, so a test
+    reads them all."""
     messages: dict[Any, str] = {}
     header = ""
     entry: dict[str, str] = {}
@@ -105,13 +119,13 @@ def _read_po(path: Path) -> gettext.GNUTranslations:
 
     def finish() -> None:
         nonlocal header
-        if "msgid" in entry and not fuzzy:
+        if entry.get("msgid") == "" and "msgctxt" not in entry:
+            header = entry.get("msgstr", "")  # (read even when marked fuzzy, as msgfmt does)
+        elif "msgid" in entry and not fuzzy:
             msgid = entry["msgid"]
             if "msgctxt" in entry:
                 msgid = f"{entry['msgctxt']}\x04{msgid}"
-            if msgid == "":
-                header = entry.get("msgstr", "")
-            elif "msgid_plural" in entry:
+            if "msgid_plural" in entry:
                 forms = sorted((k for k in entry if k.startswith("msgstr[")), key=len)
                 if any(entry[k] for k in forms):
                     for k in forms:
@@ -150,7 +164,7 @@ def _read_po(path: Path) -> gettext.GNUTranslations:
             or rest[-1] != '"'
         ):
             raise ValueError(f"{path}:{number}: not a line of a .po file: {raw!r}")
-        text = _PO_ESCAPE.sub(lambda m: _PO_ESCAPES.get(m.group(1), m.group(0)), rest[1:-1])
+        text = _PO_ESCAPE.sub(_unescape, rest[1:-1])
         entry[word] = entry.get(word, "") + text if line.startswith('"') else text
         key = word
     finish()
@@ -205,7 +219,9 @@ class Labels:
         return text % {"num": self.number(n), **values}
 
     def number(self, n: int) -> str:
-        if 0 <= n < 1000:  # in Latin digits (Babel's default) every locale writes these so
+        # In Latin digits (Babel's default) every locale but Toki Pona, which groups by two
+        # digits, writes 0-999 as Python does (a test checks every locale Babel has).
+        if 0 <= n < 1000 and primary(self.lang) not in _GROUPS_BY_TWO:
             return str(n)
         from babel.numbers import format_decimal
 
@@ -240,17 +256,8 @@ def remember_dates(memo: dict[tuple[str, str], str]) -> None:
 
 
 def babel_stamp() -> str:
-    """Which Babel installation formats dates: its package's size and mtime."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("babel")
-    if spec is None or not spec.origin:
-        return ""
-    try:
-        st = Path(spec.origin).stat()
-    except OSError:
-        return ""
-    return f"{spec.origin}:{st.st_size}:{st.st_mtime_ns}"
+    """Which Babel installation formats dates: its package's file's place, size and mtime."""
+    return "|".join(code_stamps("babel"))
 
 
 @lru_cache(maxsize=32)

@@ -7,12 +7,10 @@ send_at``. It is named after the ISO week of its send date, e.g. ``2026-W48``.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import re
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -218,22 +216,11 @@ def _summarizer(cfg: Config, cache: Cache | None) -> Callable[[Article], Summary
 @functools.cache
 def _summary_code() -> str:
     """What a summary depends on besides the article and the settings: the code that
-    makes it (digest's version; the size and mtime of digest's modules and syntok's)."""
-    import importlib.util
-
+    makes it (digest's version and modules, syntok's and markdown-it's files)."""
     from . import __version__
+    from .files import code_stamps
 
-    here = Path(__file__).parent
-    paths = sorted([*here.glob("*.py"), *here.glob("content/*.py")])
-    spec = importlib.util.find_spec("syntok")
-    if spec is not None and spec.origin:
-        paths += sorted(Path(spec.origin).parent.glob("*.py"))
-    parts = [__version__]
-    for path in paths:
-        with contextlib.suppress(OSError):
-            st = path.stat()
-            parts.append(f"{path.name}:{st.st_size}:{st.st_mtime_ns}")
-    return "|".join(parts)
+    return "|".join([__version__, *code_stamps("digest", "syntok", "markdown_it")])
 
 
 def build_issue(

@@ -28,7 +28,9 @@ class _Value:
     ``__repr__`` and frozen ``__setattr__``/``__delattr__`` are these shared ones, not
     generated and exec'd per class (~1 ms a class at every start; issue 14). They behave
     as the generated ones: equal by type and field values, hashed by them, shown as
-    ``Name(field=value, ...)``; a field is set once, by ``__init__``."""
+    ``Name(field=value, ...)``; a field is set once, by ``__init__``, and nothing else is
+    set. (A subclass is declared without ``@dataclass``: a frozen one cannot derive from
+    this non-frozen dataclass.)"""
 
     __dataclass_fields__: ClassVar[dict[str, Any]]
     _compared: ClassVar[tuple[str, ...]] = ()
@@ -42,7 +44,7 @@ class _Value:
         cls._shown = tuple(f.name for f in found if f.repr)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in self.__dict__:
+        if name in self.__dict__ or name not in self.__dataclass_fields__:
             raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
         object.__setattr__(self, name, value)
 

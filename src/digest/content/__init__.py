@@ -202,11 +202,11 @@ def load(
     urls: list[tuple[str, str]] = []  # (path, url) of every article parsed or cached
     for head in todo:
         st = stamps.get(head.path)
-        earlier = cache.parsed(head.path, st) if cache is not None and st else None
+        earlier = cache.parsed(head.path, st, head.rel) if cache is not None and st else None
         wanted = id(head) in keep
         # The last issue's articles are kept whole: unchanged, they are not parsed again.
         kept_whole = (
-            cache.article(head.path, st)
+            cache.article(head.path, st, head.rel)
             if cache is not None and wanted and earlier is not None and st
             else None
         )
@@ -237,9 +237,9 @@ def load(
                 found.append(art)
         if cache is not None and st and ctx.resolved == resolved:  # else: depends on others
             url = art.url if art is not None else None
-            cache.put_parsed(head.path, st, Parsed(tuple(head.problems[seen:]), url))
+            cache.put_parsed(head.path, st, head.rel, Parsed(tuple(head.problems[seen:]), url))
             if wanted and art is not None and span is not None:  # an issue's: a few
-                cache.put_article(head.path, st, art)
+                cache.put_article(head.path, st, head.rel, art)
     if span is None:
         problems += _same_urls(urls)
     found.sort(key=lambda a: (-a.date.timestamp(), str(a.path)))
@@ -476,6 +476,11 @@ class _Shown:
             return path
 
 
+# Folders opened by descriptor where the platform can (not Windows): the path-based
+# stat of each file is a quarter dearer.
+_WALK_BY_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
+
+
 def _walk(
     folder: str,
     suffixes: tuple[str, ...] = SUFFIXES,
@@ -505,17 +510,23 @@ def _walk(
     seen: set[tuple[int, int]] = set()
     while stack:
         here, rel = stack.pop()
+        fd = -1
         try:
-            fd = os.open(here, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            if _WALK_BY_FD:
+                fd = os.open(here, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                st = os.fstat(fd)
+            else:
+                st = os.stat(here)
         except OSError:
             continue
         try:
-            st = os.fstat(fd)
             if (st.st_dev, st.st_ino) in seen:
                 continue
             seen.add((st.st_dev, st.st_ino))
             prefix = here if here.endswith(os.sep) else here + os.sep
-            entries = list(os.scandir(fd))  # (an entry's .path is then its name alone)
+            # By its descriptor, an entry's .path is its name alone, and its stat() is
+            # an fstatat() relative to the folder.
+            entries = list(os.scandir(fd if fd >= 0 else here))
             for e in entries:
                 name = e.name
                 if name.startswith("."):
@@ -541,14 +552,16 @@ def _walk(
                         and e.is_file()
                     ):
                         if stats is not None:
-                            stats[path] = stamp(os.stat(path) if link else e.stat())
+                            with contextlib.suppress(OSError):  # the scan says why
+                                stats[path] = stamp(os.stat(path) if link else e.stat())
                         found.append((path, rel + name))
                 except OSError:
                     continue
         except OSError:
             continue
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
     found.sort(key=lambda f: f[1])
     return found, skipped
 

@@ -39,7 +39,7 @@ from .. import i18n
 from ..model import Article, Problem, Summary
 from .frontmatter import Head
 
-FORMAT = 3
+FORMAT = 4
 # A file changed twice within this many seconds of being cached could keep its size and
 # mtime (coarse file system clocks): such fresh files are not cached.
 RACY_SECONDS = 2.0
@@ -71,19 +71,15 @@ def stamp(st: os.stat_result) -> tuple[int, int, int, int]:
 
 
 def code_version() -> str:
-    """digest's version and the size and mtime of the modules that read content: an
-    edited checkout invalidates the cache like a new release does."""
-    from .. import __version__, config, model
+    """digest's version, its modules' and the reading libraries' files (size and mtime):
+    an edited checkout or an upgrade of markdown-it, nh3 or PyYAML invalidates the cache
+    like a new release does (the last issue's articles are kept whole)."""
+    from .. import __version__
+    from ..files import code_stamps
 
-    here = Path(__file__).parent
-    parts = [__version__, str(FORMAT)]
-    for f in sorted([*here.glob("*.py"), Path(config.__file__), Path(model.__file__)]):
-        try:
-            st = f.stat()
-        except OSError:
-            continue
-        parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
-    return "|".join(parts)
+    return "|".join(
+        [__version__, str(FORMAT), *code_stamps("digest", "markdown_it", "nh3", "yaml")]
+    )
 
 
 class Cache:
@@ -94,12 +90,12 @@ class Cache:
         self.persist = persist and path is not None
         self.fingerprint = ""
         self.entries: dict[str, tuple[tuple[int, int, int, int], Light, Parsed | None]] = {}
-        # The last issue's articles, whole (path -> (stat, article)), and summaries by key.
-        self.articles: dict[str, tuple[tuple[int, int, int, int], Article]] = {}
+        # The last issue's articles, whole ((path, name) -> (stat, article)), summaries by key.
+        self.articles: dict[tuple[str, str], tuple[tuple[int, int, int, int], Article]] = {}
         self.summaries: dict[str, Summary] = {}
         self.dates: dict[tuple[str, str], str] = {}  # i18n.remember_dates's memo
         self._dates_read = 0
-        self._used_articles: set[str] = set()
+        self._used_articles: set[tuple[str, str]] = set()
         self._used_summaries: set[str] = set()
         self.dirty = False
         self.hits = self.misses = 0
@@ -174,9 +170,12 @@ class Cache:
         self.hits += 1
         return entry[1]
 
-    def parsed(self, path: str, st: tuple[int, int, int, int]) -> Parsed | None:
+    def parsed(self, path: str, st: tuple[int, int, int, int], rel: str) -> Parsed | None:
+        """What the full parse of an unchanged file found, read under the same name (a
+        file linked under two names has one path, two names and two URLs)."""
         entry = self.entries.get(path)
-        return entry[2] if entry is not None and entry[0] == st else None
+        ok = entry is not None and entry[0] == st and entry[1].rel == rel
+        return entry[2] if entry is not None and ok else None
 
     def put_head(self, head: Head | Light, st: tuple[int, int, int, int]) -> None:
         if time.time() - st[1] / 1e9 < RACY_SECONDS:
@@ -184,25 +183,30 @@ class Cache:
         self.entries[head.path] = (st, light(head), None)
         self.dirty = True
 
-    def put_parsed(self, path: str, st: tuple[int, int, int, int], parsed: Parsed) -> None:
+    def put_parsed(
+        self, path: str, st: tuple[int, int, int, int], rel: str, parsed: Parsed
+    ) -> None:
         entry = self.entries.get(path)
-        if entry is not None and entry[0] == st and entry[2] is None:
+        if entry is not None and entry[0] == st and entry[1].rel == rel and entry[2] is None:
             self.entries[path] = (st, entry[1], parsed)
             self.dirty = True
 
-    def article(self, path: str, st: tuple[int, int, int, int]) -> Article | None:
-        """The whole article of an unchanged file parsed in full before (the last issue's)."""
-        entry = self.articles.get(path)
+    def article(self, path: str, st: tuple[int, int, int, int], rel: str) -> Article | None:
+        """The whole article of an unchanged file parsed in full before (the last issue's),
+        by its path and name: a post linked under two names is two articles."""
+        entry = self.articles.get((path, rel))
         if entry is None or entry[0] != st:
             return None
-        self._used_articles.add(path)
+        self._used_articles.add((path, rel))
         return entry[1]
 
-    def put_article(self, path: str, st: tuple[int, int, int, int], article: Article) -> None:
+    def put_article(
+        self, path: str, st: tuple[int, int, int, int], rel: str, article: Article
+    ) -> None:
         entry = self.entries.get(path)
         if entry is not None and entry[0] == st:  # (not a racy file: see put_head)
-            self.articles[path] = (st, article)
-            self._used_articles.add(path)
+            self.articles[(path, rel)] = (st, article)
+            self._used_articles.add((path, rel))
             self.dirty = True
 
     def summary(self, key: str) -> Summary | None:
