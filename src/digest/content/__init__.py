@@ -551,10 +551,9 @@ def _walk(
                         and not name.startswith("_index.")
                         and e.is_file()
                     ):
-                        if stats is not None:
-                            with contextlib.suppress(OSError):  # the scan says why
-                                stats[path] = stamp(os.stat(path) if link else e.stat())
                         found.append((path, rel + name))
+                        if stats is not None:
+                            stats[path] = stamp(os.stat(path) if link else e.stat())
                 except OSError:
                     continue
         except OSError:
