@@ -912,3 +912,22 @@ def test_an_item_that_introduces_a_sub_list_and_a_stray_link_paragraph() -> None
     assert summarize(article(body)).text == (
         "We are opening a jobs board. It lists two kinds of roles."
     )
+
+
+def test_the_summarizers_patterns_compile_when_first_used() -> None:
+    # Issue 14: importing the summarizer compiles none of its ~30 patterns (~8 ms); a
+    # build whose summaries are all kept never needs them.
+    import subprocess
+    import sys
+
+    code = (
+        "import digest.summarize as s, digest.content.templatecode as t\n"
+        "from digest.text import LazyRegex\n"
+        "lazy = [v for m in (s, t) for v in vars(m).values() if isinstance(v, LazyRegex)]\n"
+        "print(len(lazy), sum(v._rx is not None for v in lazy))\n"
+        "print(s._NUMBER_END.pattern == s._NUMBER_END.rx.pattern, "
+        "bool(s._LABEL_COLON.fullmatch('Note: x')) is False)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    count, compiled, *rest = out.stdout.split()
+    assert int(count) >= 50 and compiled == "0" and rest == ["True", "True"], out.stdout

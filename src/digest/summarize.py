@@ -75,11 +75,11 @@ ELLIPSIS = "…"
 LOOKAHEAD = 20  # words of text read and split into sentences per word of the budget
 CHARS_PER_WORD = 12  # a text cut to a budget of N words is at most 12 N characters long
 MAX_UNIT = 40  # characters in one word at most: a longer one would overflow a phone's line
-_MORE = re.compile(r"<!--\s*(?:more|PELICAN_END_SUMMARY)\s*-->", re.I)
-_TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.S)
-_CJK_END = re.compile(r"[。！？]+[」』”’）)]*")
+_MORE = LazyRegex(r"<!--\s*(?:more|PELICAN_END_SUMMARY)\s*-->", re.I)
+_TAG = LazyRegex(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.S)
+_CJK_END = LazyRegex(r"[。！？]+[」』”’）)]*")
 _UNIT = LazyRegex(rf"[{CJK_CLASS}]|[^\s{CJK_CLASS}]+")  # a CJK character or a word
-_ORDINAL_END = re.compile(r"(?:^|\s)\d{1,2}\.$")
+_ORDINAL_END = LazyRegex(r"(?:^|\s)\d{1,2}\.$")
 _TRAILING = " \t,;:—–-([{\"'“‘«"
 _LEAD_SEPARATORS = (":", "：", "—", "–", "-", ".")
 
@@ -239,40 +239,40 @@ _CODE_TAGS = LazyRegex(
     r"\{%-?\s*(highlight|comment)\b.{0,20000}?\{%-?\s*end(?:highlight|comment)\s*-?%\}", re.S
 )
 # Pelican's intra-site link placeholders: the target is the site's business, not ours.
-_PLACEHOLDER_LINK = re.compile(r"\]\(\{(?:filename|static|attach|author|category|tag)\}[^)\n]*\)")
-_PLACEHOLDER = re.compile(r"\{(?:filename|static|attach|author|category|tag)\}")
-_EMPTY_CODE = re.compile(r"(?<!`)` ?`(?!`)")
-_TEMPLATE_LEFT = re.compile(r"\{\{<?|>?\}\}|\{%|%\}")
+_PLACEHOLDER_LINK = LazyRegex(r"\]\(\{(?:filename|static|attach|author|category|tag)\}[^)\n]*\)")
+_PLACEHOLDER = LazyRegex(r"\{(?:filename|static|attach|author|category|tag)\}")
+_EMPTY_CODE = LazyRegex(r"(?<!`)` ?`(?!`)")
+_TEMPLATE_LEFT = LazyRegex(r"\{\{<?|>?\}\}|\{%|%\}")
 # URLs and site paths written out as text ("/blog/x/y"); a cut one would be worse.
 _URL = r"(?:(?:https?|ftp)://|www\.)[^\s<>\"]*[^\s<>\".,;:!?]|(?<![\w/.])/[\w.~-]+/[\w./~#%?=&-]+"
 # "Installer: https://…", "Release notes can be found here: https://…": the label means
 # nothing without its link, so the clause goes with it.
-_LABELLED_URL = re.compile(rf"(?:^|(?<=[.!?]\s))[^.!?:]{{0,80}}:\s*<?(?:{_URL})>?[.,;]?")
+_LABELLED_URL = LazyRegex(rf"(?:^|(?<=[.!?]\s))[^.!?:]{{0,80}}:\s*<?(?:{_URL})>?[.,;]?")
 # "See https://… for more information.": with the link gone, the sentence says nothing.
-_SEE_URL = re.compile(
+_SEE_URL = LazyRegex(
     rf"(?:^|(?<=[.!?]\s))(?:see|visit|check out|read)\s+<?(?:{_URL})>?"
     r"(?:\s+(?:for|to)\b[^.!?]{0,80})?(?:[.!?]|$)",
     re.I,
 )
-_DANGLING = re.compile(
+_DANGLING = LazyRegex(
     r"(?:^|(?<=[.!?]\s))[^.!?]{0,60}\b(?:is|are|at|from|via|here)\s*[.!?:]\s*(?=[A-Z]|$)"
 )
-_LEAD_URL = re.compile(rf"(?:\s(?:at|from|via|visit|see|on|here)\b)?\s*<?(?:{_URL})>?", re.I)
+_LEAD_URL = LazyRegex(rf"(?:\s(?:at|from|via|visit|see|on|here)\b)?\s*<?(?:{_URL})>?", re.I)
 # "Release notes can be found here.", "Click here.": a pointer whose link is gone.
-_POINTER = re.compile(
+_POINTER = LazyRegex(
     r"(?:^|(?<=[.!?]\s))(?:[^.!?]{0,60}\bcan be (?:found|read|seen) (?:here|on \w+|below)|"
     r"(?:click|see|read more|more) here)[.!]?(?=\s|$)",
     re.I,
 )
-_FOOTNOTE_REF = re.compile(r"\[\^[^\]\s]{1,40}\]")
-_REF_LINK = re.compile(r"\[([^\[\]]{1,200})\]\[[^\[\]]{0,200}\]")  # unresolved [text][ref]
-_EMPTY_BRACKETS = re.compile(r"\(\s*[,;:]?\s*\)|\[\s*\]|<\s*>")
-_SPACE_BEFORE = re.compile(r"\s+([.,;:!?)\]])")
-_STRANDED_COMMA = re.compile(r"[,;:]+([.!?])")
-_SENTENCE_END = re.compile(r"[.!?。！？…][\"'”’»)\]」』）]*$")
+_FOOTNOTE_REF = LazyRegex(r"\[\^[^\]\s]{1,40}\]")
+_REF_LINK = LazyRegex(r"\[([^\[\]]{1,200})\]\[[^\[\]]{0,200}\]")  # unresolved [text][ref]
+_EMPTY_BRACKETS = LazyRegex(r"\(\s*[,;:]?\s*\)|\[\s*\]|<\s*>")
+_SPACE_BEFORE = LazyRegex(r"\s+([.,;:!?)\]])")
+_STRANDED_COMMA = LazyRegex(r"[,;:]+([.!?])")
+_SENTENCE_END = LazyRegex(r"[.!?。！？…][\"'”’»)\]」』）]*$")
 STUB_WORDS = 10  # a front-matter summary under this many words is a stub, not a summary
 # A lede that only announces: says that something was released, not what is in it.
-ANNOUNCE = re.compile(
+ANNOUNCE = LazyRegex(
     r"(?:has|have) (?:just )?been (?:released|published|tagged)|(?:happy|pleased|thrilled|"
     r"excited|proud|glad) to (?:announce|share|release|present)|(?:announc\w+|published|"
     r"released) (?:a |the )?(?:new|another) (?:version|point release|release|major)|"
@@ -286,7 +286,7 @@ ANNOUNCE = re.compile(
 _INFORMED = 20  # words outside announcing sentences that make a lede say something
 _SECTIONS = 3  # section headings that, before any list or paragraph, are the highlights
 # Paragraphs that tell the reader what to do, not what the post is about.
-_INSTRUCTION = re.compile(
+_INSTRUCTION = LazyRegex(
     r"(?:.*\b(?:we(?:'d| would) love (?:your|to hear)|let us know)\b|"
     r"if you(?:'d| would)? (?:have|don't have|do not have|like|want|are)\b|"
     r"to (?:install|update|upgrade|get|try)\b|you can (?:get|install|download|update|upgrade|"
@@ -294,12 +294,12 @@ _INSTRUCTION = re.compile(
     re.I,
 )
 # "Hello again from the team!": a greeting before the lede's first sentence.
-_GREETING = re.compile(r"(?:hello|hi|hey|greetings|dear)\b[^.!?]{0,60}[.!?]$", re.I)
+_GREETING = LazyRegex(r"(?:hello|hi|hey|greetings|dear)\b[^.!?]{0,60}[.!?]$", re.I)
 # "Rustup is the recommended tool to …": what the product is, said in every release post.
-_DEFINITION = re.compile(r"[\w.-]+(?: [\w.-]+)? (?:is|are) (?:a|an|the)\b", re.I)
+_DEFINITION = LazyRegex(r"[\w.-]+(?: [\w.-]+)? (?:is|are) (?:a|an|the)\b", re.I)
 _SHORT = 12  # a lede shorter than this takes the next section's opening too
 # Section headings that say nothing about a post's content.
-_GENERIC_HEADING = re.compile(
+_GENERIC_HEADING = LazyRegex(
     r"^(?:(?:other )?notable changes|highlights?|(?:semver-\w+ )?commits?|contributors?\b.*|"
     r"stabilized apis|(?:stabilized|stable) apis? .*|compatibility notes|platform support|"
     r"changelog|full changelog|changes|other changes|what'?s (?:in|new|changed)\b.*|"
@@ -311,25 +311,25 @@ _GENERIC_HEADING = re.compile(
 )
 # "… (Jane Doe) #7157 [0a1b2c3d4e] – High" after a change: who, which pull request or
 # commit and (for a vulnerability) its severity, not what.
-_AUTHOR_TAIL = re.compile(
+_AUTHOR_TAIL = LazyRegex(
     r"(?:\s*(?:\([^()]{1,60}\)|[\w/.-]*#\d+|\[[0-9a-f]{7,40}\]|"
     r"[–—-]\s*(?:critical|high|medium|moderate|low)\b))+\s*\.?$",
     re.I,
 )
 # "[47df4328d7] - " before a change: the commit, not the change.
-_COMMIT_HEAD = re.compile(r"^\[?[0-9a-f]{7,40}\]?\s*[-–—:]\s*")
+_COMMIT_HEAD = LazyRegex(r"^\[?[0-9a-f]{7,40}\]?\s*[-–—:]\s*")
 # A release's header line, all its first paragraph says: "2026.04.10, Version 2.1.0
 # (Stable)", "Planner v3.2.1 (Current), @someone". It names the release, not what is in it.
-_RELEASE_HEADER = re.compile(
+_RELEASE_HEADER = LazyRegex(
     r"^\W*(?:\d{4}[-./]\d{1,2}[-./]\d{1,2},?\s*)?(?:[\w.]+\s+){0,2}(?:version\s*|v)"
     r"\d+(?:\.\d+)+,?\s*(?:'\w+'\s*)?(?:\([^()]{0,30}\))?(?:,?\s*(?:prepared by\s*)?@[\w-]+)*\W*$",
     re.I,
 )
-_LABEL_COLON = re.compile(r"^([^:]{1,40}):\s+(?=\S)")
+_LABEL_COLON = LazyRegex(r"^([^:]{1,40}):\s+(?=\S)")
 _LIST_LABEL_WORDS = 12  # an item longer than this shows as its lead-in, or not at all
-_CLAUSE_END = re.compile(r"[,;]\s|\s[-–—]\s|\s\(")
+_CLAUSE_END = LazyRegex(r"[,;]\s|\s[-–—]\s|\s\(")
 # A clause that opens like this ("When the option is passed, …") says nothing alone.
-_SUBORDINATE = re.compile(
+_SUBORDINATE = LazyRegex(
     r"(?:when|if|while|since|because|although|though|as|after|before|unless|for|with|in)\b",
     re.I,
 )
@@ -427,7 +427,7 @@ def _words(text: str) -> set[str]:
 
 
 _STANDFIRST_WORDS = 3  # a description shorter than this is a label, not a standfirst
-_PLACEHOLDER_TEXT = re.compile(
+_PLACEHOLDER_TEXT = LazyRegex(
     r"^\W*(?:todo|tbd|tba|fixme|xxx|draft|summary|description|excerpt|lorem ipsum\b.*|"
     r"n/?a|none|null|test)\W*$",
     re.I,
@@ -845,7 +845,7 @@ def sentences(text: str) -> list[tuple[int, int]]:
 
 # "… version of Rust, 1.89.0. Rust is …", "Released 1.2.3! Next …": syntok keeps a number
 # and its full stop as one token and reads on; a capital after it starts a new sentence.
-_NUMBER_END = re.compile(r"(?<=\d)[.!?][\"'”’)]*\s+(?=[\"'“‘(]?[A-Z\u00c0-\u024f])")
+_NUMBER_END = LazyRegex(r"(?<=\d)[.!?][\"'”’)]*\s+(?=[\"'“‘(]?[A-Z\u00c0-\u024f])")
 
 
 def _split_after_numbers(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -47,11 +48,20 @@ class LazyRegex:
     def findall(self, text: str) -> list[Any]:
         return self.rx.findall(text)
 
-    def finditer(self, text: str) -> Iterator[re.Match[str]]:
-        return self.rx.finditer(text)
+    def finditer(
+        self, text: str, pos: int = 0, endpos: int = sys.maxsize
+    ) -> Iterator[re.Match[str]]:
+        return self.rx.finditer(text, pos, endpos)
 
-    def sub(self, repl: str, text: str) -> str:
-        return self.rx.sub(repl, text)
+    def sub(self, repl: Any, text: str, count: int = 0) -> str:
+        return self.rx.sub(repl, text, count)
+
+    @property
+    def pattern(self) -> str:
+        return self._args[0]
+
+    def __getattr__(self, name: str) -> Any:  # fullmatch, split, subn, flags...
+        return getattr(self.rx, name)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

@@ -19,52 +19,54 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from ..text import LazyRegex
+
 # resolve(kind, target) -> the target's URL or None; kind: "file" (a path) or "post"
 # (a Jekyll post name without extension).
 Resolver = Callable[[str, str], str | None]
 
-_FENCE = re.compile(r"^([ \t]{0,3})(`{3,}|~{3,})[^\n]*\n.*?^\1?\2[ \t]*$\n?", re.M | re.S)
-_FOOTNOTE_DEF = re.compile(r"^\[\^[^\]\n]+\]:[^\n]*(?:\n(?:[ \t]{2,}|\t)[^\n]*)*\n?", re.M)
-_FOOTNOTE_REF = re.compile(r"\[\^[^\]\s]+\]")
-_IAL_LINE = re.compile(r"^[ \t]*\{:[^}\n]*\}[ \t]*\n?", re.M)
-_IAL_INLINE = re.compile(r"\{:[^}\n]*\}")
-_EMPTY_LINK = re.compile(r"(!?)\[([^\]]*)\]\(\s*\)")
+_FENCE = LazyRegex(r"^([ \t]{0,3})(`{3,}|~{3,})[^\n]*\n.*?^\1?\2[ \t]*$\n?", re.M | re.S)
+_FOOTNOTE_DEF = LazyRegex(r"^\[\^[^\]\n]+\]:[^\n]*(?:\n(?:[ \t]{2,}|\t)[^\n]*)*\n?", re.M)
+_FOOTNOTE_REF = LazyRegex(r"\[\^[^\]\s]+\]")
+_IAL_LINE = LazyRegex(r"^[ \t]*\{:[^}\n]*\}[ \t]*\n?", re.M)
+_IAL_INLINE = LazyRegex(r"\{:[^}\n]*\}")
+_EMPTY_LINK = LazyRegex(r"(!?)\[([^\]]*)\]\(\s*\)")
 
 # Liquid (Jekyll)
-_RAW = re.compile(r"\{%-?\s*raw\s*-?%\}(.*?)\{%-?\s*endraw\s*-?%\}", re.S)
-_COMMENT = re.compile(r"\{%-?\s*comment\s*-?%\}.*?\{%-?\s*endcomment\s*-?%\}", re.S)
-_HIGHLIGHT = re.compile(
+_RAW = LazyRegex(r"\{%-?\s*raw\s*-?%\}(.*?)\{%-?\s*endraw\s*-?%\}", re.S)
+_COMMENT = LazyRegex(r"\{%-?\s*comment\s*-?%\}.*?\{%-?\s*endcomment\s*-?%\}", re.S)
+_HIGHLIGHT = LazyRegex(
     r"\{%-?\s*highlight\s+([\w+#-]+)[^%]*%\}\n?(.*?)\{%-?\s*endhighlight\s*-?%\}", re.S
 )
-_LINK = re.compile(r"\{%-?\s*link\s+([^%\s]+)\s*-?%\}")
-_POST_URL = re.compile(r"\{%-?\s*post_url\s+([^%\s]+)\s*-?%\}")
-_LIQUID_TAG = re.compile(r"\{%.*?%\}", re.S)
-_LIQUID_OUT = re.compile(r"\{\{.*?\}\}", re.S)
+_LINK = LazyRegex(r"\{%-?\s*link\s+([^%\s]+)\s*-?%\}")
+_POST_URL = LazyRegex(r"\{%-?\s*post_url\s+([^%\s]+)\s*-?%\}")
+_LIQUID_TAG = LazyRegex(r"\{%.*?%\}", re.S)
+_LIQUID_OUT = LazyRegex(r"\{\{.*?\}\}", re.S)
 
 # Hugo
-_HUGO_ESCAPED = re.compile(r"\{\{([<%])/\*(.*?)\*/([>%])\}\}", re.S)
-_HUGO_REF = re.compile(r"\{\{[<%]\s*(?:rel)?ref\s+\"?([^\"\s>%]+)\"?\s*[>%]\}\}")
-_HUGO_SHORTCODE = re.compile(r"\{\{[<%].*?[>%]\}\}", re.S)
+_HUGO_ESCAPED = LazyRegex(r"\{\{([<%])/\*(.*?)\*/([>%])\}\}", re.S)
+_HUGO_REF = LazyRegex(r"\{\{[<%]\s*(?:rel)?ref\s+\"?([^\"\s>%]+)\"?\s*[>%]\}\}")
+_HUGO_SHORTCODE = LazyRegex(r"\{\{[<%].*?[>%]\}\}", re.S)
 
 # Tera (Zola)
-_TERA_ESCAPED = re.compile(r"\{\{/\*(.*?)\*/\}\}|\{%/\*(.*?)\*/%\}", re.S)
-_TERA_CALL = re.compile(r"\{\{\s*[A-Za-z_]\w*\s*\(.*?\)\s*\}\}", re.S)
-_TERA_BLOCK = re.compile(r"\{%\s*(?:[A-Za-z_]\w*\s*\(.*?\)|end)\s*%\}", re.S)
-_AT_LINK = re.compile(r"\]\(@/([^)\s#]+)(#[^)\s]*)?\)")
+_TERA_ESCAPED = LazyRegex(r"\{\{/\*(.*?)\*/\}\}|\{%/\*(.*?)\*/%\}", re.S)
+_TERA_CALL = LazyRegex(r"\{\{\s*[A-Za-z_]\w*\s*\(.*?\)\s*\}\}", re.S)
+_TERA_BLOCK = LazyRegex(r"\{%\s*(?:[A-Za-z_]\w*\s*\(.*?\)|end)\s*%\}", re.S)
+_AT_LINK = LazyRegex(r"\]\(@/([^)\s#]+)(#[^)\s]*)?\)")
 
 # Pelican
-_PELICAN_LINK = re.compile(
+_PELICAN_LINK = LazyRegex(
     r"(?:\{(filename|static|attach)\}|\|(filename|static|attach)\|)([^)\s\"']+)"
 )
 
 # Go text/template (the Go blog's "template: true" pages)
-_GO_RAW = re.compile(r"\{\{-?\s*raw\s+`(.*?)`\s*-?\}\}", re.S)
-_GO_ACTION = re.compile(r"\{\{.*?\}\}", re.S)
+_GO_RAW = LazyRegex(r"\{\{-?\s*raw\s+`(.*?)`\s*-?\}\}", re.S)
+_GO_ACTION = LazyRegex(r"\{\{.*?\}\}", re.S)
 
 # MDX
-_MDX_LINE = re.compile(r"^(?:import|export)\s[^\n]*\n?", re.M)
-_JSX_COMMENT = re.compile(r"\{/\*.*?\*/\}", re.S)
-_JSX_TAG = re.compile(r"</?[A-Z][\w.]*(?:\s(?:[^<>{}]|\{[^{}]*\})*)?/?>")
+_MDX_LINE = LazyRegex(r"^(?:import|export)\s[^\n]*\n?", re.M)
+_JSX_COMMENT = LazyRegex(r"\{/\*.*?\*/\}", re.S)
+_JSX_TAG = LazyRegex(r"</?[A-Z][\w.]*(?:\s(?:[^<>{}]|\{[^{}]*\})*)?/?>")
 
 
 def _outside_fences(text: str, change: Callable[[str], str]) -> str:
