@@ -298,3 +298,30 @@ def test_the_cache_is_keyed_by_all_of_digests_code_and_the_reading_libraries() -
     stamp = code_version()
     for part in ("digest/text.py:", "digest/model.py:", "content/html.py:", "markdown_it", "nh3"):
         assert part in stamp, part
+
+
+def test_the_exclusion_shortcut_decides_as_the_patterns_do() -> None:
+    # content.exclude is checked by name and by path; the shortcut (a pattern that
+    # starts with a plain character) must never change which files are left out.
+    import fnmatch
+
+    names = [
+        "README.md", "readme.md", "docs/README.md", "posts/2026-11-20-post.md", "404.md",
+        "_index.md", "sec/_index.md", "LICENSE", "CHANGELOG.md", "drafts/x.md",
+        "Readme.md", "a/SECURITY.md", "SECURITYx/post.md", "posts/README/x.md",
+    ]  # fmt: skip
+    for patterns in [
+        config.Content().exclude,
+        ("drafts/*",),
+        ("*.draft.md", "README*"),
+        ("[Rr]eadme*",),
+        ("",),
+        (),
+    ]:
+        excluded = content._excluder(patterns)
+        for rel in names:
+            name = rel.rsplit("/", 1)[-1]
+            expected = any(
+                fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(rel, p) for p in patterns
+            )
+            assert excluded(rel) == expected, (patterns, rel)

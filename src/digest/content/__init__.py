@@ -130,6 +130,7 @@ def load(
     # soon as they are scanned (issue 14), and the few parsed are scanned again.
     full = window is None
     scanned: list[Head | Light]
+    every_hit = False
     with gc_paused():  # the scan only allocates; collecting 10k live heads costs ~10%
         if cache is None:
             scanned = [_scan(path, rel, tz, ctx, max_bytes) for path, rel in kept]
@@ -152,8 +153,10 @@ def load(
                     _scan_cached(cache, stamps, path, rel, tz, ctx, max_bytes, known, full)
                 )
             cache.hits += hits
+            every_hit = hits == len(stamps) == len(cache.entries)
         if cache is not None:
-            cache.keep_only(set(stamps))
+            if not every_hit:  # (every file found in the cache and no more: none gone)
+                cache.keep_only(set(stamps))
             if cache.is_pinned:
                 cache.walked[walk_key] = (files, skipped, kept, stamps)
     upcoming: list[dt.datetime] = []
@@ -424,9 +427,17 @@ def _excluder(patterns: tuple[str, ...]) -> Callable[[str], bool]:
     or its path. Made once per walk: the patterns' lookup per file was ~5% of a cached
     build at 10,000 files (issue 14)."""
     match = _exclusion(patterns)
+    # A pattern that starts with a plain character can only match a name or a path
+    # that starts with it (fnmatch is case-sensitive here): most files skip the regex.
+    firsts = {p[0] for p in patterns if p}
+    if not patterns or firsts & set("*?[\\"):
+        firsts = set()
 
     def excluded(rel: str) -> bool:
-        return match(rel.rsplit("/", 1)[-1]) is not None or match(rel) is not None
+        name = rel.rsplit("/", 1)[-1]
+        if firsts and name[:1] not in firsts and rel[:1] not in firsts:
+            return False
+        return match(name) is not None or match(rel) is not None
 
     return excluded
 
