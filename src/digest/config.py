@@ -5,8 +5,9 @@ Secrets are never in the file: the file names the environment variable that hold
 Relative paths are resolved against the config file's folder.
 
 How the settings are declared (issue 14: no pydantic, whose import and schema build cost
-~100 ms on every command). Each ``[section]`` is a frozen dataclass deriving from
-``_Section``; a key is a field with a type and a default. ``_build`` walks the fields,
+~100 ms on every command). Each ``[section]`` is a class deriving from ``_Section``,
+which makes it a frozen dataclass (keyword arguments only, no ``@dataclass``
+decorator); a key is a field with a type and a default. ``_build`` walks the fields,
 checks each value's type and constraints, and collects every problem with its dotted key.
 To add a section:
 
