@@ -238,6 +238,8 @@ class Labels:
 
         text = str(format_date(day, "long", locale=_locale(self.lang)))
         if memo is not None:
+            if len(memo) >= 4000:  # a long-running `serve`: start over, never grow for good
+                memo.clear()
             memo[key] = text
         return text
 
