@@ -21,7 +21,7 @@ SRC = ROOT / "src" / "digest"
 # Settings, the template factory and the state at the edges (ledger, subscriber list)
 # sit low: every stage is handed them; the stages then follow the data.
 LAYERS: list[set[str]] = [
-    {"text", "errors", "files"},
+    {"text", "errors", "files", "values"},
     {"model", "window"},  # window: the one model type the calendar needs (issue 14)
     {"i18n"},
     {"config", "templating", "ledger", "subscribers"},

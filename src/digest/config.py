@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
 from .text import ascii_url
+from .values import Frozen
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
@@ -71,21 +72,18 @@ def key(
     return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
 
 
-# A section is a plain class deriving from ``_Section``, which makes it a dataclass (its
-# fields, ``dataclasses.fields``/``replace``) with one shared keyword ``__init__``, frozen
-# ``__setattr__``/``__delattr__``, ``==``, ``hash`` and ``repr`` that behave as the
-# generated ones do. Python's dataclass execs each generated method's source: for ~28
-# classes that was most of importing this module on every command (issue 14).
-@typing.dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
-class _Section:
+# A section is a plain class deriving from ``_Section``: a ``values.Frozen`` dataclass
+# (its fields, ``dataclasses.fields``/``replace``, shared ``==``, ``hash`` and ``repr``)
+# with one shared keyword ``__init__``, so nothing is generated and exec'd per class: for
+# ~28 classes that was most of importing this module on every command (issue 14).
+class _Section(Frozen):
+    _dataclass_init = False
     # The keys the file gave (set by _build); a class-level default for sections made in code.
     _given: ClassVar[frozenset[str]] = frozenset()
     _init: ClassVar[tuple[tuple[str, Any, Any], ...]] = ()
-    __dataclass_fields__: ClassVar[dict[str, Any]]  # (each subclass's, for type checkers)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        dataclasses.dataclass(cls, init=False, eq=False, repr=False)
         # The shared __init__ sets the keys given or their defaults, nothing more.
         if hasattr(cls, "__post_init__") or not all(f.init for f in dataclasses.fields(cls)):
             raise TypeError(f"{cls.__name__}: a section has no __post_init__ or init=False key")
@@ -106,27 +104,6 @@ class _Section:
             object.__setattr__(self, name, value)
         if values:
             raise TypeError(f"{type(self).__name__}() got unexpected keys: {', '.join(values)}")
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        shown = (f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr)
-        return f"{self.__class__.__qualname__}({', '.join(shown)})"
 
     @property
     def model_fields_set(self) -> frozenset[str]:

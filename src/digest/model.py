@@ -8,67 +8,18 @@ Imports only ``text`` (strings -> strings), never a stage.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import re
-import reprlib
-import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import field
 from pathlib import Path
-from typing import Any, ClassVar
 
 from .text import html_data, restore_text
+from .values import Frozen
 from .window import Window as Window  # re-exported; apart so schedule --next needs no other type
 
 
-@typing.dataclass_transform(frozen_default=True, field_specifiers=(field,))
-class _Value:
-    """A frozen value: each subclass is a dataclass whose ``__eq__``, ``__hash__``,
-    ``__repr__`` and frozen ``__setattr__``/``__delattr__`` are these shared ones, not
-    generated and exec'd per class (~1 ms a class at every start; issue 14). They behave
-    as the generated ones: equal by type and field values, hashed by them, shown as
-    ``Name(field=value, ...)``; a field is set once, by ``__init__``, and nothing else is
-    set. (A subclass is declared without ``@dataclass``: a frozen one cannot derive from
-    this non-frozen dataclass.)"""
-
-    __dataclass_fields__: ClassVar[dict[str, Any]]
-    _compared: ClassVar[tuple[str, ...]] = ()
-    _shown: ClassVar[tuple[str, ...]] = ()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        dataclasses.dataclass(cls, eq=False, repr=False)
-        found = dataclasses.fields(cls)  # type: ignore[arg-type]
-        cls._compared = tuple(f.name for f in found if f.compare)
-        cls._shown = tuple(f.name for f in found if f.repr)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in self.__dict__ or name not in self.__dataclass_fields__:
-            raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
-        object.__setattr__(self, name, value)
-
-    def __delattr__(self, name: str) -> None:
-        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple([getattr(self, name) for name in self._compared])
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    @reprlib.recursive_repr()
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._shown)
-        return f"{self.__class__.__qualname__}({shown})"
-
-
-class Problem(_Value):
+class Problem(Frozen):
     """A bad file (or a warning about one), reported as ``path:line: message``."""
 
     path: Path
@@ -81,7 +32,7 @@ class Problem(_Value):
         return f"{where}: {self.message}"
 
 
-class Article(_Value):
+class Article(Frozen):
     path: Path  # the source file
     slug: str
     title: str  # plain text, single line (CR/LF folded to spaces)
@@ -106,7 +57,7 @@ class Article(_Value):
         return max(1, round(self.words / 230))
 
 
-class Collection(_Value):
+class Collection(Frozen):
     """What a content folder yielded: the articles in the window and what was left out."""
 
     articles: tuple[Article, ...]  # fully parsed, in the window (or all, with no window)
@@ -128,12 +79,12 @@ class Collection(_Value):
 Chooser = Callable[[Sequence[dt.datetime]], tuple[dt.datetime, dt.datetime]]
 
 
-class KeyPoint(_Value):
+class KeyPoint(Frozen):
     lead: str  # the bold lead-in, e.g. "Cost"
     text: str  # the rest of the bullet, plain text
 
 
-class Summary(_Value):
+class Summary(Frozen):
     text: str  # plain text, no markup or entities, never cut mid-word
     key_points: tuple[KeyPoint, ...] = ()
     # The front-matter description, plain text, when it is not the summary but adds
@@ -141,17 +92,17 @@ class Summary(_Value):
     standfirst: str = ""
 
 
-class Item(_Value):
+class Item(Frozen):
     article: Article
     summary: Summary
 
 
-class Group(_Value):
+class Group(Frozen):
     name: str  # "" when the issue is not grouped
     items: tuple[Item, ...]
 
 
-class Note(_Value):
+class Note(Frozen):
     """The editor's note of an issue: a Markdown file, as sanitized HTML and as text."""
 
     path: Path
@@ -159,7 +110,7 @@ class Note(_Value):
     paragraphs: tuple[str, ...]  # plain text; a list item starts with "- "
 
 
-class Issue(_Value):
+class Issue(Frozen):
     id: str
     number: int
     window: Window
@@ -205,7 +156,7 @@ def token(name: str) -> str:
     return f"__digest_{name}__"
 
 
-class RenderedEmail(_Value):
+class RenderedEmail(Frozen):
     issue_id: str
     subject: str
     preheader: str
@@ -250,7 +201,7 @@ class RenderedEmail(_Value):
         return _TOKEN.sub(html_sub, self.html), _TOKEN.sub(text_sub, text)
 
 
-class Recipient(_Value):
+class Recipient(Frozen):
     email: str  # a validated address (ASCII)
     name: str = ""
     first_name: str = ""  # default: the first word of name
