@@ -278,12 +278,8 @@ def dry_run(blog: Path, env: dict[str, str], recipients: int) -> tuple[float, in
     return r.wall, len(files), sum(f.stat().st_size for f in files)
 
 
-_FLOOR = r"""
-import logging, sys
-import mjml, premailer
-src = open(sys.argv[1], encoding="utf-8").read()
-html = mjml.mjml2html(src)
-out = premailer.Premailer(
+# premailer with digest's options (render._inline_css), the end of both floor scripts.
+_PREMAILER = r"""out = premailer.Premailer(
     base_url=None, disable_link_rewrites=True, allow_network=False, external_styles=None,
     keep_style_tags=False, strip_important=False, disable_validation=True,
     cssutils_logging_level=logging.CRITICAL, remove_classes=False,
@@ -292,22 +288,35 @@ out = premailer.Premailer(
 sys.stdout.write(str(len(out)))
 """
 
+_FLOOR = (
+    r"""
+import logging, sys
+import mjml, premailer
+src = open(sys.argv[1], encoding="utf-8").read()
+html = mjml.mjml2html(src)
+"""
+    + _PREMAILER
+)
 
-# The same, imported and run as digest does it (issue 14): requests and urllib.request
-# deferred while premailer and cssutils import (they only fetch over the network, which
-# digest never lets them do), and no cssutils validation of style attributes.
-_FLOOR_LEAN = r"""
+
+# The same, imported and run as digest does it (issue 14): requests, urllib.request and
+# importlib.metadata deferred while premailer and cssutils import (render._import_without:
+# they only fetch over the network, which digest never lets them do), and no cssutils
+# validation of style attributes.
+_FLOOR_LEAN = (
+    r"""
 import importlib, importlib.util, logging, sys, types
+render_deferred = ("requests", "urllib.request", "importlib.metadata")
 class Deferred(types.ModuleType):
     def __getattr__(self, attr):
         return getattr(importlib.import_module(self.__name__), attr)
-for name in ("requests", "urllib.request"):
+for name in render_deferred:
     stub = Deferred(name); stub.__spec__ = importlib.util.find_spec(name)
     sys.modules[name] = stub
     if "." in name:
         setattr(importlib.import_module(name.rpartition(".")[0]), name.rpartition(".")[2], stub)
 import mjml, premailer, cssutils
-for name in ("requests", "urllib.request"):
+for name in render_deferred:
     del sys.modules[name]
 parse = cssutils.parseStyle
 cssutils.parseStyle = lambda css, enc="utf-8", validate=None: parse(css, enc, validate=False)
@@ -316,14 +325,9 @@ head = re.compile(sys.argv[2])  # render._MJML_HEAD: MJML's reset block is not i
 src = open(sys.argv[1], encoding="utf-8").read()
 html = mjml.mjml2html(src, disable_comments=True, fonts={})
 html = head.sub(r'<style\1 data-premailer="ignore">\2', html)  # as render._inline_css
-out = premailer.Premailer(
-    base_url=None, disable_link_rewrites=True, allow_network=False, external_styles=None,
-    keep_style_tags=False, strip_important=False, disable_validation=True,
-    cssutils_logging_level=logging.CRITICAL, remove_classes=False,
-    exclude_pseudoclasses=True, align_floating_images=False, cache_css_parsing=True,
-).transform(html, pretty_print=False)
-sys.stdout.write(str(len(out)))
 """
+    + _PREMAILER
+)
 
 FLOOR = "floor: mjml-python + premailer only"
 FLOOR_LEAN = "floor, imported as digest does (deferred imports, no style validation)"
