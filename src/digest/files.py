@@ -29,24 +29,28 @@ def code_stamps(*modules: str) -> list[str]:
     for all of digest's own, or a library's import name), where it is installed and the
     size and mtime of its files, found without importing it. An edited checkout, an
     upgrade or a reinstall changes them; a missing module is named so."""
+    return [part for name in modules for part in _code_stamp(name)]
+
+
+@cache
+def _code_stamp(name: str) -> tuple[str, ...]:
+    # Once per process: the scan cache, the kept summaries and the compiled email ask.
     import importlib.util
 
-    parts: list[str] = []
-    for name in modules:
-        if name == "digest":
-            here = Path(__file__).parent
-            files = sorted([*here.glob("*.py"), *here.glob("*/*.py")])
-        else:
-            spec = importlib.util.find_spec(name)
-            if spec is None or not spec.origin:
-                parts.append(f"{name}:missing")
-                continue
-            files = [Path(spec.origin)]
-        for f in files:
-            with suppress(OSError):
-                st = f.stat()
-                parts.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
-    return parts
+    if name == "digest":
+        here = Path(__file__).parent
+        files = sorted([*here.glob("*.py"), *here.glob("*/*.py")])
+    else:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin:
+            return (f"{name}:missing",)
+        files = [Path(spec.origin)]
+    parts = []
+    for f in files:
+        with suppress(OSError):
+            st = f.stat()
+            parts.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
+    return tuple(parts)
 
 
 def write_atomic(path: Path, data: str, *, private: bool = False) -> None:

@@ -20,7 +20,6 @@ marked copy (``marked_text``) lets ``export`` guard them for each service.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import importlib
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from .errors import RenderError
+from .files import code_stamps
 from .i18n import Labels, labels, primary
 from .model import PLACEHOLDERS, RenderedEmail, token
 from .templating import data_scope, environment, restore_literals
@@ -336,33 +336,15 @@ _LIBRARIES = ("mjml", "premailer", "cssutils", "lxml", "cssselect", "cachetools"
 
 def _cache_key(protected: str) -> str:
     """What MJML -> inlined HTML depends on: the MJML, this module's code (the options and
-    the steps around the libraries), digest's version and the libraries' installed
-    versions (their ``.dist-info`` names; without one, their files' size and mtime).
-    Found without importing them, which is what the cache saves."""
+    the steps around the libraries), digest's version and the installed libraries (their
+    files' place, size and mtime: ``files.code_stamps``). Found without importing them,
+    which is what the cache saves."""
     from . import __version__
 
     parts = [str(_CACHE_FORMAT), __version__, sys.version, Path(__file__).read_text("utf-8")]
-    folders: set[Path] = set()
-    for name in _LIBRARIES:
-        spec = importlib.util.find_spec(name)
-        if spec is None or not spec.origin:
-            parts.append(f"{name}:missing")
-            continue
-        st = Path(spec.origin).stat()
-        parts.append(f"{name}:{spec.origin}:{st.st_size}:{st.st_mtime_ns}")
-        folders.add(Path(spec.origin).parent.parent)
-    for folder in sorted(folders):
-        with contextlib.suppress(OSError):
-            parts += sorted(
-                n
-                for n in os.listdir(folder)
-                if n.endswith(".dist-info") and n.lower().startswith(_DIST_PREFIXES)
-            )
+    parts += code_stamps(*_LIBRARIES)
     parts.append(protected)
     return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
-
-
-_DIST_PREFIXES = ("mjml_python-", "premailer-", "cssutils-", "lxml-", "cssselect-", "cachetools-")
 
 
 def _cached(folder: Path | None, key: str) -> tuple[str, list[str], list[str]] | None:
