@@ -238,7 +238,7 @@ class Labels:
 
         text = str(format_date(day, "long", locale=_locale(self.lang)))
         if memo is not None:
-            if len(memo) >= 4000:  # a long-running `serve`: start over, never grow for good
+            if len(memo) >= 2000:  # ~10 a week, years of issues; or a long `serve`: start over
                 memo.clear()
             memo[key] = text
         return text

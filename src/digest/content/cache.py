@@ -249,8 +249,6 @@ class Cache:
                 }
             with os.fdopen(fd, "wb") as f:
                 pickle.dump((FORMAT, self.fingerprint), f, pickle.HIGHEST_PROTOCOL)
-                if len(self.dates) > 2000:  # ~10 a week: years of issues
-                    self.dates = dict(list(self.dates.items())[-1000:])
                 extra = (self.summaries, i18n.babel_stamp(), self.dates)
                 pickle.dump(extra, f, pickle.HIGHEST_PROTOCOL)
                 pickle.dump((self.entries, self.articles), f, pickle.HIGHEST_PROTOCOL)
