@@ -90,7 +90,8 @@ def test_an_edited_file_a_new_file_and_a_deleted_file_are_seen(tmp_path: Path) -
     col = content.load(cfg, now=NOW, cache=cache, articles=False)
     found = messages(col)
     assert any(m.startswith("a.md:") for m in found) and any(m.startswith("c.md:") for m in found)
-    assert col.files == 2 and "b.md" not in {Path(p).name for p in cache.entries}
+    cached = {name for f in cache.folders.values() for name in f.names}
+    assert col.files == 2 and cached == {"a.md", "c.md"}
 
 
 def test_a_changed_setting_or_a_broken_cache_file_is_not_trusted(tmp_path: Path) -> None:
@@ -174,7 +175,11 @@ def test_a_window_keeps_only_light_scans_and_links_to_older_posts_resolve(
     assert [a.title for a in warm.articles] == ["Linker", "Post 20"]
     assert 'href="https://blog.example.com/post/"' in warm.articles[0].html
     assert messages(none) == messages(cold) == messages(warm)
-    assert all(isinstance(e[1], content.cache.Light) for e in warm_cache.entries.values())
+    # No front matter is kept: a row is columns (role, date, draft, language), or a Light.
+    rows = [f.light(i) for f in warm_cache.folders.values() for i in range(len(f.names))]
+    assert len(rows) == 21 and all(isinstance(r, content.cache.Light) for r in rows)
+    assert all(isinstance(r, content.cache.Light) for f in warm_cache.folders.values()
+               for r in f.odd.values())  # fmt: skip
 
 
 _BUILD_AGAIN = """
@@ -279,15 +284,25 @@ def test_the_walk_by_folder_descriptor_finds_what_the_walk_by_path_finds(
     (folder / "posts" / "linked.md").symlink_to("2026/2026-11-01-post.md")
     (folder / "outside.md").symlink_to(tmp_path / "elsewhere.md")
     write(tmp_path, "elsewhere.md", post("Elsewhere", 8))
-    by_fd: dict[str, tuple[int, int, int, int]] = {}
-    found = content._walk(str(folder), stats=by_fd)
+
+    def walk() -> list[tuple[str, tuple[int, ...]]]:
+        found, skipped, total = content._walk(str(folder), stats=True)
+        assert total == 6 and len(skipped) == 1
+        assert "outside the content folder" in skipped[0].message
+        return [
+            (f.rel + name, (f.path(i), *f.stamps[4 * i : 4 * i + 4]))
+            for f in found for i, name in enumerate(f.names)
+        ]  # fmt: skip
+
+    by_fd = walk()
     monkeypatch.setattr(content, "_WALK_BY_FD", False)
-    by_path: dict[str, tuple[int, int, int, int]] = {}
-    assert content._walk(str(folder), stats=by_path) == found
-    assert by_fd == by_path and len(by_fd) == 5  # the link is read as its target
-    files, skipped = found
-    assert files[0][1] == "posts/2026/2026-11-01-post.md" and len(files) == 6
-    assert len(skipped) == 1 and "outside the content folder" in skipped[0].message
+    by_path = walk()
+    assert by_fd == by_path and len(by_fd) == 6
+    posts = {f"posts/2026/2026-11-{day:02d}-post.md" for day in range(1, 6)}
+    assert {rel for rel, _ in by_fd} == {*posts, "posts/linked.md"}
+    linked = dict(by_fd)["posts/linked.md"]
+    assert linked == dict(by_fd)["posts/2026/2026-11-01-post.md"]  # the link is read as its target
+    assert all(st[1] > 0 and st[4] > 0 for _, st in by_fd)  # every file stat'ed
 
 
 def test_the_cache_is_keyed_by_all_of_digests_code_and_the_reading_libraries() -> None:
@@ -324,4 +339,87 @@ def test_the_exclusion_shortcut_decides_as_the_patterns_do() -> None:
             expected = any(
                 fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(rel, p) for p in patterns
             )
-            assert excluded(rel) == expected, (patterns, rel)
+            folder = rel[: len(rel) - len(name)]
+            assert excluded(folder, name) == expected, (patterns, rel)
+
+
+def test_the_scan_kept_in_columns_gives_back_what_the_scan_found(tmp_path: Path) -> None:
+    # Issue 14: a folder's scans are kept as columns (a name, a stamp, two instants and
+    # a few bytes a file), not an object a file. Dates in several zones, before 1970,
+    # in the hour a DST change repeats, drafts, pages, an expiry, a warning, another
+    # language, future posts and a file too fresh to trust come back as they were read.
+    folder = tmp_path / "content"
+    dated = {
+        "posts/a.md": "2026-11-02",  # no zone: the schedule's (Berlin, winter)
+        "posts/b.md": "2026-07-02T08:30:00",  # Berlin, summer
+        "posts/c.md": "2026-11-03T10:00:00+05:30",
+        "posts/d.md": "2026-11-04T10:00:00Z",
+        "posts/e.md": "1969-07-20T20:17:40.123456+00:00",
+        "posts/f.md": "2026-10-25T02:30:00",  # Berlin's repeated hour
+        "posts/g.md": "2027-01-01",  # future
+        "old/h.md": "2019-05-05",
+    }
+    for name, when in dated.items():
+        write(folder, name, f"---\ntitle: T {name}\ndate: {when}\n---\nText.\n")
+    write(folder, "posts/draft.md", "---\ntitle: D\ndate: 2026-11-05\ndraft: true\n---\nx\n")
+    write(folder, "posts/undated-draft.md", "---\ntitle: U\ndraft: true\n---\nx\n")
+    write(folder, "about.md", "---\ntitle: About\n---\nA page.\n")
+    write(
+        folder, "posts/exp.md", "---\ntitle: E\ndate: 2026-11-01\nexpiryDate: 2026-11-10\n---\nx\n"
+    )
+    write(folder, "posts/warn.md", "---\ntitle: W\ndate: 2026-11-06\nexpiryDate: someday\n---\nx\n")
+    write(folder, "posts/fr.md", "---\ntitle: F\ndate: 2026-11-07\nlang: fr\n---\nx\n")
+    write(folder, "posts/bad.md", "---\ntitle: [unclosed\n---\n")
+    write(folder, "posts/fresh.md", post("Fresh", 8), when=dt.datetime.now().timestamp())
+    cfg = config.parse(
+        {
+            "content": {"folder": "content"},
+            "schedule": {"timezone": "Europe/Berlin"},
+            "newsletter": {"base_url": "https://blog.example.com", "language": "en"},
+            "output": {"folder": "out"},
+        },
+        source=tmp_path / "config.toml",
+    )
+
+    def window(dates: object) -> tuple[dt.datetime, dt.datetime]:
+        return dt.datetime(1960, 1, 1, tzinfo=dt.UTC), NOW
+
+    def shown(when: dt.datetime | None) -> object:
+        return when and (when, when.utcoffset(), when.tzname(), when.fold)
+
+    def facts(col: Collection) -> tuple[object, ...]:
+        dates = [shown(a.date) for a in col.articles]
+        return (col, dates, shown(col.oldest), shown(col.newest), shown(col.next_future))
+
+    none = content.load(cfg, now=NOW, window=window)
+    cache = Cache.beside(cfg.output.folder)
+    cold = content.load(cfg, now=NOW, window=window, cache=cache)
+    cache.save()
+    warm_cache = Cache.beside(cfg.output.folder)
+    warm = content.load(cfg, now=NOW, window=window, cache=warm_cache)
+    assert facts(none) == facts(cold) == facts(warm)
+    assert warm_cache.misses == 1  # the fresh file only: read again, not trusted
+    assert (warm.drafts, warm.future, warm.other_language, warm.pages) == (2, 1, 1, 2)
+    assert {a.path.name for a in warm.articles} == {
+        "a.md", "b.md", "c.md", "d.md", "e.md", "f.md", "h.md", "warn.md", "fresh.md",
+    }  # fmt: skip
+    assert any("warn.md" in str(p.path) for p in warm.problems)
+    assert any("bad.md" in str(p.path) for p in warm.problems)
+    # Every row as the scan read it.
+    for f in warm_cache.folders.values():
+        for i, name in enumerate(f.names):
+            scanned = content.cache.light(
+                content._scan(
+                    f.path(i), f.rel + name, BERLIN, content._Context.of(cfg, folder), 1 << 20
+                )
+            )
+            row = f.light(i)
+            assert row == scanned and shown(row.date) == shown(scanned.date), name
+
+    # One file edited among many: only it is read again, and the issue sees the change.
+    write(folder, "posts/c.md", "---\ntitle: C2\ndate: 2026-11-09\n---\nText.\n", when=AN_HOUR_AGO)
+    again_cache = Cache.beside(cfg.output.folder)
+    again = content.load(cfg, now=NOW, window=window, cache=again_cache)
+    assert again_cache.misses == 2  # c.md, and the fresh file again
+    assert "C2" in {a.title for a in again.articles}
+    assert facts(again) == facts(content.load(cfg, now=NOW, window=window))

@@ -646,7 +646,7 @@ def test_window_chooser_gets_no_dates_for_an_empty_folder(tmp_path: Path) -> Non
         return NOW, NOW
 
     col = load(tmp_path / "c", tmp_path, window=choose)
-    assert seen == [[]] and col.articles == () and col.oldest is None
+    assert [list(d) for d in seen] == [[]] and col.articles == () and col.oldest is None
 
 
 # --- the bundled sample -----------------------------------------------------------------

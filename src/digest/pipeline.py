@@ -7,6 +7,7 @@ edges (clock, files) are passed in. Sending what was prepared is ``sending``'s j
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import logging
@@ -70,10 +71,11 @@ def _scheduled_window(
     if sel.due:
         return issues.due_window(cfg, now)
     if sel.latest:
-        past = [d for d in dates if d <= now]
+        # The dates come sorted (content.load): the newest up to now, by bisection.
+        past = bisect.bisect_right(dates, now)
         if not past:
             raise NothingToSend("nothing to send: no published articles in the content folder")
-        return issues.window_containing(cfg, max(past))
+        return issues.window_containing(cfg, dates[past - 1])
     return issues.next_window(cfg, now)
 
 

@@ -24,13 +24,13 @@ anyway; a file that cannot be read is ignored and replaced.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import gc
 import hashlib
 import os
 import pickle
 import time
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -38,8 +38,9 @@ from typing import Any, NamedTuple
 from .. import i18n
 from ..model import Article, Problem, Summary
 from .frontmatter import Head
+from .sites import DRAFT, LIST, OUTSIDE, PAGE, POST
 
-FORMAT = 4
+FORMAT = 5
 # A file changed twice within this many seconds of being cached could keep its size and
 # mtime (coarse file system clocks): such fresh files are not cached.
 RACY_SECONDS = 2.0
@@ -66,10 +67,6 @@ class Parsed(NamedTuple):
     url: str | None
 
 
-def stamp(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
-
 def code_version() -> str:
     """digest's version, its modules' and the reading libraries' files (size and mtime):
     an edited checkout or an upgrade of markdown-it, nh3 or PyYAML invalidates the cache
@@ -89,7 +86,7 @@ class Cache:
         self.path = path
         self.persist = persist and path is not None
         self.fingerprint = ""
-        self.entries: dict[str, tuple[tuple[int, int, int, int], Light, Parsed | None]] = {}
+        self.folders: dict[str, Folder] = {}  # by the folder's path as walked
         # The last issue's articles, whole ((path, name) -> (stat, article)), summaries by key.
         self.articles: dict[tuple[str, str], tuple[tuple[int, int, int, int], Article]] = {}
         self.summaries: dict[str, Summary] = {}
@@ -116,8 +113,8 @@ class Cache:
             self._read(fingerprint)
         if fingerprint != self.fingerprint:
             self.fingerprint = fingerprint
-            if self.entries or self.articles:
-                self.entries, self.articles = {}, {}
+            if self.folders or self.articles:
+                self.folders, self.articles = {}, {}
                 self.dirty = True
 
     def _read(self, fingerprint: str) -> None:
@@ -136,7 +133,7 @@ class Cache:
                         self.dates, self._dates_read = dates, len(dates)
                     if header[1] != fingerprint:
                         return
-                    self.entries, self.articles = pickle.load(f)
+                    self.folders, self.articles = pickle.load(f)
                     self.fingerprint = fingerprint
             except (
                 OSError,
@@ -147,7 +144,7 @@ class Cache:
                 TypeError,
                 IndexError,
             ):
-                self.entries, self.articles, self.summaries = {}, {}, {}  # start over
+                self.folders, self.articles, self.summaries = {}, {}, {}  # start over
                 self.dates = {}
 
     @contextlib.contextmanager
@@ -161,35 +158,25 @@ class Cache:
             self.is_pinned = False
             self.walked.clear()
 
-    def head(self, path: str, st: tuple[int, int, int, int]) -> Light | None:
-        """The cached scan of an unchanged file (a tuple: shared, never changed)."""
-        entry = self.entries.get(path)
-        if entry is None or entry[0] != st:
-            self.misses += 1
-            return None
-        self.hits += 1
-        return entry[1]
+    def folder(self, here: str) -> Folder | None:
+        return self.folders.get(here)
 
-    def parsed(self, path: str, st: tuple[int, int, int, int], rel: str) -> Parsed | None:
-        """What the full parse of an unchanged file found, read under the same name (a
-        file linked under two names has one path, two names and two URLs)."""
-        entry = self.entries.get(path)
-        ok = entry is not None and entry[0] == st and entry[1].rel == rel
-        return entry[2] if entry is not None and ok else None
-
-    def put_head(self, head: Head | Light, st: tuple[int, int, int, int]) -> None:
-        if time.time() - st[1] / 1e9 < RACY_SECONDS:
-            return
-        self.entries[head.path] = (st, light(head), None)
+    def put_folder(self, folder: Folder) -> None:
+        """A folder's record, scanned (in part) again. Rows changed less than
+        ``RACY_SECONDS`` ago are kept without their stamps: not trusted next time."""
+        stamps, fresh = folder.stamps, (time.time() - RACY_SECONDS) * 1e9
+        for i in range(1, len(stamps), 4):
+            if stamps[i] > fresh:
+                stamps[i - 1 : i + 3] = array("q", (-1, -1, -1, -1))
+        self.folders[folder.here] = folder
         self.dirty = True
 
-    def put_parsed(
-        self, path: str, st: tuple[int, int, int, int], rel: str, parsed: Parsed
-    ) -> None:
-        entry = self.entries.get(path)
-        if entry is not None and entry[0] == st and entry[1].rel == rel and entry[2] is None:
-            self.entries[path] = (st, entry[1], parsed)
-            self.dirty = True
+    def keep_folders(self, walked: set[str]) -> None:
+        """Forget folders that are gone."""
+        gone = [here for here in self.folders if here not in walked]
+        for here in gone:
+            del self.folders[here]
+        self.dirty = self.dirty or bool(gone)
 
     def article(self, path: str, st: tuple[int, int, int, int], rel: str) -> Article | None:
         """The whole article of an unchanged file parsed in full before (the last issue's),
@@ -203,8 +190,7 @@ class Cache:
     def put_article(
         self, path: str, st: tuple[int, int, int, int], rel: str, article: Article
     ) -> None:
-        entry = self.entries.get(path)
-        if entry is not None and entry[0] == st:  # (not a racy file: see put_head)
+        if st is not None:  # (not a racy file: see put_folder)
             self.articles[(path, rel)] = (st, article)
             self._used_articles.add((path, rel))
             self.dirty = True
@@ -219,13 +205,6 @@ class Cache:
         self.summaries[key] = summary
         self._used_summaries.add(key)
         self.dirty = True
-
-    def keep_only(self, paths: set[str]) -> None:
-        """Forget files that are gone."""
-        gone = [p for p in self.entries if p not in paths]
-        for p in gone:
-            del self.entries[p]
-        self.dirty = self.dirty or bool(gone)
 
     def save(self) -> None:
         """Write the cache if it changed; a failure only costs the next run its speed."""
@@ -251,7 +230,7 @@ class Cache:
                 pickle.dump((FORMAT, self.fingerprint), f, pickle.HIGHEST_PROTOCOL)
                 extra = (self.summaries, i18n.babel_stamp(), self.dates)
                 pickle.dump(extra, f, pickle.HIGHEST_PROTOCOL)
-                pickle.dump((self.entries, self.articles), f, pickle.HIGHEST_PROTOCOL)
+                pickle.dump((self.folders, self.articles), f, pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, self.path)
             self.dirty, self._dates_read = False, len(self.dates)
         except OSError:
@@ -276,6 +255,180 @@ class Light(NamedTuple):
     problems: tuple[Problem, ...]
 
 
+NO_DATE = -(1 << 63)  # a file without a date, in the date columns
+ODD = 255  # a row kept as its whole ``Light`` (``Folder.odd``), not in the columns
+ROLES = (POST, PAGE, DRAFT, LIST, OUTSIDE)
+_ROLE = {role: i for i, role in enumerate(ROLES)}
+AS_PAGE, AS_LIST, AS_OUTSIDE = _ROLE[PAGE], _ROLE[LIST], _ROLE[OUTSIDE]
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_EPOCH_WALL = dt.datetime(1970, 1, 1)
+MICROSECOND = dt.timedelta(microseconds=1)
+
+
+class Folder:
+    """One folder's content files (those not excluded) and their scans, in columns: a
+    few objects a folder, not a few a file, so memory and the cache's load grow by a
+    name and ~40 bytes a file, whatever the folder holds (issue 14).
+
+    Row ``i`` is the file ``names[i]`` (sorted); ``stamps[4i:4i+4]`` its ``stamp`` (-1s:
+    not stat'ed, or too fresh to trust next time); ``links`` the rows read through a
+    link (row -> resolved path). The scan of a row is ``codes[i]`` (role index << 2,
+    fold << 1, draft), its date as a UTC instant and as a wall time (microseconds from
+    1970; ``NO_DATE``) in the zone ``zones[zone[i]]``, its language ``langs[lang[i]]``;
+    a row with problems, an expiry or more zones or languages than a byte counts
+    (``codes[i] == ODD``) is kept whole in ``odd``. ``parsed``: what the full parse of
+    a row found (``check``), unpickled only when asked for."""
+
+    __slots__ = (
+        "_parsed",
+        "_parsed_blob",
+        "codes",
+        "here",
+        "lang",
+        "langs",
+        "links",
+        "names",
+        "odd",
+        "rel",
+        "stamps",
+        "utc",
+        "wall",
+        "zone",
+        "zones",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        here: str,
+        rel: str,
+        names: list[str],
+        stamps: array[int] | None = None,
+        links: dict[int, str] | None = None,
+    ) -> None:
+        n = len(names)
+        self.here, self.rel, self.names = here, rel, names
+        self.stamps = stamps if stamps is not None else array("q", (-1,)) * (4 * n)
+        self.links = links or {}
+        self.codes = bytearray(n)
+        self.utc = array("q", (NO_DATE,)) * n
+        self.wall = array("q", (NO_DATE,)) * n
+        self.zone = bytearray(n)
+        self.lang = bytearray(n)
+        self.zones: list[dt.tzinfo | None] = []
+        self.langs: list[str | None] = [None]
+        self.odd: dict[int, Light] = {}
+        self._parsed: dict[int, Parsed] | None = None
+        self._parsed_blob = b""
+
+    def path(self, i: int) -> str:
+        return self.links.get(i) or self.here + self.names[i]
+
+    def stamp(self, i: int) -> tuple[int, int, int, int] | None:
+        st = tuple(self.stamps[4 * i : 4 * i + 4])
+        return st if st[0] >= 0 else None  # type: ignore[return-value]
+
+    def same_files(self, other: Folder) -> bool:
+        """The same files as ``other``'s, unchanged (by name, link and stamp)."""
+        return (
+            self.names == other.names and self.stamps == other.stamps
+            and self.links == other.links and -1 not in self.stamps
+        )  # fmt: skip
+
+    def put(self, i: int, head: Head | Light) -> None:
+        """Row ``i``'s scan."""
+        date = head.date
+        z = g = 0
+        ok = not (head.problems or head.failed or head.expires is not None)
+        if ok and date is not None:
+            ok = date.tzinfo is not None
+            z = _index(self.zones, date.tzinfo)
+        if ok:
+            try:
+                g = self.langs.index(head.lang)
+            except ValueError:
+                g = len(self.langs)
+                self.langs.append(head.lang)
+        if not ok or z > 254 or g > 254 or head.role not in _ROLE:
+            self.codes[i] = ODD
+            self.odd[i] = light(head)
+            return
+        self.odd.pop(i, None)
+        self.zone[i], self.lang[i] = z, g
+        if date is None:
+            self.utc[i] = self.wall[i] = NO_DATE
+            self.codes[i] = _ROLE[head.role] << 2 | head.draft
+        else:
+            self.utc[i] = (date - EPOCH) // MICROSECOND
+            self.wall[i] = (date.replace(tzinfo=None) - _EPOCH_WALL) // MICROSECOND
+            self.codes[i] = _ROLE[head.role] << 2 | date.fold << 1 | head.draft
+
+    def copy_row(self, i: int, other: Folder, j: int) -> None:
+        """Row ``i``'s scan is ``other``'s row ``j``'s (the same file, unchanged)."""
+        if other.codes[j] == ODD:
+            self.codes[i] = ODD
+            self.odd[i] = other.odd[j]
+        else:
+            self.put(i, other.light(j))
+        found = other.parsed(j)
+        if found is not None:
+            self.set_parsed(i, found)
+
+    def date(self, i: int) -> dt.datetime | None:
+        wall = self.wall[i]
+        if wall == NO_DATE:
+            return None
+        when = _EPOCH_WALL + dt.timedelta(microseconds=wall)
+        return when.replace(tzinfo=self.zones[self.zone[i]], fold=self.codes[i] >> 1 & 1)
+
+    def light(self, i: int) -> Light:
+        """Row ``i``'s scan as a ``Light`` (made for the few rows that need one)."""
+        code = self.codes[i]
+        if code == ODD:
+            return self.odd[i]
+        return Light(
+            self.path(i), self.rel + self.names[i], ROLES[code >> 2], self.date(i), None,
+            bool(code & 1), self.langs[self.lang[i]], False, (),
+        )  # fmt: skip
+
+    def parsed(self, i: int) -> Parsed | None:
+        if self._parsed is None:
+            self._parsed = pickle.loads(self._parsed_blob) if self._parsed_blob else {}
+            self._parsed_blob = b""
+        return self._parsed.get(i)
+
+    def set_parsed(self, i: int, parsed: Parsed) -> None:
+        self.parsed(i)
+        assert self._parsed is not None
+        self._parsed[i] = parsed
+
+    def __getstate__(self) -> tuple[object, ...]:
+        blob = self._parsed_blob
+        if self._parsed:
+            blob = pickle.dumps(self._parsed, pickle.HIGHEST_PROTOCOL)
+        return (
+            self.here, self.rel, self.names, self.stamps, self.links, self.codes, self.utc,
+            self.wall, self.zone, self.zones, self.lang, self.langs, self.odd, blob,
+        )  # fmt: skip
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        (
+            self.here, self.rel, self.names, self.stamps, self.links, self.codes, self.utc,
+            self.wall, self.zone, self.zones, self.lang, self.langs, self.odd,
+            self._parsed_blob,
+        ) = state  # fmt: skip
+        self._parsed = None
+
+
+def _index(values: list[Any], value: object) -> int:
+    """``value``'s place in ``values`` (by identity: two zones of one offset can differ
+    in name), appended if missing."""
+    for k, v in enumerate(values):
+        if v is value:
+            return k
+    values.append(value)
+    return len(values) - 1
+
+
 def light(head: Head | Light) -> Light:
     if isinstance(head, Light):
         return head
@@ -283,8 +436,3 @@ def light(head: Head | Light) -> Light:
     return Light(
         h.path, h.rel, h.role, h.date, h.expires, h.draft, h.lang, h.failed, (*h.problems,)
     )
-
-
-def _copy(head: Head) -> Head:
-    # Every field by name (a positional copy breaks silently when Head gains one).
-    return dataclasses.replace(head, meta=dict(head.meta), problems=list(head.problems))
