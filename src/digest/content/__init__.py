@@ -150,10 +150,10 @@ def load(
             known = cache.folder(f.here) if cache is not None else None
             if known is not None and f.same_files(known):
                 scans.append(known)  # the common case: the folder's files are unchanged
-                hits += len(f.names)
+                hits += f.size
                 continue
             scan, fewer = _scan_folder(f, known, ctx, fresh if full else None)
-            hits, misses = hits + fewer, misses + len(f.names) - fewer
+            hits, misses = hits + fewer, misses + f.size - fewer
             scans.append(scan)
             if cache is not None:
                 cache.put_folder(scan)
@@ -215,8 +215,7 @@ def load(
                 live_f.append(k)
                 live_i.append(i)
                 live_at.append(at)
-    order = sorted(range(len(live_at)), key=live_at.__getitem__)  # stable, as by instant
-    span = window(_Instants(array("q", [live_at[j] for j in order]))) if window else None
+    span = window(_Instants(array("q", sorted(live_at)))) if window else None
     if span is None:
         chosen = [(live_f[j], live_i[j]) for j in range(len(live_at))] if articles else []
         todo = heads
@@ -232,7 +231,7 @@ def load(
     urls: list[tuple[str, str]] = []  # (path, url) of every article parsed or cached
     for k, i in todo:
         f = scans[k]
-        path, rel = f.path(i), f.rel + f.names[i]
+        path, rel = f.path(i), f.rel_of(i)
         st = f.stamp(i) if cache is not None else None  # None: not cached (or racy)
         earlier = f.parsed(i) if st is not None else None
         wanted = (k, i) in keep
@@ -278,8 +277,12 @@ def load(
         Problem(shown(p.path), p.line, p.message, p.level)
         for p in sorted(problems, key=lambda p: (str(p.path), p.line or 0))
     ]
-    oldest = scans[live_f[order[0]]].date(live_i[order[0]]) if order else None
-    newest = scans[live_f[order[-1]]].date(live_i[order[-1]]) if order else None
+    oldest = newest = None
+    if live_at:  # the first post of the earliest instant, the last of the latest
+        j, last = live_at.index(min(live_at)), max(live_at)
+        k = len(live_at) - 1 - next(k for k, at in enumerate(reversed(live_at)) if at == last)
+        oldest = scans[live_f[j]].date(live_i[j])
+        newest = scans[live_f[k]].date(live_i[k])
     return Collection(
         articles=tuple(found),
         problems=tuple(problems),
@@ -292,7 +295,7 @@ def load(
         window=span,
         pages=pages,
         other_language=other_language,
-        excluded=total - sum(len(f.names) for f in listed),
+        excluded=total - sum(f.size for f in listed),
         site=ctx.site.describe(folder.resolve()) if ctx.site else None,
         next_future=scans[soonest[1]].date(soonest[2]) if soonest else None,
     )
@@ -611,7 +614,9 @@ def _walk(
                         stamps.extend((s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino))
             links = {i: f[2] for i, f in enumerate(files) if f[2]}
             names = [f[0] for f in files]
-            found.append(Folder(prefix, rel, names, stamps if stats else None, links))
+            found.append(
+                Folder(prefix, rel, names, stamps if stats else None, links, scanned=False)
+            )
         except OSError:
             continue
         finally:

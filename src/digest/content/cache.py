@@ -1,12 +1,14 @@
 """A file's scan and parse results, kept between runs (issue 14: ``check`` in 1 s, not 10).
 
-Takes a file's path and ``os.stat``; gives back the scan's result without the front
-matter (``Light``: role, date, draft, language, problems) and what the full parse found
-(its problems and URL), if the file has not changed since. An entry is
-keyed by path, size, mtime, ctime and inode; the whole cache by a fingerprint of what
-reading depends on (digest's version and the source of the reading code, the site, the
-base URL, the time zone, the template-code syntax, the size limit). A different
-fingerprint empties it: never trusted across a digest version or a setting change.
+Keeps, for each folder walked, its content files' scans without the front matter (role,
+date, draft, language; a file with problems or an expiry as its whole ``Light``) and
+what each file's full parse found (its problems and URL), in columns (``Folder``): a
+name, a stamp and ~20 bytes a file, not an object. A file is unchanged while its name,
+size, mtime, ctime and inode are; a folder whose files all are is taken as it is. The
+whole cache is keyed by a fingerprint of what reading depends on (digest's version and
+the source of the reading code, the site, the base URL, the time zone, the
+template-code syntax, the size limit). A different fingerprint empties it: never
+trusted across a digest version or a setting change.
 
 The front matter is not kept, nor the ``Article`` of every file (its text and HTML are
 most of its size): only the articles of the last issue read (its ~10) are kept whole,
@@ -40,7 +42,7 @@ from ..model import Article, Problem, Summary
 from .frontmatter import Head
 from .sites import DRAFT, LIST, OUTSIDE, PAGE, POST
 
-FORMAT = 5
+FORMAT = 6
 # A file changed twice within this many seconds of being cached could keep its size and
 # mtime (coarse file system clocks): such fresh files are not cached.
 RACY_SECONDS = 2.0
@@ -239,10 +241,10 @@ class Cache:
 
 class Light(NamedTuple):
     """A file's scan without its front matter: what choosing the window, counting and
-    finding a link's target need. Kept (in memory and in the cache) instead of the
-    ``Head``, so both grow by a few hundred bytes a file whatever its front matter, and
-    a tuple unpickles in a fifth of a slotted dataclass's time (issue 14). A file to
-    parse (the ~10 of an issue) is scanned again for its front matter (``_Context.full``)."""
+    finding a link's target need. Made from a ``Folder``'s columns for the few files
+    that need one (an issue's, a link's target), and kept whole only for a file with
+    problems or an expiry. A file to parse (the ~10 of an issue) is scanned again for
+    its front matter (``_Context.full``)."""
 
     path: str
     rel: str
@@ -268,33 +270,22 @@ MICROSECOND = dt.timedelta(microseconds=1)
 class Folder:
     """One folder's content files (those not excluded) and their scans, in columns: a
     few objects a folder, not a few a file, so memory and the cache's load grow by a
-    name and ~40 bytes a file, whatever the folder holds (issue 14).
+    file's name and ~50 bytes, whatever its front matter (issue 14).
 
-    Row ``i`` is the file ``names[i]`` (sorted); ``stamps[4i:4i+4]`` its ``stamp`` (-1s:
-    not stat'ed, or too fresh to trust next time); ``links`` the rows read through a
-    link (row -> resolved path). The scan of a row is ``codes[i]`` (role index << 2,
-    fold << 1, draft), its date as a UTC instant and as a wall time (microseconds from
-    1970; ``NO_DATE``) in the zone ``zones[zone[i]]``, its language ``langs[lang[i]]``;
-    a row with problems, an expiry or more zones or languages than a byte counts
+    Row ``i`` is the file ``names[i]`` (sorted; kept as one string, ``listing``, the
+    names joined by NUL, which no file name holds); ``stamps[4i:4i+4]`` its ``stamp``
+    (-1s: not stat'ed, or too fresh to trust next time); ``links`` the rows read
+    through a link (row -> resolved path). A folder as walked has no scans yet
+    (``scanned`` False). The scan of a row is ``codes[i]`` (role index << 2, fold << 1,
+    draft), its date as a UTC instant and as a wall time (microseconds from 1970;
+    ``NO_DATE``) in the zone ``zones[zone[i]]``, its language ``langs[lang[i]]``; a row
+    with problems, an expiry or more zones or languages than a byte counts
     (``codes[i] == ODD``) is kept whole in ``odd``. ``parsed``: what the full parse of
     a row found (``check``), unpickled only when asked for."""
 
     __slots__ = (
-        "_parsed",
-        "_parsed_blob",
-        "codes",
-        "here",
-        "lang",
-        "langs",
-        "links",
-        "names",
-        "odd",
-        "rel",
-        "stamps",
-        "utc",
-        "wall",
-        "zone",
-        "zones",
+        "_names", "_parsed", "_parsed_blob", "codes", "here", "lang", "langs", "links",
+        "listing", "odd", "rel", "size", "stamps", "utc", "wall", "zone", "zones",
     )  # fmt: skip
 
     def __init__(
@@ -304,11 +295,15 @@ class Folder:
         names: list[str],
         stamps: array[int] | None = None,
         links: dict[int, str] | None = None,
+        *,
+        scanned: bool = True,
     ) -> None:
         n = len(names)
-        self.here, self.rel, self.names = here, rel, names
+        self.here, self.rel, self.size = here, rel, n
+        self.listing, self._names = "\0".join(names), names if scanned else None
         self.stamps = stamps if stamps is not None else array("q", (-1,)) * (4 * n)
         self.links = links or {}
+        n = n if scanned else 0
         self.codes = bytearray(n)
         self.utc = array("q", (NO_DATE,)) * n
         self.wall = array("q", (NO_DATE,)) * n
@@ -320,8 +315,18 @@ class Folder:
         self._parsed: dict[int, Parsed] | None = None
         self._parsed_blob = b""
 
+    @property
+    def names(self) -> list[str]:
+        """The files' names (split from ``listing`` when first asked for)."""
+        if self._names is None:
+            self._names = self.listing.split("\0")
+        return self._names
+
     def path(self, i: int) -> str:
         return self.links.get(i) or self.here + self.names[i]
+
+    def rel_of(self, i: int) -> str:
+        return self.rel + self.names[i]
 
     def stamp(self, i: int) -> tuple[int, int, int, int] | None:
         st = tuple(self.stamps[4 * i : 4 * i + 4])
@@ -330,7 +335,7 @@ class Folder:
     def same_files(self, other: Folder) -> bool:
         """The same files as ``other``'s, unchanged (by name, link and stamp)."""
         return (
-            self.names == other.names and self.stamps == other.stamps
+            self.listing == other.listing and self.stamps == other.stamps
             and self.links == other.links and -1 not in self.stamps
         )  # fmt: skip
 
@@ -386,7 +391,7 @@ class Folder:
         if code == ODD:
             return self.odd[i]
         return Light(
-            self.path(i), self.rel + self.names[i], ROLES[code >> 2], self.date(i), None,
+            self.path(i), self.rel_of(i), ROLES[code >> 2], self.date(i), None,
             bool(code & 1), self.langs[self.lang[i]], False, (),
         )  # fmt: skip
 
@@ -406,17 +411,18 @@ class Folder:
         if self._parsed:
             blob = pickle.dumps(self._parsed, pickle.HIGHEST_PROTOCOL)
         return (
-            self.here, self.rel, self.names, self.stamps, self.links, self.codes, self.utc,
-            self.wall, self.zone, self.zones, self.lang, self.langs, self.odd, blob,
+            self.here, self.rel, self.size, self.listing, self.stamps, self.links,
+            self.codes, self.utc, self.wall, self.zone, self.zones, self.lang, self.langs,
+            self.odd, blob,
         )  # fmt: skip
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         (
-            self.here, self.rel, self.names, self.stamps, self.links, self.codes, self.utc,
-            self.wall, self.zone, self.zones, self.lang, self.langs, self.odd,
-            self._parsed_blob,
+            self.here, self.rel, self.size, self.listing, self.stamps, self.links,
+            self.codes, self.utc, self.wall, self.zone, self.zones, self.lang, self.langs,
+            self.odd, self._parsed_blob,
         ) = state  # fmt: skip
-        self._parsed = None
+        self._parsed, self._names = None, None
 
 
 def _index(values: list[Any], value: object) -> int:
