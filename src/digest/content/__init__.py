@@ -150,6 +150,7 @@ def load(
             known = cache.folder(f.here) if cache is not None else None
             if known is not None and f.same_files(known):
                 scans.append(known)  # the common case: the folder's files are unchanged
+                f.listing, f.stamps = known.listing, known.stamps  # equal: kept once
                 hits += f.size
                 continue
             scan, fewer = _scan_folder(f, known, ctx, fresh if full else None)
