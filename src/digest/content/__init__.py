@@ -658,6 +658,8 @@ def _scan_folder(
     scanned now (and kept whole in ``fresh``, if given). Also: how many were kept."""
     scan = Folder(found.here, found.rel, found.names, array("q", found.stamps), found.links)
     rows = {name: j for j, name in enumerate(known.names)} if known is not None else {}
+    if known is not None:
+        scan.like(known)
     stamps, kept = found.stamps, 0
     for i, name in enumerate(found.names):
         j = rows.get(name)

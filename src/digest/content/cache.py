@@ -368,15 +368,21 @@ class Folder:
             self.codes[i] = _ROLE[head.role] << 2 | date.fold << 1 | head.draft
 
     def copy_row(self, i: int, other: Folder, j: int) -> None:
-        """Row ``i``'s scan is ``other``'s row ``j``'s (the same file, unchanged)."""
-        if other.codes[j] == ODD:
-            self.codes[i] = ODD
+        """Row ``i``'s scan is ``other``'s row ``j``'s (the same file, unchanged). The
+        zones and languages must be ``other``'s, in its order (``like``)."""
+        code = self.codes[i] = other.codes[j]
+        if code == ODD:
             self.odd[i] = other.odd[j]
         else:
-            self.put(i, other.light(j))
+            self.utc[i], self.wall[i] = other.utc[j], other.wall[j]
+            self.zone[i], self.lang[i] = other.zone[j], other.lang[j]
         found = other.parsed(j)
         if found is not None:
             self.set_parsed(i, found)
+
+    def like(self, other: Folder) -> None:
+        """Take ``other``'s zones and languages (before copying its rows)."""
+        self.zones, self.langs = list(other.zones), list(other.langs)
 
     def date(self, i: int) -> dt.datetime | None:
         wall = self.wall[i]
