@@ -1146,3 +1146,38 @@ def test_the_compiled_email_is_kept_for_a_rebuild(
     kept.write_text("{not json", encoding="utf-8")
     assert render.render(make_issue(more=2), cfg, cache=cache) == other
     assert json.loads(kept.read_text(encoding="utf-8"))["html"] == other.html
+
+
+def test_css_parsed_for_an_earlier_email_is_reused_and_gives_the_same_email(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 14: a build whose email changed (new posts) inlines the same CSS into other
+    # HTML; what premailer's CSS parsing found is kept beside the compiled email
+    # (inline.json) and read, not parsed again. The email is the same as without it.
+    cfg, cache = make_config(), tmp_path / "cache"
+    memo = cache / "inline.json"
+    render.render(make_issue(), cfg, cache=cache)
+    data = json.loads(memo.read_text(encoding="utf-8"))
+    assert memo.stat().st_mode & 0o777 == 0o600 and data["pairs"] and data["rules"]
+    other = render.render(make_issue(more=2), cfg)
+    assert render.render(make_issue(more=2), cfg, cache=cache) == other
+
+    def tamper() -> None:  # a parsed style="" that shows if, and only if, it is read back
+        data = json.loads(memo.read_text(encoding="utf-8"))
+        for _key, pairs in data["pairs"]:
+            for pair in pairs:
+                if pair[0] == "font-size":
+                    pair[1] = "77px"
+        memo.write_text(json.dumps(data), encoding="utf-8")
+        (cache / "render.json").unlink()  # (compile again)
+
+    tamper()
+    assert "font-size:77px" in render.render(make_issue(more=2), cfg, cache=cache).html
+    # Another digest or library version does not read it; nor a damaged file.
+    tamper()
+    monkeypatch.setattr(render, "_CACHE_FORMAT", 2)
+    assert render.render(make_issue(more=2), cfg, cache=cache) == other
+    memo.write_text("{not json", encoding="utf-8")
+    (cache / "render.json").unlink()
+    assert render.render(make_issue(more=2), cfg, cache=cache) == other
+    assert json.loads(memo.read_text(encoding="utf-8"))["pairs"]  # replaced

@@ -20,6 +20,7 @@ marked copy (``marked_text``) lets ``export`` guard them for each service.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import importlib
@@ -189,8 +190,117 @@ def _load_premailer() -> Any:
         # first: ~40 ms of every process's first render (issue 14). Validation only logs
         # (invalid values are kept as written) and its log is off: the output is the same.
         cssutils.parseStyle = functools.partial(_parse_style, cssutils.parseStyle)
+        # Each element's style="" is parsed through csstext_to_pairs (both modules hold
+        # it): the memo of the render under way answers first (_InlineMemo).
+        merging = importlib.import_module("premailer.merge_style")
+        inlining = importlib.import_module("premailer.premailer")
+        parse_pairs = merging.csstext_to_pairs
+        remembered = functools.partial(_remembered_pairs, parse_pairs)
+        # Both modules call it by that name at each call, and the original finds its lock
+        # through the name too: the stand-in carries it.
+        remembered._lock = parse_pairs._lock  # type: ignore[attr-defined]
+        setattr(merging, "csstext_to_pairs", remembered)  # noqa: B010
+        setattr(inlining, "csstext_to_pairs", remembered)  # noqa: B010
         _premailer = premailer
     return _premailer
+
+
+class _InlineMemo:
+    """What premailer's CSS parsing found for the last build's email, kept between
+    builds beside the compiled email (``inline.json``): each element's parsed style=""
+    and each <style> block's rules. A build whose email changed (new posts, a template
+    edit) inlines the same CSS into other HTML; cssutils parsing it again is ~35 ms of
+    the first render of a process (issue 14). Keyed like the compiled email by this
+    module's code and the installed libraries; JSON (strings and numbers), pruned to
+    what the last render used."""
+
+    def __init__(self, folder: Path | None, key: str) -> None:
+        self.path = folder / "inline.json" if folder is not None else None
+        self.key = key
+        self.pairs: dict[str, list[tuple[str, str]]] = {}
+        self.rules: dict[str, tuple[list[Any], str | None]] = {}
+        self.used: set[str] = set()
+        self.changed = False
+        if self.path is None:
+            return
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if data["key"] == key:
+                self.pairs = {k: [(n, v) for n, v in pairs] for k, pairs in data["pairs"]}
+                self.rules = {
+                    k: ([(tuple(spec), sel, bulk) for spec, sel, bulk in rules], text)
+                    for k, rules, text in data["rules"]
+                }
+        except (OSError, ValueError, KeyError, TypeError):
+            self.pairs, self.rules = {}, {}  # none yet, unreadable or another version's
+
+    def keep(self) -> None:
+        """Write what this render used, if it parsed anything new."""
+        if self.path is None or not self.changed:
+            return
+        data = {
+            "key": self.key,
+            "pairs": [[k, v] for k, v in self.pairs.items() if "p" + k in self.used],
+            "rules": [[k, *v] for k, v in self.rules.items() if "r" + k in self.used],
+        }
+        _write_private(self.path, json.dumps(data))
+
+
+_memo: contextvars.ContextVar[_InlineMemo | None] = contextvars.ContextVar(
+    "digest_inline_memo", default=None
+)
+
+
+def _remembered_pairs(parse: Any, csstext: str, validate: bool = True) -> Any:
+    memo = _memo.get()
+    if memo is None:
+        return parse(csstext, validate=validate)
+    key = f"{int(validate)}{csstext}"
+    memo.used.add("p" + key)
+    found = memo.pairs.get(key)
+    if found is None:
+        found = memo.pairs[key] = parse(csstext, validate=validate)
+        memo.changed = True
+    return found
+
+
+class _Leftover(list):  # type: ignore[type-arg]
+    """A <style> block's rules premailer keeps in the <head> (@media, pseudo-classes), as
+    the text it writes for them (truthy when there were any)."""
+
+    text = ""
+
+
+def _premailer_class() -> Any:
+    """premailer's ``Premailer``, its style sheet parse answered by the memo under way."""
+    base = _load_premailer().Premailer
+
+    class Premailer(base):  # type: ignore[valid-type, misc]
+        def _parse_style_rules(self, css_body: str, ruleset_index: int) -> Any:
+            memo = _memo.get()
+            if memo is None:
+                return super()._parse_style_rules(css_body, ruleset_index)
+            key = f"{ruleset_index}\0{css_body}"
+            memo.used.add("r" + key)
+            found = memo.rules.get(key)
+            if found is None:
+                rules, left = super()._parse_style_rules(css_body, ruleset_index)
+                text = super()._css_rules_to_string(left) if left else None
+                found = memo.rules[key] = (rules, text)
+                memo.changed = True
+            rules, text = found
+            leftover = _Leftover()
+            if text is not None:
+                leftover.append(None)
+                leftover.text = text
+            return list(rules), leftover
+
+        def _css_rules_to_string(self, rules: Any) -> str:
+            if isinstance(rules, _Leftover):
+                return rules.text
+            return str(super()._css_rules_to_string(rules))
+
+    return Premailer
 
 
 def _drop_imports(html: str) -> tuple[str, list[str]]:
@@ -207,8 +317,23 @@ def _drop_imports(html: str) -> tuple[str, list[str]]:
     return _STYLE.sub(clean, html), dropped
 
 
-def _inline_css(html: str) -> str:
-    premailer = _load_premailer()
+def _inline_css(html: str, memo: _InlineMemo | None = None) -> str:
+    """premailer with digest's options; with ``memo``, CSS parsed for an earlier build's
+    email is not parsed again (the same output)."""
+    global _premailer_type
+    if _premailer_type is None:
+        _premailer_type = _premailer_class()
+    token = _memo.set(memo)
+    try:
+        return _inline(html)
+    finally:
+        _memo.reset(token)
+
+
+_premailer_type: Any = None
+
+
+def _inline(html: str) -> str:
     # lxml only keeps a doctype that matches its own spelling exactly; MJML writes
     # "<!doctype html>", which premailer would otherwise drop (quirks mode in clients).
     body = re.sub(r"^\s*<!doctype html>", "", html, count=1, flags=re.I)
@@ -216,7 +341,7 @@ def _inline_css(html: str) -> str:
     # read it; inlining it would repeat it on every table cell (~25% more bytes). Its
     # @media blocks hold nothing to inline; parsing them would only cost time.
     body = _MJML_HEAD.sub(r'<style\1 data-premailer="ignore">\2', body)
-    out = premailer.Premailer(
+    out = _premailer_type(
         base_url=None,  # never rewrite links: ours are absolute and merge tags are not URLs
         disable_link_rewrites=True,
         allow_network=False,  # no <link rel=stylesheet> loading
@@ -339,11 +464,15 @@ def _cache_key(protected: str) -> str:
     the steps around the libraries), digest's version and the installed libraries (their
     files' place, size and mtime: ``files.code_stamps``). Found without importing them,
     which is what the cache saves."""
+    return hashlib.sha256(f"{_libraries_key()}\0{protected}".encode()).hexdigest()  # (~0.1 ms)
+
+
+def _libraries_key() -> str:
+    """This module's code, digest's version, Python's and the installed libraries'."""
     from . import __version__
 
     parts = [str(_CACHE_FORMAT), __version__, sys.version, Path(__file__).read_text("utf-8")]
     parts += code_stamps(*_LIBRARIES)
-    parts.append(protected)
     return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
 
 
@@ -363,14 +492,19 @@ def _keep(folder: Path | None, key: str, html: str, dropped: list[str], links: l
     """Write the compiled email for the next build; a failure only costs that build time."""
     if folder is None:
         return
-    path = folder / "render.json"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     data = {"key": key, "html": html, "dropped": dropped, "links": links}
+    _write_private(folder / "render.json", json.dumps(data))
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` atomically, readable by its owner only; a failure only costs the
+    next build its speed."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
+            f.write(text)
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)
@@ -403,7 +537,10 @@ def _compile(
     compiled, dropped = _drop_imports(compiled)
     links = _STYLESHEET_LINK.findall(compiled)
     compiled = _STYLESHEET_LINK.sub("", compiled)
-    html = _inline_css(compiled)
+    memo = _InlineMemo(cache, _libraries_key()) if cache is not None else None
+    html = _inline_css(compiled, memo)
+    if memo is not None:
+        memo.keep()
     _keep(cache, key, html, dropped, links)
     return html, dropped, links
 
