@@ -192,15 +192,17 @@ def _load_premailer() -> Any:
         cssutils.parseStyle = functools.partial(_parse_style, cssutils.parseStyle)
         # Each element's style="" is parsed through csstext_to_pairs (both modules hold
         # it): the memo of the render under way answers first (_InlineMemo).
+        # (A premailer without these names renders as it is, without the memo.)
         merging = importlib.import_module("premailer.merge_style")
         inlining = importlib.import_module("premailer.premailer")
-        parse_pairs = merging.csstext_to_pairs
-        remembered = functools.partial(_remembered_pairs, parse_pairs)
-        # Both modules call it by that name at each call, and the original finds its lock
-        # through the name too: the stand-in carries it.
-        remembered._lock = parse_pairs._lock  # type: ignore[attr-defined]
-        setattr(merging, "csstext_to_pairs", remembered)  # noqa: B010
-        setattr(inlining, "csstext_to_pairs", remembered)  # noqa: B010
+        parse_pairs = getattr(merging, "csstext_to_pairs", None)
+        if parse_pairs is not None and getattr(inlining, "csstext_to_pairs", None) is parse_pairs:
+            remembered = functools.partial(_remembered_pairs, parse_pairs)
+            # Both modules call it by that name at each call, and the original finds its
+            # lock through the name too: the stand-in carries it.
+            remembered._lock = getattr(parse_pairs, "_lock", None)  # type: ignore[attr-defined]
+            setattr(merging, "csstext_to_pairs", remembered)  # noqa: B010
+            setattr(inlining, "csstext_to_pairs", remembered)  # noqa: B010
         _premailer = premailer
     return _premailer
 
