@@ -282,25 +282,31 @@ def base_env(env: dict[str, str], src: str) -> dict[str, str]:
     return {**env, "PYTHONPATH": str(Path(src).resolve())}
 
 
-def run_cold(cmd: list[str], folder: Path, env: dict[str, str]) -> Run:
+def run_cold(cmd: list[str], folder: Path, env: dict[str, str], bare: bool = False) -> Run:
     """A build without the compiled email kept by the previous one (issue 14's render
-    cache, ``out/.cache/render.json``); the scan cache stays, as after editing a post."""
+    cache, ``out/.cache/render.json``); the scan cache stays, as after editing a post.
+    ``bare``: nor the CSS parse memo (``inline.json``), as after an upgrade."""
     (folder / "out" / ".cache" / "render.json").unlink(missing_ok=True)
+    if bare:
+        (folder / "out" / ".cache" / "inline.json").unlink(missing_ok=True)
     return run(cmd, cwd=WORK, env=env)
 
 
-def run_edited(cmd: list[str], folder: Path, env: dict[str, str]) -> Run:
+def run_edited(cmd: list[str], folder: Path, env: dict[str, str], every: bool = False) -> Run:
     """A build after editing the first sentence of a post of the issue (its summary,
     hence the email, changes: that post is read and summarized again and the email
-    compiled; the issue's other posts come from the scan cache, as they would)."""
+    compiled; the issue's other posts come from the scan cache, as they would). With
+    ``every``, all the issue's posts are edited: as in a new week, none was read before
+    (each is read, parsed and summarized; only the scan of the other files is kept)."""
     found = sorted((folder / "out").glob("*/issue.json"), key=lambda p: p.stat().st_mtime)
-    source = json.loads(found[-1].read_text(encoding="utf-8"))["articles"][0]["source"]
-    post = folder / "content" / source
-    text = post.read_text(encoding="utf-8")
-    head, sep, body = text.partition("\n\n# ")  # the front matter, then the H1 and lede
-    title, _, rest = body.partition("\n\n")
-    edited = rest[len(EDIT) :] if rest.startswith(EDIT) else EDIT + rest
-    post.write_text(head + sep + title + "\n\n" + edited, encoding="utf-8")
+    articles = json.loads(found[-1].read_text(encoding="utf-8"))["articles"]
+    for article in articles if every else articles[:1]:
+        post = folder / "content" / article["source"]
+        text = post.read_text(encoding="utf-8")
+        head, sep, body = text.partition("\n\n# ")  # the front matter, then the H1 and lede
+        title, _, rest = body.partition("\n\n")
+        edited = rest[len(EDIT) :] if rest.startswith(EDIT) else EDIT + rest
+        post.write_text(head + sep + title + "\n\n" + edited, encoding="utf-8")
     return run_cold(cmd, folder, env)
 
 
@@ -510,15 +516,23 @@ def main(argv: list[str] | None = None) -> int:
         "build_10k": Series("`digest build`, 10,000 articles (compiled email kept: a rebuild)"),
         "cold_1k": Series("`digest build`, 1,000 articles, compiled email not kept (cold)"),
         "edit_1k": Series("`digest build`, 1,000 articles, after editing a post of the issue"),
+        "week_1k": Series(
+            "`digest build`, 1,000 articles, every post of the issue new (as in a new week)"
+        ),
+        "bare_1k": Series(
+            "`digest build`, 1,000 articles, cold and without the CSS memo (after an upgrade)"
+        ),
         "cold_10k": Series("`digest build`, 10,000 articles, compiled email not kept (cold)"),
         "mjml": Series(f"`mjml` CLI {mjml_version}, same issue's MJML"),
     }
-    # (command, folder, environment, how: "" a rebuild, "cold", "edit")
+    # (command, folder, environment, how: "" a rebuild, "cold", "bare", "edit", "week")
     jobs: dict[str, tuple[list[str], Path, dict[str, str], str]] = {
         "build_1k": (digest_cmd(blogs[1_000]), blogs[1_000], env, ""),
         "build_10k": (digest_cmd(blogs[10_000]), blogs[10_000], env, ""),
         "cold_1k": (digest_cmd(blogs[1_000]), blogs[1_000], env, "cold"),
         "edit_1k": (digest_cmd(blogs[1_000]), blogs[1_000], env, "edit"),
+        "week_1k": (digest_cmd(blogs[1_000]), blogs[1_000], env, "week"),
+        "bare_1k": (digest_cmd(blogs[1_000]), blogs[1_000], env, "bare"),
         "cold_10k": (digest_cmd(blogs[10_000]), blogs[10_000], env, "cold"),
         "mjml": (mjml_cmd, WORK, env, ""),
     }
@@ -530,10 +544,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def once(k: str) -> Run:
         cmd, folder, job_env, how = jobs[k]
-        if how == "cold":
-            return run_cold(cmd, folder, job_env)
-        if how == "edit":
-            return run_edited(cmd, folder, job_env)
+        if how in ("cold", "bare"):
+            return run_cold(cmd, folder, job_env, bare=how == "bare")
+        if how in ("edit", "week"):
+            return run_edited(cmd, folder, job_env, every=how == "week")
         return run(cmd, cwd=WORK, env=job_env)
 
     # Warm-up: writes .pyc files, fills the page cache and the scan caches; not counted.
@@ -583,7 +597,17 @@ def main(argv: list[str] | None = None) -> int:
             e1.cpu / mj.cpu,
             0.45,
         ),
+        target(
+            "build_1k / mjml_cli, a new week (every post of the issue read and summarized)",
+            series["week_1k"].cpu / mj.cpu,
+            0.45,
+        ),
         target("build_1k / mjml_cli, rebuild (compiled email kept)", w1, 0.45),
+        target(
+            "build_1k / mjml_cli, cold without the CSS memo (the first build after an upgrade)",
+            series["bare_1k"].cpu / mj.cpu,
+            0.45,
+        ),
         target("build_10k / build_1k, cold", c10, 1.3),
         target("build_10k / build_1k, rebuild", w10, 1.3),
     ]
@@ -676,12 +700,17 @@ def _section(
         "  (since issue 14 a build reuses the scan cache in `out/.cache/`: the warm-up run",
         "  fills it, as a user's previous build or check does, and with it the issue's",
         "  articles whole and their summaries; and it keeps the compiled email,",
-        "  `out/.cache/render.json`, keyed by the MJML and the code and library versions).",
+        "  `out/.cache/render.json`, keyed by the MJML and the code and library versions,",
+        "  and what premailer's CSS parsing found for it, `inline.json`).",
         "  A *rebuild* of an unchanged issue reads the email back; a *cold* build is timed",
         "  after deleting it, as after a template or config edit (the email is compiled,",
         "  the posts are unchanged); *after editing a post*, the first sentence of one of",
         "  the issue's posts is changed before each run (that post is read and summarized",
-        "  again, the email compiled; the other posts come from the cache),",
+        "  again, the email compiled; the other posts come from the cache); *a new week*",
+        "  changes the first sentence of every post of the issue (all are read, parsed and",
+        "  summarized, as a new week's posts are; the scan of the other files is kept);",
+        "  *without the CSS memo*, `inline.json` is deleted too, as after an upgrade of",
+        "  digest or its libraries (which also empties the scan cache, kept here),",
         f"  with `DIGEST_NOW={NOW}`. Built: 1k: {issues['build_1k']}; 10k:",
         f"  {issues['build_10k']}.",
         f"- `mjml` CLI: `mjml issue.mjml -o issue.html` (npm `mjml` {mjml_version}) on the MJML",

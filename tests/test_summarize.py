@@ -931,3 +931,20 @@ def test_the_summarizers_patterns_compile_when_first_used() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     count, compiled, *rest = out.stdout.split()
     assert int(count) >= 50 and compiled == "0" and rest == ["True", "True"], out.stdout
+
+
+def test_a_text_without_cjk_is_cut_into_the_same_units_without_the_cjk_pattern() -> None:
+    # Issue 14: the CJK pattern costs milliseconds to compile; a text with no character
+    # from U+3040 on is split by \S+, which must give the same words, spans and cuts.
+    from digest.summarize import _UNIT, _units_of
+
+    texts = [
+        "Plain words, with punctuation; and a very-long-hyphenated-compound-word here.",
+        "  leading and trailing spaces\tand\ttabs\nand lines  ",
+        "Ünïcödé wörds — dashes – and “quotes” … ellipses",
+        "日本語の文章です。Mixed with English words.",
+        "",
+    ]
+    for text in texts:
+        spans = [(m.start(), m.end()) for m in _units_of(text)]
+        assert spans == [(m.start(), m.end()) for m in _UNIT.finditer(text)], text
