@@ -371,6 +371,10 @@ def test_the_scan_kept_in_columns_gives_back_what_the_scan_found(tmp_path: Path)
     write(folder, "posts/fr.md", "---\ntitle: F\ndate: 2026-11-07\nlang: fr\n---\nx\n")
     write(folder, "posts/bad.md", "---\ntitle: [unclosed\n---\n")
     write(folder, "posts/fresh.md", post("Fresh", 8), when=dt.datetime.now().timestamp())
+    # Rows kept whole (an expiry, a warning) as the next future post and the newest.
+    soon = "---\ntitle: S\ndate: 2026-12-20T08:00:00+01:00\nexpiryDate: 2027-06-01\n---\nx\n"
+    write(folder, "posts/soon.md", soon)
+    write(folder, "late.md", "---\ntitle: L\ndate: 2026-11-25\nexpiryDate: soon\n---\nx\n")
     cfg = config.parse(
         {
             "content": {"folder": "content"},
@@ -399,10 +403,15 @@ def test_the_scan_kept_in_columns_gives_back_what_the_scan_found(tmp_path: Path)
     warm = content.load(cfg, now=NOW, window=window, cache=warm_cache)
     assert facts(none) == facts(cold) == facts(warm)
     assert warm_cache.misses == 1  # the fresh file only: read again, not trusted
-    assert (warm.drafts, warm.future, warm.other_language, warm.pages) == (2, 1, 1, 2)
+    assert (warm.drafts, warm.future, warm.other_language, warm.pages) == (2, 2, 1, 2)
     assert {a.path.name for a in warm.articles} == {
         "a.md", "b.md", "c.md", "d.md", "e.md", "f.md", "h.md", "warn.md", "fresh.md",
+        "late.md",
     }  # fmt: skip
+    for col in (none, cold, warm):
+        assert col.next_future == dt.datetime(2026, 12, 20, 7, tzinfo=dt.UTC)
+        assert col.newest == dt.datetime(2026, 11, 25, tzinfo=BERLIN)
+        assert col.oldest == dt.datetime(1969, 7, 20, 20, 17, 40, 123456, tzinfo=dt.UTC)
     assert any("warn.md" in str(p.path) for p in warm.problems)
     assert any("bad.md" in str(p.path) for p in warm.problems)
     # Every row as the scan read it.
@@ -423,3 +432,50 @@ def test_the_scan_kept_in_columns_gives_back_what_the_scan_found(tmp_path: Path)
     assert again_cache.misses == 2  # c.md, and the fresh file again
     assert "C2" in {a.title for a in again.articles}
     assert facts(again) == facts(content.load(cfg, now=NOW, window=window))
+
+
+def test_fixed_offsets_do_not_pile_up_in_a_folder_run_after_run(tmp_path: Path) -> None:
+    # A new process makes new timezone objects for "+02:00"; the cached folder's zone
+    # table must match them by offset and name, not grow by one each run (then overflow
+    # into whole rows).
+    folder = tmp_path / "content"
+    for day in range(1, 6):
+        write(
+            folder,
+            f"p{day}.md",
+            f"---\ntitle: P{day}\ndate: 2026-11-0{day}T10:00:00+02:00\n---\nx\n",
+        )
+    cfg = site(tmp_path)
+    for run in range(4):
+        content.dates._ZONES.clear()  # as in a new process
+        if run:
+            write(
+                folder, "p1.md", f"---\ntitle: P1 {run}\ndate: 2026-11-01T10:00:00+02:00\n---\nx\n"
+            )
+        cache = Cache.beside(cfg.output.folder)
+        col = content.load(cfg, now=NOW, cache=cache, articles=False)
+        cache.save()
+        assert col.oldest == dt.datetime(2026, 11, 1, 8, tzinfo=dt.UTC)
+        (record,) = cache.folders.values()
+        assert len(record.zones) == 1 and not record.odd, run
+
+
+def test_a_damaged_parse_record_in_the_cache_is_parsed_again_not_a_crash(tmp_path: Path) -> None:
+    folder = tmp_path / "content"
+    write(folder, "a.md", post("Alpha", 2))
+    write(folder, "b.md", "---\ndate: 2026-11-03\n---\n\nno title\n")
+    cfg = site(tmp_path)
+    cache = Cache.beside(cfg.output.folder)
+    first = messages(content.load(cfg, now=NOW, cache=cache, articles=False))
+    cache.save()
+    cache = Cache.beside(cfg.output.folder)
+    content.load(cfg, now=NOW, cache=cache, articles=False)  # reads the records
+    (record,) = cache.folders.values()
+    state = list(record.__getstate__())
+    state[-1] = state[-1][: len(state[-1]) // 2]  # the parse results, cut short
+    record.__setstate__(tuple(state))
+    cache.dirty = True
+    cache.save()
+    again = Cache.beside(cfg.output.folder)
+    assert messages(content.load(cfg, now=NOW, cache=again, articles=False)) == first
+    assert first and any("no title" in m for m in first)

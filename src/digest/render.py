@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import types
 from collections.abc import Mapping
 from pathlib import Path
@@ -461,12 +462,12 @@ _CACHE_FORMAT = 1
 _LIBRARIES = ("mjml", "premailer", "cssutils", "lxml", "cssselect", "cachetools")
 
 
-def _cache_key(protected: str) -> str:
+def _cache_key(protected: str, libraries: str) -> str:
     """What MJML -> inlined HTML depends on: the MJML, this module's code (the options and
     the steps around the libraries), digest's version and the installed libraries (their
     files' place, size and mtime: ``files.code_stamps``). Found without importing them,
     which is what the cache saves."""
-    return hashlib.sha256(f"{_libraries_key()}\0{protected}".encode()).hexdigest()  # (~0.1 ms)
+    return hashlib.sha256(f"{libraries}\0{protected}".encode()).hexdigest()
 
 
 def _libraries_key() -> str:
@@ -501,7 +502,7 @@ def _keep(folder: Path | None, key: str, html: str, dropped: list[str], links: l
 def _write_private(path: Path, text: str) -> None:
     """Write ``path`` atomically, readable by its owner only; a failure only costs the
     next build its speed."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -519,10 +520,11 @@ def _compile(
     links dropped. With ``cache`` (a build's ``out/.cache``), the result of the same MJML
     under the same code and libraries is read back instead (issue 14: the compile, and
     importing premailer for it, are most of a build's CPU)."""
-    key = ""
+    key = libraries = ""
     if cache is not None:
         try:
-            key = _cache_key(protected)
+            libraries = _libraries_key()
+            key = _cache_key(protected, libraries)
         except OSError:  # no source to hash (an unusual install): compile, keep nothing
             cache = None
     found = _cached(cache, key)
@@ -539,7 +541,7 @@ def _compile(
     compiled, dropped = _drop_imports(compiled)
     links = _STYLESHEET_LINK.findall(compiled)
     compiled = _STYLESHEET_LINK.sub("", compiled)
-    memo = _InlineMemo(cache, _libraries_key()) if cache is not None else None
+    memo = _InlineMemo(cache, libraries) if cache is not None else None
     html = _inline_css(compiled, memo)
     if memo is not None:
         memo.keep()

@@ -221,7 +221,7 @@ def load(
         chosen = [(live_f[j], live_i[j]) for j in range(len(live_at))] if articles else []
         todo = heads
     else:
-        since, until = ((t - EPOCH) // MICROSECOND for t in span)
+        since, until = ((t.astimezone(dt.UTC) - EPOCH) // MICROSECOND for t in span)
         chosen = [
             (live_f[j], live_i[j]) for j in range(len(live_at)) if since <= live_at[j] < until
         ]

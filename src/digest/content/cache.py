@@ -345,8 +345,10 @@ class Folder:
         z = g = 0
         ok = not (head.problems or head.failed or head.expires is not None)
         if ok and date is not None:
-            ok = date.tzinfo is not None
-            z = _index(self.zones, date.tzinfo)
+            if date.tzinfo is None:  # (a date is given its zone when read: kept whole)
+                ok = False
+            else:
+                z = _index(self.zones, date.tzinfo)
         if ok:
             try:
                 g = self.langs.index(head.lang)
@@ -385,6 +387,8 @@ class Folder:
         self.zones, self.langs = list(other.zones), list(other.langs)
 
     def date(self, i: int) -> dt.datetime | None:
+        if self.codes[i] == ODD:
+            return self.odd[i].date
         wall = self.wall[i]
         if wall == NO_DATE:
             return None
@@ -403,7 +407,11 @@ class Folder:
 
     def parsed(self, i: int) -> Parsed | None:
         if self._parsed is None:
-            self._parsed = pickle.loads(self._parsed_blob) if self._parsed_blob else {}
+            try:
+                found = pickle.loads(self._parsed_blob) if self._parsed_blob else {}
+            except Exception:  # a damaged cache: parse again, never fail
+                found = {}
+            self._parsed = found if isinstance(found, dict) else {}
             self._parsed_blob = b""
         return self._parsed.get(i)
 
@@ -431,14 +439,22 @@ class Folder:
         self._parsed, self._names = None, None
 
 
-def _index(values: list[Any], value: object) -> int:
-    """``value``'s place in ``values`` (by identity: two zones of one offset can differ
-    in name), appended if missing."""
-    for k, v in enumerate(values):
-        if v is value:
+def _index(zones: list[dt.tzinfo | None], zone: dt.tzinfo) -> int:
+    """``zone``'s place in ``zones``, appended if missing. A ``ZoneInfo`` is one object
+    per key (unpickled too); a fixed offset matches by offset and name (two of one
+    offset can differ in name, and an unpickled one is another object than the one a
+    new process makes for it: by identity the list grew by one each run)."""
+    fixed = type(zone) is dt.timezone
+    for k, known in enumerate(zones):
+        if known is zone or (
+            fixed
+            and type(known) is dt.timezone
+            and known.utcoffset(None) == zone.utcoffset(None)
+            and known.tzname(None) == zone.tzname(None)
+        ):
             return k
-    values.append(value)
-    return len(values) - 1
+    zones.append(zone)
+    return len(zones) - 1
 
 
 def light(head: Head | Light) -> Light:
