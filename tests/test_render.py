@@ -1181,3 +1181,18 @@ def test_css_parsed_for_an_earlier_email_is_reused_and_gives_the_same_email(
     (cache / "render.json").unlink()
     assert render.render(make_issue(more=2), cfg, cache=cache) == other
     assert json.loads(memo.read_text(encoding="utf-8"))["pairs"]  # replaced
+
+
+def test_an_atomic_write_that_fails_leaves_no_temporary_file(tmp_path: Path) -> None:
+    # The kept email, the CSS memo, exports and address lists are written through one
+    # temporary file per process and thread, renamed into place; a write that fails
+    # (here: a folder where the file goes) leaves nothing beside it.
+    from digest.files import write_atomic
+
+    (tmp_path / "render.json").mkdir()
+    with pytest.raises(OSError):
+        write_atomic(tmp_path / "render.json", "{}", private=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["render.json"]
+    write_atomic(tmp_path / "inline.json", "{}", private=True)
+    assert (tmp_path / "inline.json").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inline.json", "render.json"]

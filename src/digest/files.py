@@ -5,6 +5,7 @@ of one."""
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import suppress
 from functools import cache
 from pathlib import Path
@@ -55,15 +56,21 @@ def _code_stamp(name: str) -> tuple[str, ...]:
 
 def write_atomic(path: Path, data: str, *, private: bool = False) -> None:
     """Write UTF-8 text to a temporary file beside ``path``, then rename it into place.
+    The temporary file is this process's and thread's (two writers of one file do not
+    write into each other's), and is removed if writing fails.
 
     ``private``: readable by its owner only (0600), from the first byte on (a list of
     addresses, a suppression list)."""
-    tmp = path.with_name(path.name + ".tmp")
-    if private:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        if private:
+            tmp.unlink(missing_ok=True)
+            create_private(tmp)
+        tmp.write_text(data, encoding="utf-8", newline="")
+        tmp.replace(path)
+    except BaseException:
         tmp.unlink(missing_ok=True)
-        create_private(tmp)
-    tmp.write_text(data, encoding="utf-8", newline="")
-    tmp.replace(path)
+        raise
 
 
 def create_private(path: Path) -> None:

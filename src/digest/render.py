@@ -20,6 +20,7 @@ marked copy (``marked_text``) lets ``export`` guard them for each service.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import hashlib
@@ -27,10 +28,8 @@ import importlib
 import importlib.util
 import json
 import logging
-import os
 import re
 import sys
-import threading
 import types
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from .errors import RenderError
-from .files import code_stamps
+from .files import code_stamps, write_atomic
 from .i18n import Labels, labels, primary
 from .model import PLACEHOLDERS, RenderedEmail, token
 from .templating import data_scope, environment, restore_literals
@@ -217,15 +216,14 @@ class _InlineMemo:
     module's code and the installed libraries; JSON (strings and numbers), pruned to
     what the last render used."""
 
-    def __init__(self, folder: Path | None, key: str) -> None:
-        self.path = folder / "inline.json" if folder is not None else None
+    def __init__(self, folder: Path, key: str) -> None:
+        self.path = folder / "inline.json"
         self.key = key
         self.pairs: dict[str, list[tuple[str, str]]] = {}
         self.rules: dict[str, tuple[list[Any], str | None]] = {}
-        self.used: set[str] = set()
+        self.used_pairs: set[str] = set()
+        self.used_rules: set[str] = set()
         self.changed = False
-        if self.path is None:
-            return
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             if data["key"] == key:
@@ -239,14 +237,14 @@ class _InlineMemo:
 
     def keep(self) -> None:
         """Write what this render used, if it parsed anything new."""
-        if self.path is None or not self.changed:
+        if not self.changed:
             return
         data = {
             "key": self.key,
-            "pairs": [[k, v] for k, v in self.pairs.items() if "p" + k in self.used],
-            "rules": [[k, *v] for k, v in self.rules.items() if "r" + k in self.used],
+            "pairs": [[k, v] for k, v in self.pairs.items() if k in self.used_pairs],
+            "rules": [[k, *v] for k, v in self.rules.items() if k in self.used_rules],
         }
-        _write_private(self.path, json.dumps(data))
+        _store(self.path, json.dumps(data))
 
 
 _memo: contextvars.ContextVar[_InlineMemo | None] = contextvars.ContextVar(
@@ -259,7 +257,7 @@ def _remembered_pairs(parse: Any, csstext: str, validate: bool = True) -> Any:
     if memo is None:
         return parse(csstext, validate=validate)
     key = f"{int(validate)}{csstext}"
-    memo.used.add("p" + key)
+    memo.used_pairs.add(key)
     found = memo.pairs.get(key)
     if found is None:
         found = memo.pairs[key] = parse(csstext, validate=validate)
@@ -274,6 +272,7 @@ class _Leftover(list):  # type: ignore[type-arg]
     text = ""
 
 
+@functools.cache
 def _premailer_class() -> Any:
     """premailer's ``Premailer``, its style sheet parse answered by the memo under way."""
     base = _load_premailer().Premailer
@@ -284,7 +283,7 @@ def _premailer_class() -> Any:
             if memo is None:
                 return super()._parse_style_rules(css_body, ruleset_index)
             key = f"{ruleset_index}\0{css_body}"
-            memo.used.add("r" + key)
+            memo.used_rules.add(key)
             found = memo.rules.get(key)
             if found is None:
                 rules, left = super()._parse_style_rules(css_body, ruleset_index)
@@ -323,17 +322,11 @@ def _drop_imports(html: str) -> tuple[str, list[str]]:
 def _inline_css(html: str, memo: _InlineMemo | None = None) -> str:
     """premailer with digest's options; with ``memo``, CSS parsed for an earlier build's
     email is not parsed again (the same output)."""
-    global _premailer_type
-    if _premailer_type is None:
-        _premailer_type = _premailer_class()
     token = _memo.set(memo)
     try:
         return _inline(html)
     finally:
         _memo.reset(token)
-
-
-_premailer_type: Any = None
 
 
 def _inline(html: str) -> str:
@@ -344,7 +337,7 @@ def _inline(html: str) -> str:
     # read it; inlining it would repeat it on every table cell (~25% more bytes). Its
     # @media blocks hold nothing to inline; parsing them would only cost time.
     body = _MJML_HEAD.sub(r'<style\1 data-premailer="ignore">\2', body)
-    out = _premailer_type(
+    out = _premailer_class()(
         base_url=None,  # never rewrite links: ours are absolute and merge tags are not URLs
         disable_link_rewrites=True,
         allow_network=False,  # no <link rel=stylesheet> loading
@@ -496,21 +489,15 @@ def _keep(folder: Path | None, key: str, html: str, dropped: list[str], links: l
     if folder is None:
         return
     data = {"key": key, "html": html, "dropped": dropped, "links": links}
-    _write_private(folder / "render.json", json.dumps(data))
+    _store(folder / "render.json", json.dumps(data))
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write ``path`` atomically, readable by its owner only; a failure only costs the
-    next build its speed."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
+def _store(path: Path, text: str) -> None:
+    """Keep ``path`` for the next build, readable by its owner only; a failure only
+    costs that build its speed."""
+    with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+        write_atomic(path, text, private=True)
 
 
 def _compile(
