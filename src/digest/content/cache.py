@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 from .. import i18n
 from ..model import Article, Problem, Summary
+from .dates import shared_zone
 from .frontmatter import Head
 from .sites import DRAFT, LIST, OUTSIDE, PAGE, POST
 
@@ -192,10 +193,10 @@ class Cache:
     def put_article(
         self, path: str, st: tuple[int, int, int, int], rel: str, article: Article
     ) -> None:
-        if st is not None:  # (not a racy file: see put_folder)
-            self.articles[(path, rel)] = (st, article)
-            self._used_articles.add((path, rel))
-            self.dirty = True
+        """``st``: the file's stamp as the cache keeps it (not a racy file's: put_folder)."""
+        self.articles[(path, rel)] = (st, article)
+        self._used_articles.add((path, rel))
+        self.dirty = True
 
     def summary(self, key: str) -> Summary | None:
         found = self.summaries.get(key)
@@ -309,7 +310,7 @@ class Folder:
         self.wall = array("q", (NO_DATE,)) * n
         self.zone = bytearray(n)
         self.lang = bytearray(n)
-        self.zones: list[dt.tzinfo | None] = []
+        self.zones: list[dt.tzinfo] = []
         self.langs: list[str | None] = [None]
         self.odd: dict[int, Light] = {}
         self._parsed: dict[int, Parsed] | None = None
@@ -359,7 +360,6 @@ class Folder:
             self.codes[i] = ODD
             self.odd[i] = light(head)
             return
-        self.odd.pop(i, None)
         self.zone[i], self.lang[i] = z, g
         if date is None:
             self.utc[i] = self.wall[i] = NO_DATE
@@ -437,21 +437,16 @@ class Folder:
             self.odd, self._parsed_blob,
         ) = state  # fmt: skip
         self._parsed, self._names = None, None
+        # The zones as this process's own objects (see _index).
+        self.zones = [shared_zone(zone) for zone in self.zones]
 
 
-def _index(zones: list[dt.tzinfo | None], zone: dt.tzinfo) -> int:
-    """``zone``'s place in ``zones``, appended if missing. A ``ZoneInfo`` is one object
-    per key (unpickled too); a fixed offset matches by offset and name (two of one
-    offset can differ in name, and an unpickled one is another object than the one a
-    new process makes for it: by identity the list grew by one each run)."""
-    fixed = type(zone) is dt.timezone
+def _index(zones: list[dt.tzinfo], zone: dt.tzinfo) -> int:
+    """``zone``'s place in ``zones``, appended if missing. By identity: two fixed zones of
+    one offset can differ in name, and a fixed zone is one object per offset and name
+    (``dates.shared_zone``, which the unpickled ones pass through too)."""
     for k, known in enumerate(zones):
-        if known is zone or (
-            fixed
-            and type(known) is dt.timezone
-            and known.utcoffset(None) == zone.utcoffset(None)
-            and known.tzname(None) == zone.tzname(None)
-        ):
+        if known is zone:
             return k
     zones.append(zone)
     return len(zones) - 1

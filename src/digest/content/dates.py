@@ -116,10 +116,18 @@ def _one_zone(when: dt.datetime) -> dt.datetime:
     ``fromisoformat`` make a new one per date, and the scan cache pickles (and unpickles)
     each distinct object: a third of 10,000 dates had their own ``+02:00``."""
     zone = when.tzinfo
-    if type(zone) is not dt.timezone:
-        return when
-    shared = _ZONES.setdefault((zone.utcoffset(None), zone.tzname(None)), zone)
+    shared = shared_zone(zone) if zone is not None else zone
     return when if shared is zone else when.replace(tzinfo=shared)
+
+
+def shared_zone(zone: dt.tzinfo) -> dt.tzinfo:
+    """The one object of a fixed offset and name in this process (the first seen: the
+    scan cache's zones, unpickled, are passed through here too, so a zone is the same
+    object whether it was read now or cached); any other zone as it is (a ``ZoneInfo``
+    is one object per key already)."""
+    if type(zone) is not dt.timezone:
+        return zone
+    return _ZONES.setdefault((zone.utcoffset(None), zone.tzname(None)), zone)
 
 
 class _Ambiguous(ValueError):
