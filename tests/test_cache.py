@@ -418,9 +418,7 @@ def test_the_scan_kept_in_columns_gives_back_what_the_scan_found(tmp_path: Path)
     for f in warm_cache.folders.values():
         for i, name in enumerate(f.names):
             scanned = content.cache.light(
-                content._scan(
-                    f.path(i), f.rel + name, BERLIN, content._Context.of(cfg, folder), 1 << 20
-                )
+                content._scan(f.path(i), f.rel + name, content._Context.of(cfg, folder))
             )
             row = f.light(i)
             assert row == scanned and shown(row.date) == shown(scanned.date), name

@@ -122,7 +122,6 @@ def load(
     problems: list[Problem] = []
     drafts = future = pages = other_language = 0
     notes, outside = str(cfg.content.notes_folder), cfg.content.follow_symlinks_outside
-    max_bytes = cfg.content.max_file_kb * 1024
     # Within cache.pinned() (one `check`: its full read, then the issue's), the folder is
     # walked and stat'ed once.
     walk_key = (str(folder), ctx.suffixes, notes, outside, cfg.content.exclude)
@@ -137,7 +136,7 @@ def load(
     listed, skipped, total = walked
     problems += skipped
     if cache is not None:
-        cache.bind(str(tz), max_bytes, PARSE_CHARS, ctx.facts())
+        cache.bind(str(tz), ctx.max_bytes, PARSE_CHARS, ctx.facts())
     # With a window only its ~10 files are parsed: the others' scans are kept in columns
     # (cache.Folder; issue 14), and the few parsed are scanned again. Without one (check),
     # every file is parsed: the ones scanned now are kept whole for it.
@@ -226,7 +225,6 @@ def load(
             (live_f[j], live_i[j]) for j in range(len(live_at)) if since <= live_at[j] < until
         ]
         todo = chosen
-    n_chosen = len(chosen) if span is not None else len(live_at)
     keep = set(chosen) if articles else set()
     found: list[Article] = []
     urls: list[tuple[str, str]] = []  # (path, url) of every article parsed or cached
@@ -258,7 +256,7 @@ def load(
                 continue
         seen = len(head.problems)
         resolved = ctx.resolved
-        art = _parse(head, ctx, max_bytes)
+        art = _parse(head, ctx)
         problems += head.problems[seen:]
         if art is not None:
             urls.append((path, art.url))
@@ -290,7 +288,7 @@ def load(
         files=total,
         drafts=drafts,
         future=future,
-        outside=len(live_at) - n_chosen,
+        outside=len(live_at) - len(chosen) if span is not None else 0,
         oldest=oldest,
         newest=newest,
         window=span,
@@ -320,7 +318,7 @@ class _Context:
 
     def full(self, head: Light) -> Head:
         """A file kept as its ``Light`` scan, scanned again, front matter and all."""
-        return _scan(head.path, head.rel, self.tz, self, self.max_bytes)
+        return _scan(head.path, head.rel, self)
 
     def facts(self) -> tuple[object, ...]:
         """What reading a file depends on beyond the file (the cache's fingerprint)."""
@@ -657,8 +655,9 @@ def _scan_folder(
     ``known`` (the cache's record of the folder) keeps its scan there, the others are
     scanned now (and kept whole in ``fresh``, if given). Also: how many were kept."""
     scan = Folder(found.here, found.rel, found.names, array("q", found.stamps), found.links)
-    rows = {name: j for j, name in enumerate(known.names)} if known is not None else {}
+    rows: dict[str, int] = {}
     if known is not None:
+        rows = {name: j for j, name in enumerate(known.names)}
         scan.like(known)
     stamps, kept = found.stamps, 0
     for i, name in enumerate(found.names):
@@ -671,8 +670,8 @@ def _scan_folder(
             scan.copy_row(i, known, j)
             kept += 1
             continue
-        path, rel = scan.path(i), found.rel + name
-        head = _scan(path, rel, ctx.tz, ctx, ctx.max_bytes)
+        path, rel = scan.path(i), scan.rel_of(i)
+        head = _scan(path, rel, ctx)
         scan.put(i, head)
         if fresh is not None:
             fresh[(path, rel)] = head
@@ -710,12 +709,12 @@ class _Instants(Sequence[dt.datetime]):
         return EPOCH + dt.timedelta(microseconds=self._micros[k])
 
 
-def _scan(path: str, rel: str, tz: dt.tzinfo, ctx: _Context, max_bytes: int) -> Head:
+def _scan(path: str, rel: str, ctx: _Context) -> Head:
     """The head of a file: its metadata, role (post, page, ...), date, draft, language."""
     site = ctx.site
     if site is not None and site.kind(ctx.rel(Head(path, rel)), {}) == OUTSIDE:
         return Head(path, rel, role=OUTSIDE)  # a theme's or tool's file: not read
-    head = read_head(path, rel, max_bytes)
+    head = read_head(path, rel, ctx.max_bytes)
     if head.failed:
         return head
     if site is not None:
@@ -724,7 +723,7 @@ def _scan(path: str, rel: str, tz: dt.tzinfo, ctx: _Context, max_bytes: int) -> 
         head.role = PAGE
     if head.role in (PAGE, LIST):
         return head
-    dates.date_and_draft(head, tz)
+    dates.date_and_draft(head, ctx.tz)
     if head.role == DRAFT:
         head.draft = True
     lang = site.lang(ctx.rel(head), head.meta) if site else _lang(head)
@@ -768,11 +767,12 @@ LANGUAGES = frozenset(
 )
 
 
-def _parse(head: Head, ctx: _Context, max_bytes: int) -> Article | None:
+def _parse(head: Head, ctx: _Context) -> Article | None:
     """Read the whole file and make the Article, or add problems and return None.
 
     Only the first ``PARSE_CHARS`` of the body are parsed (cut at a line break); the
     rest is counted for reading time."""
+    max_bytes = ctx.max_bytes
     try:
         raw = read_bytes(head.path, max_bytes + 1).removeprefix(BOM)
     except OSError as exc:
