@@ -69,7 +69,16 @@ from .content.dates import MONTHS
 from .content.html import markdown
 from .errors import ConfigError, ContentError
 from .model import Article, KeyPoint, Summary
-from .text import CJK, CJK_CLASS, LazyRegex, children_text, count_words, drop_hidden, inline_text
+from .text import (
+    CJK_CLASS,
+    FIRST_CJK,
+    LazyRegex,
+    children_text,
+    count_words,
+    drop_hidden,
+    inline_text,
+    starts_cjk,
+)
 
 ELLIPSIS = "…"
 LOOKAHEAD = 20  # words of text read and split into sentences per word of the budget
@@ -79,10 +88,7 @@ _MORE = LazyRegex(r"<!--\s*(?:more|PELICAN_END_SUMMARY)\s*-->", re.I)
 _TAG = LazyRegex(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.S)
 _CJK_END = LazyRegex(r"[。！？]+[」』”’）)]*")
 _UNIT = LazyRegex(rf"[{CJK_CLASS}]|[^\s{CJK_CLASS}]+")  # a CJK character or a word
-_WORD_UNIT = re.compile(r"\S+")  # the same, in a text without CJK characters
-# (The CJK classes cost ~3 ms each to compile, ~10 ms of a build that summarizes; a text
-# whose characters all come before U+3040 is read without them, with the same result.)
-_FIRST_CJK = "\u3040"
+_WORD_UNIT = re.compile(r"\S+")  # the same, in a text without CJK (see text.FIRST_CJK)
 _ORDINAL_END = LazyRegex(r"(?:^|\s)\d{1,2}\.$")
 _TRAILING = " \t,;:—–-([{\"'“‘«"
 _LEAD_SEPARATORS = (":", "：", "—", "–", "-", ".")
@@ -408,8 +414,7 @@ def close(text: str) -> str:
     if not text or _SENTENCE_END.search(text):
         return text
     text = text.rstrip(" ,;:—–-")
-    cjk = text[-1:] >= _FIRST_CJK and CJK.match(text[-1:])
-    return text + ("。" if cjk else ".") if text else text
+    return text + ("。" if starts_cjk(text[-1:]) else ".") if text else text
 
 
 def is_stub(summary: str, title: str) -> bool:
@@ -827,14 +832,14 @@ def _head(text: str, units: float) -> str:
 
 def _units_of(text: str) -> Iterator[re.Match[str]]:
     """The units (a word, or a CJK character) of ``text``."""
-    return (_UNIT if text and max(text) >= _FIRST_CJK else _WORD_UNIT).finditer(text)
+    return (_UNIT if text and max(text) >= FIRST_CJK else _WORD_UNIT).finditer(text)
 
 
 def _cut_words(text: str, budget: int, max_chars: int) -> str:
     total, end = 0.0, 0
     for m in _units_of(text):
         unit = m.group()
-        cost = 0.5 if unit[:1] >= _FIRST_CJK and CJK.match(unit) else count_words(unit)
+        cost = 0.5 if starts_cjk(unit) else count_words(unit)
         if total + cost > budget or m.end() + len(ELLIPSIS) > max_chars:
             break
         total, end = total + cost, m.end()

@@ -128,12 +128,22 @@ def children_text(children: Sequence[Any]) -> str:
 # spaces between words (Hangul uses spaces and counts like other words).
 CJK_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
 CJK = LazyRegex(f"[{CJK_CLASS}]")
+# The class's first character: a text whose characters all come before it has no CJK,
+# and is read without compiling the class (~3 ms a pattern that holds it).
+FIRST_CJK = "\u3040"
+
+
+def starts_cjk(text: str) -> bool:
+    """Whether ``text`` starts with a CJK character."""
+    return text[:1] >= FIRST_CJK and CJK.match(text) is not None
+
+
 _WORD = re.compile(r"\w+(?:['’.-]\w+)*")
 
 
 def count_words(text: str) -> int:
     """Words for reading time and budgets; Chinese/Japanese count two characters a word."""
-    if not text or max(text) < "\u3040":  # no CJK possible: skip the big regex
+    if not text or max(text) < FIRST_CJK:  # no CJK possible: skip the big regex
         return len(_WORD.findall(text))
     cjk = len(CJK.findall(text))
     if cjk:
