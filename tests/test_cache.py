@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -286,7 +287,8 @@ def test_the_walk_by_folder_descriptor_finds_what_the_walk_by_path_finds(
     write(tmp_path, "elsewhere.md", post("Elsewhere", 8))
 
     def walk() -> list[tuple[str, tuple[int, ...]]]:
-        found, skipped, total = content._walk(str(folder), stats=True)
+        walk = content._walk(str(folder), stats=True)
+        found, skipped, total = list(walk.folders), walk.skipped, walk.total
         assert total == 6 and len(skipped) == 1
         assert "outside the content folder" in skipped[0].message
         return [
@@ -472,8 +474,80 @@ def test_a_damaged_parse_record_in_the_cache_is_parsed_again_not_a_crash(tmp_pat
     state = list(record.__getstate__())
     state[-1] = state[-1][: len(state[-1]) // 2]  # the parse results, cut short
     record.__setstate__(tuple(state))
-    cache.dirty = True
+    cache.put_folder(record)  # (the cache hands out copies of records kept in its file)
     cache.save()
     again = Cache.beside(cfg.output.folder)
     assert messages(content.load(cfg, now=NOW, cache=again, articles=False)) == first
     assert first and any("no title" in m for m in first)
+
+
+def test_the_walk_gives_folders_in_path_order_one_at_a_time(tmp_path: Path) -> None:
+    # Folders come as their paths sort ("a-b/" before "a/" before "a/c/"): the order the
+    # cache's records and ties between equal dates follow, whatever the file system's.
+    folder = tmp_path / "content"
+    for rel in ["b/x.md", "a/c/x.md", "a-b/x.md", "a/x.md", "x.md", "a/c d/x.md", "A/x.md"]:
+        write(folder, rel, post("X", 2))
+    walk = content._walk(str(folder), stats=True)
+    rels = [f.rel for f in walk.folders]
+    assert rels == sorted(rels) == ["", "A/", "a-b/", "a/", "a/c d/", "a/c/", "b/"]
+    assert walk.total == 7
+
+
+def test_a_damaged_folder_record_is_read_again_from_the_files(tmp_path: Path) -> None:
+    # The cache keeps one record per folder, read when the scan reaches it: a damaged
+    # one costs that folder a new scan, never a crash or a wrong answer.
+    folder = tmp_path / "content"
+    for day in range(1, 9):
+        write(folder, f"f{day % 2}/2026-11-{day:02d}-p{day}.md", post(f"Post {day}", day))
+    write(folder, "f0/broken.md", "---\ntitle: [unclosed\n---\n")
+    cfg = site(tmp_path)
+    cache = Cache.beside(cfg.output.folder)
+    first = content.load(cfg, now=NOW, cache=cache, articles=False)
+    cache.save()
+    path = tmp_path / "out" / ".cache" / "content.pickle"
+    data = bytearray(path.read_bytes())
+    at = data.index(b"p2.md")  # inside folder f0/'s record
+    data[at - 40 : at + 40] = b"\xff" * 80
+    path.write_bytes(bytes(data))
+    again = Cache.beside(cfg.output.folder)
+    col = content.load(cfg, now=NOW, cache=again, articles=False)
+    assert messages(col) == messages(first) and any("broken.md" in m for m in messages(col))
+    assert again.misses == 5 and again.hits == 4  # f0/ scanned again, f1/ from the cache
+    again.save()
+    third = Cache.beside(cfg.output.folder)
+    content.load(cfg, now=NOW, cache=third, articles=False)
+    assert third.misses == 0  # mended in the file
+
+
+def test_a_windowed_scan_keeps_nothing_of_the_files_outside_the_window(tmp_path: Path) -> None:
+    # Issue 14: the memory a cached build's scan holds does not grow with the articles
+    # outside the issue's window: about 8 bytes a post remain (for choosing the window)
+    # and a few hundred a folder (where its record lies).
+    import tracemalloc
+
+    def peak(files: int) -> int:
+        base = tmp_path / str(files)
+        for n in range(files):
+            name = f"y{n // 100:02d}/2025-{n % 12 + 1:02d}-{n % 28 + 1:02d}-p{n}.md"
+            write(base / "content", name, post(f"Post {n}", 1).replace("2026-11", "2025-01"))
+        write(base / "content", "2026-11-24-new.md", post("New", 24))
+        cfg = site(base)
+
+        def window(dates: Sequence[dt.datetime]) -> tuple[dt.datetime, dt.datetime]:
+            return dates[-1] - dt.timedelta(days=7), dates[-1] + dt.timedelta(seconds=1)
+
+        cache = Cache.beside(cfg.output.folder)
+        content.load(cfg, now=NOW, window=window, cache=cache)
+        cache.save()
+        cache = Cache.beside(cfg.output.folder)
+        tracemalloc.start()
+        try:
+            col = content.load(cfg, now=NOW, window=window, cache=cache)
+            used = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert [a.title for a in col.articles] == ["New"] and cache.misses == 0
+        return used
+
+    small, large = peak(200), peak(4000)
+    assert large - small < 40 * 3800, (small, large)  # (it was ~175 bytes a file)

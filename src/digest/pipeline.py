@@ -71,8 +71,11 @@ def _scheduled_window(
     if sel.due:
         return issues.due_window(cfg, now)
     if sel.latest:
-        # The dates come sorted (content.load): the newest up to now, by bisection.
-        past = bisect.bisect_right(dates, now)
+        # The dates come sorted (content.load): the newest up to now. content.load's
+        # are none after now, and its last is found without sorting them all.
+        past = len(dates)
+        if past and dates[-1] > now:
+            past = bisect.bisect_right(dates, now)
         if not past:
             raise NothingToSend("nothing to send: no published articles in the content folder")
         return issues.window_containing(cfg, dates[past - 1])

@@ -45,8 +45,8 @@ import functools
 import os
 import re
 from array import array
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
@@ -120,116 +120,91 @@ def load(
         now = now.replace(tzinfo=tz)
     ctx = _Context.of(cfg, folder)
     problems: list[Problem] = []
-    drafts = future = pages = other_language = 0
     notes, outside = str(cfg.content.notes_folder), cfg.content.follow_symlinks_outside
     # Within cache.pinned() (one `check`: its full read, then the issue's), the folder is
     # walked and stat'ed once.
     walk_key = (str(folder), ctx.suffixes, notes, outside, cfg.content.exclude)
-    walked = cache.walked.get(walk_key) if cache is not None else None
-    if walked is None:
-        walked = _walk(
+    walk = cache.walked.get(walk_key) if cache is not None else None
+    if walk is None:
+        walk = _walk(
             str(folder), ctx.suffixes, skip=notes, outside=outside,
             stats=cache is not None, excluded=_excluder(cfg.content.exclude),
         )  # fmt: skip
         if cache is not None and cache.is_pinned:
-            cache.walked[walk_key] = walked
-    listed, skipped, total = walked
-    problems += skipped
+            walk.folders = list(walk.folders)
+            cache.walked[walk_key] = walk
     if cache is not None:
         cache.bind(str(tz), ctx.max_bytes, PARSE_CHARS, ctx.facts())
-    # With a window only its ~10 files are parsed: the others' scans are kept in columns
-    # (cache.Folder; issue 14), and the few parsed are scanned again. Without one (check),
-    # every file is parsed: the ones scanned now are kept whole for it.
+    store = cache if cache is not None else Cache()  # (without one: in memory)
+    # With a window only its ~10 files are parsed. The others' scans are read folder by
+    # folder, counted and let go (cache.Folder; issue 14): what stays is a folder's
+    # path and its posts' range of dates, and 8 bytes a post for choosing the window.
+    # The window's folders are read again, and its few files scanned again. Without a
+    # window (check), every file is parsed: the folders stay, and the files scanned now
+    # are kept whole for it.
     full = window is None
+    held = full or not store.persist  # the folders stay in memory during this read
     fresh: dict[tuple[str, str], Head] = {}
-    scans: list[Folder] = []
+    heres: list[str] = []
+    scans: list[Folder | None] = []  # by folder number k (None: let go; store.folder)
+    spans = array("q")  # folder k's live posts' first and last instant: [2k], [2k + 1]
+    tally = _Tally(now, ctx.language)
+    heads: list[tuple[int, int]] = []  # (folder, row): in the newsletter's language(s)
+    live_f, live_i = array("l"), array("l")  # (without a window: every live post's)
+    listed = hits = misses = 0
     with gc_paused():  # the scan only allocates; collecting 10k live heads costs ~10%
-        hits = misses = 0
-        for f in listed:
-            known = cache.folder(f.here) if cache is not None else None
+        for f in walk.folders:
+            k = len(heres)
+            heres.append(f.here)
+            listed += f.size
+            known = store.folder(f.here)
             if known is not None and f.same_files(known):
-                scans.append(known)  # the common case: the folder's files are unchanged
-                f.listing, f.stamps = known.listing, known.stamps  # equal: kept once
+                scan = known  # the common case: the folder's files are unchanged
                 hits += f.size
-                continue
-            scan, fewer = _scan_folder(f, known, ctx, fresh if full else None)
-            hits, misses = hits + fewer, misses + f.size - fewer
-            scans.append(scan)
-            if cache is not None:
-                cache.put_folder(scan)
+            else:
+                scan, fewer = _scan_folder(f, known, ctx, fresh if full else None)
+                hits, misses = hits + fewer, misses + f.size - fewer
+                store.put_folder(scan)
+            live = tally.rows(scan, heads if full else None, k)
+            spans.extend(tally.span if live else (1, 0))
+            if full and live:
+                live_f.extend([k] * len(live))
+                live_i.extend([i for i, _at in live])
+            scans.append(scan if held else None)
         if cache is not None:
             cache.hits, cache.misses = cache.hits + hits, cache.misses + misses
-            cache.keep_folders({f.here for f in listed})
-    ctx.scans = scans
-    # Dates as UTC instants in microseconds: comparing aware datetimes in different zones
-    # calls utcoffset() each time, and a datetime a file is ~50 bytes more (issue 14).
-    now_us = (now - EPOCH) // MICROSECOND
-    heads: list[tuple[int, int]] = []  # (folder, row): in the newsletter's language(s)
-    live_f, live_i, live_at = array("l"), array("l"), array("q")
-    soonest: tuple[int, int, int] | None = None  # (instant, folder, row) of the next post
-    speaks = _speaker(ctx.language)
-    for k, f in enumerate(scans):
-        codes, utc, langs, lang_of, odd = f.codes, f.utc, f.langs, f.lang, f.odd
-        for i in range(len(codes)):
-            code = codes[i]
-            if code == ODD:  # problems, an expiry date: the whole scan
-                h = odd[i]
-                if h.role == OUTSIDE:
-                    continue
-                problems += h.problems
-                if h.failed:
-                    continue
-                expired = h.expires is not None and h.expires <= now  # as of `now`
-                if h.role in (PAGE, LIST) or expired or (h.date is None and not h.draft):
-                    pages += 1  # not a post (or no longer published): skipped quietly
-                    continue
-                draft = h.draft
-                drafts += draft
-                if h.date is None:
-                    continue  # a draft without a date: nothing more to check
-                at, lang = (h.date.astimezone(dt.UTC) - EPOCH) // MICROSECOND, h.lang
-            else:
-                role = code >> 2
-                if role == AS_OUTSIDE:
-                    continue
-                at, draft = utc[i], bool(code & 1)
-                if role in (AS_PAGE, AS_LIST) or (at == NO_DATE and not draft):
-                    pages += 1
-                    continue
-                drafts += draft
-                if at == NO_DATE:
-                    continue
-                lang = langs[lang_of[i]]
-            if lang and not speaks(lang):
-                other_language += 1
-                continue
-            if full:
-                heads.append((k, i))
-            if draft:
-                continue
-            if at > now_us:
-                future += 1
-                if soonest is None or at < soonest[0]:
-                    soonest = (at, k, i)
-            else:
-                live_f.append(k)
-                live_i.append(i)
-                live_at.append(at)
-    span = window(_Instants(array("q", sorted(live_at)))) if window else None
+            cache.keep_folders(set(heres))
+    problems += walk.skipped
+    problems += tally.problems
+    touched: set[int] = set()  # folders whose parse results changed
+
+    def folder_of(k: int) -> Folder:
+        f = scans[k]
+        if f is None:  # read again (a folder of the window, a link's target)
+            f = scans[k] = store.folder(heres[k])
+            if f is None:
+                raise ContentError(Path(heres[k]), "the scan cache changed while read; run again")
+        return f
+
+    ctx.folders = lambda: [folder_of(k) for k in range(len(heres))]
+    live_at = tally.live
+    span = window(_Instants(live_at)) if window else None
     if span is None:
         chosen = [(live_f[j], live_i[j]) for j in range(len(live_at))] if articles else []
         todo = heads
     else:
         since, until = ((t.astimezone(dt.UTC) - EPOCH) // MICROSECOND for t in span)
-        chosen = [
-            (live_f[j], live_i[j]) for j in range(len(live_at)) if since <= live_at[j] < until
-        ]
+        chosen = []
+        for k in range(len(heres)):
+            if spans[2 * k] < until and spans[2 * k + 1] >= since:  # the window's, again
+                rows = _Tally(now, ctx.language).rows(folder_of(k), None, k)
+                chosen += [(k, i) for i, at in rows if since <= at < until]
         todo = chosen
     keep = set(chosen) if articles else set()
     found: list[Article] = []
     urls: list[tuple[str, str]] = []  # (path, url) of every article parsed or cached
     for k, i in todo:
-        f = scans[k]
+        f = folder_of(k)
         path, rel = f.path(i), f.rel_of(i)
         st = f.stamp(i) if cache is not None else None  # None: not cached (or racy)
         earlier = f.parsed(i) if st is not None else None
@@ -265,9 +240,13 @@ def load(
         if cache is not None and st is not None and ctx.resolved == resolved:
             # (else its parse depends on other files)
             f.set_parsed(i, Parsed(tuple(head.problems[seen:]), art.url if art else None))
-            cache.dirty = True
+            touched.add(k)
             if wanted and art is not None and span is not None:  # an issue's: a few
                 cache.put_article(path, st, rel, art)
+    for k in sorted(touched):  # (in memory, the record is already the cache's)
+        if store.persist:
+            store.put_folder(folder_of(k))
+        store.dirty = True
     if span is None:
         problems += _same_urls(urls)
     found.sort(key=lambda a: (-a.date.timestamp(), str(a.path)))
@@ -276,28 +255,108 @@ def load(
         Problem(shown(p.path), p.line, p.message, p.level)
         for p in sorted(problems, key=lambda p: (str(p.path), p.line or 0))
     ]
-    oldest = newest = None
-    if live_at:  # the first post of the earliest instant, the last of the latest
-        j, last = live_at.index(min(live_at)), max(live_at)
-        k = len(live_at) - 1 - next(k for k, at in enumerate(reversed(live_at)) if at == last)
-        oldest = scans[live_f[j]].date(live_i[j])
-        newest = scans[live_f[k]].date(live_i[k])
     return Collection(
         articles=tuple(found),
         problems=tuple(problems),
-        files=total,
-        drafts=drafts,
-        future=future,
+        files=walk.total,
+        drafts=tally.drafts,
+        future=tally.future,
         outside=len(live_at) - len(chosen) if span is not None else 0,
-        oldest=oldest,
-        newest=newest,
+        oldest=tally.oldest[1] if tally.oldest else None,
+        newest=tally.newest[1] if tally.newest else None,
         window=span,
-        pages=pages,
-        other_language=other_language,
-        excluded=total - sum(f.size for f in listed),
+        pages=tally.pages,
+        other_language=tally.other_language,
+        excluded=walk.total - listed,
         site=ctx.site.describe(folder.resolve()) if ctx.site else None,
-        next_future=scans[soonest[1]].date(soonest[2]) if soonest else None,
+        next_future=tally.soonest[1] if tally.soonest else None,
     )
+
+
+class _Tally:
+    """What the scan's rows count to (``rows``, folder by folder): problems, drafts,
+    future posts, pages, posts in another language; the live posts' instants (UTC,
+    microseconds), and the oldest, newest and next future post as (instant, date)."""
+
+    def __init__(self, now: dt.datetime, language: str) -> None:
+        self.now = now
+        self.now_us = (now - EPOCH) // MICROSECOND
+        self.speaks = _speaker(language)
+        self.problems: list[Problem] = []
+        self.drafts = self.future = self.pages = self.other_language = 0
+        self.live = array("q")
+        self.oldest: tuple[int, dt.datetime | None] | None = None
+        self.newest: tuple[int, dt.datetime | None] | None = None
+        self.soonest: tuple[int, dt.datetime | None] | None = None
+        self.span = (1, 0)  # the last folder's live posts' first and last instant
+
+    def rows(self, f: Folder, heads: list[tuple[int, int]] | None, k: int) -> list[tuple[int, int]]:
+        """Count folder ``f``'s rows; its live posts as (row, instant); with ``heads``,
+        add every row in the newsletter's language(s) to it as (``k``, row). Dates are
+        UTC instants in microseconds: comparing aware datetimes in different zones
+        calls utcoffset() each time (issue 14)."""
+        now, now_us, speaks = self.now, self.now_us, self.speaks
+        problems = self.problems
+        live: list[tuple[int, int]] = []
+        codes, utc, langs, lang_of, odd = f.codes, f.utc, f.langs, f.lang, f.odd
+        for i in range(len(codes)):
+            code = codes[i]
+            if code == ODD:  # problems, an expiry date: the whole scan
+                h = odd[i]
+                if h.role == OUTSIDE:
+                    continue
+                problems += h.problems
+                if h.failed:
+                    continue
+                expired = h.expires is not None and h.expires <= now  # as of `now`
+                if h.role in (PAGE, LIST) or expired or (h.date is None and not h.draft):
+                    self.pages += 1  # not a post (or no longer published): skipped quietly
+                    continue
+                draft = h.draft
+                self.drafts += draft
+                if h.date is None:
+                    continue  # a draft without a date: nothing more to check
+                at, lang = (h.date.astimezone(dt.UTC) - EPOCH) // MICROSECOND, h.lang
+            else:
+                role = code >> 2
+                if role == AS_OUTSIDE:
+                    continue
+                at, draft = utc[i], bool(code & 1)
+                if role in (AS_PAGE, AS_LIST) or (at == NO_DATE and not draft):
+                    self.pages += 1
+                    continue
+                self.drafts += draft
+                if at == NO_DATE:
+                    continue
+                lang = langs[lang_of[i]]
+            if lang and not speaks(lang):
+                self.other_language += 1
+                continue
+            if heads is not None:
+                heads.append((k, i))
+            if draft:
+                continue
+            if at > now_us:
+                self.future += 1
+                if self.soonest is None or at < self.soonest[0]:
+                    self.soonest = (at, f.date(i))
+            else:
+                live.append((i, at))
+        if live:
+            self.live.extend([at for _i, at in live])
+            # The first post of the earliest instant, the last of the latest.
+            i, first = min(live, key=_instant)
+            if self.oldest is None or first < self.oldest[0]:
+                self.oldest = (first, f.date(i))
+            i, last = max(reversed(live), key=_instant)
+            if self.newest is None or last >= self.newest[0]:
+                self.newest = (last, f.date(i))
+            self.span = (first, last)
+        return live
+
+
+def _instant(row: tuple[int, int]) -> int:
+    return row[1]
 
 
 @dataclass
@@ -310,7 +369,8 @@ class _Context:
     url_pattern: str
     language: str  # the newsletter's (or its editions', space-separated); "" reads all
     syntax: str  # the template code to expand in article text ("": none)
-    scans: list[Folder] = field(default_factory=list)  # every file read (link targets)
+    # Every folder's record, in path order (link targets).
+    folders: Callable[[], list[Folder]] = list
     _targets: dict[str, Light] | None = None
     resolved: int = 0  # links to other files resolved (such a parse is not cached)
     tz: dt.tzinfo = dt.UTC  # the schedule's, for dates without a zone
@@ -381,7 +441,7 @@ class _Context:
         self.resolved += 1
         if self._targets is None:
             self._targets = {}
-            rows = [(f.rel + name, f, i) for f in self.scans for i, name in enumerate(f.names)]
+            rows = [(f.rel + name, f, i) for f in self.folders() for i, name in enumerate(f.names)]
             rows.sort(key=lambda row: row[0])  # by path, as the files are named
             for _rel, f, i in rows:
                 h = f.light(i)
@@ -520,6 +580,17 @@ class _Shown:
 _WALK_BY_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
 
 
+@dataclass
+class _Walk:
+    """The content folder's files, folder by folder, as they are walked (or listed, once
+    walked: ``cache.pinned``); once walked, the links skipped (warnings) and how many
+    content files there are, those excluded by ``content.exclude`` included."""
+
+    folders: Iterable[Folder]
+    skipped: list[Problem]
+    total: int = 0
+
+
 def _walk(
     folder: str,
     suffixes: tuple[str, ...] = SUFFIXES,
@@ -528,12 +599,11 @@ def _walk(
     outside: bool = False,
     stats: bool = False,
     excluded: Callable[[str, str], bool] | None = None,
-) -> tuple[list[Folder], list[Problem], int]:
+) -> _Walk:
     """Every folder with content files, sorted by path, each with its files (names
     sorted; with ``stats``, their ``stamp``s, taken relative to the open folder: a
-    quarter cheaper than by the whole path); a warning for each link skipped; and how
-    many content files there are, those ``excluded`` (by their path below ``folder``)
-    included, which the folders leave out.
+    quarter cheaper than by the whole path), one folder at a time: a folder's listing
+    is let go before the next one is read.
 
     Hidden files and folders are skipped, and ``skip`` (the editors' notes, which are not
     articles); symlinked folders are followed once (a loop of links is not followed
@@ -545,9 +615,23 @@ def _walk(
     so swapping it for another link later reads nothing. A file that cannot be stat'ed
     has no stamp (-1s): it is read, and its problem reported.
     """
-    found: list[Folder] = []
-    skipped: list[Problem] = []
-    total = 0
+    walk = _Walk((), [])
+    walk.folders = _walking(walk, folder, suffixes, skip, outside, stats, excluded)
+    return walk
+
+
+def _walking(
+    walk: _Walk,
+    folder: str,
+    suffixes: tuple[str, ...],
+    skip: str,
+    outside: bool,
+    stats: bool,
+    excluded: Callable[[str, str], bool] | None,
+) -> Iterator[Folder]:
+    # Depth first, a folder before its subfolders, these by name + "/": the order of
+    # the folders' paths below ``folder`` ("a-b/" < "a/" < "a/c/" < "b/").
+    skipped = walk.skipped
     root = os.path.realpath(folder)
     inside = root.rstrip(os.sep) + os.sep
     stack = [(folder, "")]
@@ -564,12 +648,14 @@ def _walk(
                 st = os.stat(here)
         except OSError:
             continue
+        made = None
         try:
             if (st.st_dev, st.st_ino) in seen:
                 continue
             seen.add((st.st_dev, st.st_ino))
             prefix = here if here.endswith(os.sep) else here + os.sep
             files: list[tuple[str, os.DirEntry[str], str]] = []  # (name, entry, real path)
+            below: list[tuple[str, str, str]] = []  # (name + "/", path, rel)
             # By its descriptor, an entry's .path is its name alone, and its stat() is
             # an fstatat() relative to the folder.
             for e in os.scandir(fd if fd >= 0 else here):
@@ -587,7 +673,7 @@ def _walk(
                             continue
                     if e.is_dir():
                         if not (skip and full == skip):
-                            stack.append((full, f"{rel}{name}/"))
+                            below.append((name + "/", full, f"{rel}{name}/"))
                     elif (
                         name.lower().endswith(suffixes)
                         and not name.startswith("_index.")
@@ -596,7 +682,9 @@ def _walk(
                         files.append((name, e, real))
                 except OSError:
                     continue
-            total += len(files)
+            below.sort(reverse=True)  # popped from the end: the first name first
+            stack += [(full, sub) for _key, full, sub in below]
+            walk.total += len(files)
             if excluded is not None:
                 files = [f for f in files if not excluded(rel, f[0])]
             if not files:
@@ -613,16 +701,14 @@ def _walk(
                         stamps.extend((s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino))
             links = {i: f[2] for i, f in enumerate(files) if f[2]}
             names = [f[0] for f in files]
-            found.append(
-                Folder(prefix, rel, names, stamps if stats else None, links, scanned=False)
-            )
+            made = Folder(prefix, rel, names, stamps if stats else None, links, scanned=False)
         except OSError:
             continue
         finally:
             if fd >= 0:
                 os.close(fd)
-    found.sort(key=lambda f: f.rel)
-    return found, skipped, total
+        if made is not None:
+            yield made
 
 
 def _outside(link: str, target: str) -> Problem:
@@ -694,19 +780,33 @@ def _speaker(languages: str) -> Callable[[str], bool]:
 
 
 class _Instants(Sequence[dt.datetime]):
-    """The live posts' dates for the window's choice, sorted, as UTC datetimes made when
-    read (the chooser reads a few of 10,000)."""
+    """The live posts' dates for the window's choice, as a sorted sequence of UTC
+    datetimes made when read. The instants come in folder order: the first and last
+    are found without sorting (what the choosers read); any other sorts them once."""
 
     def __init__(self, micros: array[int]) -> None:
         self._micros = micros
+        self._sorted: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self._micros)
 
+    def _at(self, k: int) -> int:
+        n = len(self._micros)
+        if not -n <= k < n:
+            raise IndexError(k)
+        if self._sorted is None and k in (0, -n):
+            return min(self._micros)
+        if self._sorted is None and k in (-1, n - 1):
+            return max(self._micros)
+        if self._sorted is None:
+            self._sorted = sorted(self._micros)
+        return self._sorted[k]
+
     def __getitem__(self, k):  # type: ignore[no-untyped-def, override]
         if isinstance(k, slice):
-            return [EPOCH + dt.timedelta(microseconds=us) for us in self._micros[k]]
-        return EPOCH + dt.timedelta(microseconds=self._micros[k])
+            return [self[j] for j in range(*k.indices(len(self)))]
+        return EPOCH + dt.timedelta(microseconds=self._at(k))
 
 
 def _scan(path: str, rel: str, ctx: _Context) -> Head:

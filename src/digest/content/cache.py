@@ -18,9 +18,14 @@ summarizes only what changed. A parse that resolved links to other files (templa
 such as ``{% link %}``) depends on them and is not kept.
 
 On disk: ``<output.folder>/.cache/content.pickle``, written atomically, readable only by
-its owner; safe to delete. It is a pickle: it lives with the build's other output,
-written and read by the same user, who can run code through ``content.summarizer``
-anyway; a file that cannot be read is ignored and replaced.
+its owner; safe to delete. Each folder's record is its own pickle, found through an
+index at the end of the file, and read when the scan reaches that folder: a build holds
+one folder's record at a time, not the blog's (issue 14). A folder scanned again is set
+aside in an unnamed spill file until ``save`` writes the next cache file, copying the
+unchanged records' bytes as they are. A record that cannot be read costs its folder a
+new scan. It is a pickle: it lives with the build's other output, written and read by
+the same user, who can run code through ``content.summarizer`` anyway; a file that
+cannot be read is ignored and replaced.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from .dates import shared_zone
 from .frontmatter import Head
 from .sites import DRAFT, LIST, OUTSIDE, PAGE, POST
 
-FORMAT = 6
+FORMAT = 7
 # A file changed twice within this many seconds of being cached could keep its size and
 # mtime (coarse file system clocks): such fresh files are not cached.
 RACY_SECONDS = 2.0
@@ -83,13 +88,23 @@ def code_version() -> str:
 
 
 class Cache:
-    """Scan and parse results by path. ``path`` None: in memory only."""
+    """Scan and parse results by path. ``path`` None, or ``persist`` False (the
+    preview's): folders kept in memory. Else a folder's record is read from the file
+    when a scan asks for it and dropped after, and a changed one is set aside in a
+    spill file until ``save``: the scan's memory does not grow with the folder (issue 14).
+    """
 
     def __init__(self, path: Path | None = None, *, persist: bool = True) -> None:
         self.path = path
         self.persist = persist and path is not None
         self.fingerprint = ""
-        self.folders: dict[str, Folder] = {}  # by the folder's path as walked
+        # Folder records by the folder's path as walked: whole in memory (``_kept``), or
+        # where their pickles lie (``_where``: (source, offset, length); source 0 the
+        # cache file read, 1 the spill file), in ``_fds``.
+        self._kept: dict[str, Folder] = {}
+        self._where: dict[str, tuple[int, int, int]] = {}
+        self._fds = [-1, -1]
+        self._spill_end = 0
         # The last issue's articles, whole ((path, name) -> (stat, article)), summaries by key.
         self.articles: dict[tuple[str, str], tuple[tuple[int, int, int, int], Article]] = {}
         self.summaries: dict[str, Summary] = {}
@@ -116,16 +131,21 @@ class Cache:
             self._read(fingerprint)
         if fingerprint != self.fingerprint:
             self.fingerprint = fingerprint
-            if self.folders or self.articles:
-                self.folders, self.articles = {}, {}
+            if self._kept or self._where or self.articles:
+                self._forget()
+                self.articles = {}
                 self.dirty = True
 
     def _read(self, fingerprint: str) -> None:
+        """The file: (FORMAT, fingerprint), (summaries, Babel's stamp, dates), articles,
+        then one pickle per folder, their index and the index's offset (8 bytes)."""
         assert self.path is not None
         # Unpickling 10,000 entries would run the collector dozens of times.
         with gc_paused():
+            fd = -1
             try:
-                with open(self.path, "rb") as f:
+                fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+                with os.fdopen(fd, "rb", closefd=False) as f:
                     header = pickle.load(f)
                     if header[0] != FORMAT:
                         return
@@ -136,8 +156,17 @@ class Cache:
                         self.dates, self._dates_read = dates, len(dates)
                     if header[1] != fingerprint:
                         return
-                    self.folders, self.articles = pickle.load(f)
-                    self.fingerprint = fingerprint
+                    articles = pickle.load(f)
+                    f.seek(-8, os.SEEK_END)
+                    f.seek(int.from_bytes(f.read(8), "little"))
+                    where = pickle.load(f)
+                if not all(type(w) is tuple and len(w) == 3 for w in where.values()):
+                    return
+                self.articles, self._where, self.fingerprint = articles, where, fingerprint
+                self._fds[0], fd = fd, -1
+                if not self.persist:  # the preview's: read once, then kept in memory
+                    self._kept = {here: r for here in where if (r := self.folder(here))}
+                    self._forget(keep=True)
             except (
                 OSError,
                 EOFError,
@@ -146,9 +175,29 @@ class Cache:
                 ValueError,
                 TypeError,
                 IndexError,
+                KeyError,
             ):
-                self.folders, self.articles, self.summaries = {}, {}, {}  # start over
-                self.dates = {}
+                self._forget()
+                self.articles, self.summaries, self.dates = {}, {}, {}  # start over
+            finally:
+                if fd >= 0:
+                    os.close(fd)
+
+    def _forget(self, *, keep: bool = False) -> None:
+        """Drop the folder records (``keep``: those in memory stay), close their files."""
+        for k, fd in enumerate(self._fds):
+            if fd >= 0:
+                os.close(fd)
+            self._fds[k] = -1
+        self._where, self._spill_end = {}, 0
+        if not keep:
+            self._kept = {}
+
+    def __del__(self) -> None:
+        try:  # noqa: SIM105 (contextlib may be gone at the interpreter's exit)
+            self._forget(keep=True)
+        except Exception:
+            pass
 
     @contextlib.contextmanager
     def pinned(self) -> Iterator[None]:
@@ -162,7 +211,30 @@ class Cache:
             self.walked.clear()
 
     def folder(self, here: str) -> Folder | None:
-        return self.folders.get(here)
+        """The folder's record (None: not kept, or damaged): a new copy each time unless
+        the cache is in memory."""
+        kept = self._kept.get(here)
+        if kept is not None:
+            return kept
+        where = self._where.get(here)
+        if where is None:
+            return None
+        try:
+            found = pickle.loads(self._raw(where))
+        except Exception:  # a damaged record: the folder is scanned again, never a crash
+            return None
+        if not isinstance(found, Folder) or found.here != here:
+            return None
+        return found
+
+    def _raw(self, where: tuple[int, int, int]) -> bytes:
+        source, offset, length = where
+        fd = self._fds[source]
+        os.lseek(fd, offset, os.SEEK_SET)
+        data = os.read(fd, length)
+        if len(data) != length:
+            raise EOFError("a cut-short cache record")
+        return data
 
     def put_folder(self, folder: Folder) -> None:
         """A folder's record, scanned (in part) again. Rows changed less than
@@ -171,15 +243,51 @@ class Cache:
         for i in range(1, len(stamps), 4):
             if stamps[i] > fresh:
                 stamps[i - 1 : i + 3] = array("q", (-1, -1, -1, -1))
-        self.folders[folder.here] = folder
         self.dirty = True
+        if not self.persist:
+            self._kept[folder.here] = folder
+            return
+        # Set aside until ``save``, in a file already gone from its folder (where the
+        # platform lets an open file be removed; else removed when closed); kept in
+        # memory if it cannot be written.
+        try:
+            if self._fds[1] < 0:
+                assert self.path is not None
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                spill = self.path.with_name(f".{self.path.name}.{os.getpid()}.{id(self)}.spill")
+                flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC
+                flags |= getattr(os, "O_BINARY", 0) | getattr(os, "O_TEMPORARY", 0)
+                self._fds[1] = os.open(spill, flags, 0o600)
+                with contextlib.suppress(OSError):
+                    spill.unlink()
+                self._spill_end = 0
+            data = pickle.dumps(folder, pickle.HIGHEST_PROTOCOL)
+            os.lseek(self._fds[1], self._spill_end, os.SEEK_SET)
+            _write_all(self._fds[1], data)
+        except OSError:
+            self._kept[folder.here] = folder
+            self._where.pop(folder.here, None)
+            return
+        self._kept.pop(folder.here, None)
+        self._where[folder.here] = (1, self._spill_end, len(data))
+        self._spill_end += len(data)
 
     def keep_folders(self, walked: set[str]) -> None:
         """Forget folders that are gone."""
-        gone = [here for here in self.folders if here not in walked]
+        gone = [here for here in (*self._kept, *self._where) if here not in walked]
         for here in gone:
-            del self.folders[here]
+            self._kept.pop(here, None)
+            self._where.pop(here, None)
         self.dirty = self.dirty or bool(gone)
+
+    @property
+    def folders(self) -> dict[str, Folder]:
+        """Every folder's record, read now (tests and tools; the scan asks one at a time)."""
+        found = dict(self._kept)
+        for here in self._where:
+            if here not in found and (record := self.folder(here)) is not None:
+                found[here] = record
+        return found
 
     def article(self, path: str, st: tuple[int, int, int, int], rel: str) -> Article | None:
         """The whole article of an unchanged file parsed in full before (the last issue's),
@@ -210,12 +318,14 @@ class Cache:
         self.dirty = True
 
     def save(self) -> None:
-        """Write the cache if it changed; a failure only costs the next run its speed."""
+        """Write the cache if it changed; a failure only costs the next run its speed.
+        The folders' records are copied as they are, not unpickled."""
         if not (self.persist and self.path is not None):
             return
         if not self.dirty and len(self.dates) == self._dates_read:
             return
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = -1
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -229,15 +339,45 @@ class Cache:
                 self.summaries = {
                     k: self.summaries[k] for k in self._used_summaries if k in self.summaries
                 }
+            where: dict[str, tuple[int, int, int]] = {}
             with os.fdopen(fd, "wb") as f:
+                fd = -1
                 pickle.dump((FORMAT, self.fingerprint), f, pickle.HIGHEST_PROTOCOL)
                 extra = (self.summaries, i18n.babel_stamp(), self.dates)
                 pickle.dump(extra, f, pickle.HIGHEST_PROTOCOL)
-                pickle.dump((self.folders, self.articles), f, pickle.HIGHEST_PROTOCOL)
+                pickle.dump(self.articles, f, pickle.HIGHEST_PROTOCOL)
+                for here, at in self._where.items():
+                    data = self._raw(at)
+                    where[here] = (0, f.tell(), len(data))
+                    f.write(data)
+                for here, record in self._kept.items():  # (those the spill could not take)
+                    data = pickle.dumps(record, pickle.HIGHEST_PROTOCOL)
+                    where[here] = (0, f.tell(), len(data))
+                    f.write(data)
+                index = f.tell()
+                pickle.dump(where, f, pickle.HIGHEST_PROTOCOL)
+                f.write(index.to_bytes(8, "little"))
             os.replace(tmp, self.path)
             self.dirty, self._dates_read = False, len(self.dates)
-        except OSError:
+        except (OSError, EOFError, pickle.PicklingError):
+            if fd >= 0:
+                os.close(fd)
             tmp.unlink(missing_ok=True)
+            return
+        # From now on, the records are read from the file just written.
+        if where:
+            self._forget()
+            self._where = where
+            with contextlib.suppress(OSError):
+                self._fds[0] = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            if self._fds[0] < 0:
+                self._where = {}
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class Light(NamedTuple):
