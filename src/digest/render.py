@@ -101,25 +101,42 @@ class _MergeTags:
 
 class _Deferred(types.ModuleType):
     """Stands in for a module that premailer or cssutils import at load time only to fetch
-    style sheets over the network, which digest never lets them do. The real module is
-    imported on first attribute use, so nothing breaks if one is ever used."""
+    style sheets over the network, which digest never lets them do, or for a rarely
+    needed helper. The real module is imported on first attribute use (a function named
+    in ``functions``, taken at import time by ``from m import f``: on its first call), so
+    nothing breaks if one is ever used."""
+
+    def __init__(self, name: str, functions: tuple[str, ...] = ()) -> None:
+        super().__init__(name)
+        for function in functions:
+            setattr(self, function, functools.partial(_call_real, name, function))
 
     def __getattr__(self, attr: str) -> Any:
+        if attr == "__path__":  # asked by `from m import f`: answered as a plain module
+            raise AttributeError(attr)
         if sys.modules.get(self.__name__) is self:  # used while the import still runs
             del sys.modules[self.__name__]
         real = importlib.import_module(self.__name__)
         return getattr(real, attr)
 
 
+def _call_real(module: str, function: str, *args: Any, **kwargs: Any) -> Any:
+    return getattr(importlib.import_module(module), function)(*args, **kwargs)
+
+
 def _import_without(names: tuple[str, ...], module: str) -> Any:
     """Import ``module`` while ``names`` are deferred; ~150 ms of a build's start-up is
-    premailer importing requests/urllib3 and cssutils importing urllib.request, and ~6
-    ms more cssutils importing importlib.metadata (for its version, when it fetches)."""
+    premailer importing requests/urllib3 and cssutils importing urllib.request; ~6 ms
+    more cssutils importing importlib.metadata (for its version, when it fetches), ~11
+    ms ``email.message`` (for a Google App Engine fetcher it then finds missing) and ~5
+    ms ``more_itertools`` (for one function, used by @namespace rules). A name may end
+    in ``:f,g``: functions that module's importers take by name."""
     stubs = {}
-    for name in names:
+    for named in names:
+        name, _, functions = named.partition(":")
         if name in sys.modules or importlib.util.find_spec(name) is None:
             continue
-        stub = _Deferred(name)
+        stub = _Deferred(name, tuple(filter(None, functions.split(","))))
         stub.__spec__ = importlib.util.find_spec(name)
         stubs[name] = sys.modules[name] = stub
         parent, _, child = name.rpartition(".")
@@ -170,8 +187,12 @@ def _load_premailer() -> Any:
     global _premailer
     if _premailer is None:
         premailer = _import_without(
-            ("requests", "urllib.request", "importlib.metadata"), "premailer"
-        )
+            (
+                "requests", "urllib.request", "importlib.metadata", "encutils",
+                "email.message", "more_itertools:unique_everseen",
+            ),
+            "premailer",
+        )  # fmt: skip
         import cssutils
         import cssutils.util
 
