@@ -212,7 +212,8 @@ def test_an_issue_built_again_reads_and_summarizes_only_what_changed(tmp_path: P
             folder,
             f"2026-11-{day:02d}-post.md",
             f"---\ntitle: Post {day}\ndate: 2026-11-{day:02d}\n---\n"
-            f"The first sentence of post {day} says what changed. A second one adds why.\n",
+            f"The first sentence of post {day} says what changed. A second one adds why"
+            " (in brackets, which only syntok splits).\n",
         )
     (tmp_path / "config.toml").write_text(
         '[newsletter]\nname = "Weekly"\nbase_url = "https://blog.example.com"\n'

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -878,6 +879,9 @@ def _syntok_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     chunk = text[start:end]
     if not chunk.strip():
         return []
+    plain = _plain_spans(chunk)
+    if plain is not None:
+        return [(start + a, start + b) for a, b in plain]
     from syntok import segmenter
 
     out = []
@@ -886,6 +890,137 @@ def _syntok_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
             first, last = sentence[0], sentence[-1]
             out.append((start + first.offset, start + last.offset + len(last.value)))
     return out or [(start, end)]
+
+
+# Plain prose, where syntok's decisions are simple enough to take without it (importing
+# it and its `regex` costs ~17 ms of a build that summarizes; segmenting, ~0.5 ms a
+# paragraph): Latin letters, ASCII digits, spaces, and punctuation that is neither a
+# bracket nor a quote (an apostrophe is one only after a full stop, see below).
+_PLAIN = LazyRegex(
+    r"[A-Za-z0-9\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f \n\t,:\-–—'’.!?;%&/+=#@$€£*]+"
+)
+_STOPS = LazyRegex(r"[.!?;]")
+
+
+def _small_then_capital(word: str) -> bool:
+    """A small letter followed by a capital (syntok cuts "iPhone" into "i" "Phone")."""
+    return any(a.islower() and b.isupper() for a, b in itertools.pairwise(word))
+
+
+def _plain_spans(chunk: str) -> list[tuple[int, int]] | None:
+    """The sentences of ``chunk`` as syntok splits them, without syntok, or None when the
+    text is not plain enough to be sure. Plain: the characters of ``_PLAIN``, no trailing
+    space, and every ``.``, ``!``, ``?`` or ``;`` either a dot between two letters or
+    digits inside a word ("example.com", "1.5"; not "end.The") or the one mark ending a
+    word of letters (hyphens between them: "well-known"), followed by a space and a word
+    that begins with letters and a space, a mark, a hyphen or an apostrophe. The word
+    before the mark: two letters or more, not a roman numeral, no capital after a small
+    letter ("iPhone"); or a small vowel after another word of its sentence. There
+    syntok ends a sentence exactly when the next word begins with a capital and either
+    is one it knows to start sentences or the word before the mark is not one it knows
+    as an abbreviation (its lists, read from the installed syntok)."""
+    words = _syntok_words()
+    if words is None or not _PLAIN.rx.fullmatch(chunk) or chunk[-1].isspace():
+        return None
+    abbreviations, starters, roman, vowels = words
+    spans: list[tuple[int, int]] = []
+    begin = len(chunk) - len(chunk.lstrip())
+    n = len(chunk)
+    for m in _STOPS.rx.finditer(chunk):
+        at = m.start()
+        before = chunk[at - 1] if at else " "
+        after = chunk[at + 1] if at + 1 < n else " "
+        if not after.isspace():  # inside a word: only a dot between letters or digits
+            if not (chunk[at] == "." and before.isalnum() and after.isalnum()):
+                return None
+            if _small_then_capital(before + after):
+                return None  # "end.The": syntok cuts the word there
+            continue
+        if at + 1 == n:
+            break  # the text's last mark: its last sentence ends with it
+        # The word before the mark (syntok's token: the last part of a hyphened word).
+        run_start = max(chunk.rfind(space, 0, at) for space in " \n\t") + 1
+        parts = chunk[run_start:at].split("-")
+        word = parts[-1]
+        if not all(part.isalpha() and not _small_then_capital(part) for part in parts):
+            return None
+        if word in roman:
+            return None
+        if len(word) == 1:  # syntok's rules for a lone letter depend on more: only "a."
+            inner = len(parts) > 1 or (
+                run_start > begin and chunk[:run_start].rstrip()[-1] not in ".!?;"
+            )
+            if not (inner and word in vowels and word.islower()):
+                return None
+        # The next word's first token: its letters, cut at a hyphen or an apostrophe.
+        nxt = at + 1
+        while chunk[nxt].isspace():
+            nxt += 1
+        end = nxt
+        while end < n and chunk[end].isalpha():
+            end += 1
+        following = chunk[nxt:end]
+        if not following or _small_then_capital(following):
+            return None
+        if end < n and not chunk[end].isspace():
+            rest = chunk[end : end + 3]
+            if rest[0] in ",:.!?;":  # then only marks up to the space
+                run_end = min((k for k in map(chunk.find, " \n\t", [end] * 3) if k >= 0), default=n)
+                if any(c.isalnum() for c in chunk[end:run_end]):
+                    return None
+            elif rest[0] == "-":
+                if len(rest) < 2 or not rest[1].isalnum():
+                    return None
+            elif rest[0] in "'’":
+                if len(rest) < 2 or not rest[1].isalpha():
+                    return None
+                if following[-1] == "n" and rest[1] == "t" and not rest[2:3].isalpha():
+                    return None  # "don't": syntok's tokens are "do" "n't"
+            else:
+                return None
+        first = following[0]
+        if first.islower():
+            continue
+        if not first.isupper():
+            return None
+        if following in starters or word not in abbreviations:
+            spans.append((begin, at + 1))
+            begin = nxt
+    spans.append((begin, n))
+    return spans
+
+
+@functools.cache
+def _syntok_words() -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]] | None:
+    """syntok's abbreviations (written without dots), sentence starters, roman numerals
+    and vowels, read from the installed syntok's source without importing it (that would
+    import `regex`); None (always ask syntok) if they cannot be found there."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("syntok")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        folder = spec.submodule_search_locations[0]
+        with open(f"{folder}/_segmentation_states.py", encoding="utf-8") as f:
+            source = f.read()
+    except OSError:
+        return None
+    found = []
+    for name in ("abbreviations", "starters", "roman_numerals"):
+        m = re.search(rf'\n    {name} = frozenset\(\s*"""(.*?)"""\.split\(\)\s*\)', source, re.S)
+        if m is None:
+            return None
+        found.append(frozenset(m.group(1).split()))
+    m = re.search(r'\n    __vowels = "([^"\\]+)"\n', source)
+    if m is None:
+        return None
+    abbreviations, starters, roman = found
+    vowels = frozenset(m.group(1) + m.group(1).upper())
+    if not ({"etc", "Dr", "vs"} <= abbreviations and {"The", "However"} <= starters
+            and {"I", "IV", "XX"} <= roman and {"a", "e", "o", "A"} <= vowels):  # fmt: skip
+        return None
+    return abbreviations, starters, roman, vowels
 
 
 @functools.cache
