@@ -552,3 +552,37 @@ def test_a_windowed_scan_keeps_nothing_of_the_files_outside_the_window(tmp_path:
 
     small, large = peak(200), peak(4000)
     assert large - small < 40 * 3800, (small, large)  # (it was ~175 bytes a file)
+
+
+def test_a_save_that_cannot_replace_the_file_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file read is closed before it is replaced (Windows replaces no open file); if
+    # the replace still fails, the records are read from the old file again, and a later
+    # save writes them.
+    folder = tmp_path / "content"
+    for day in range(1, 7):
+        write(folder, f"f{day % 2}/2026-11-{day:02d}-p{day}.md", post(f"Post {day}", day))
+    cfg = site(tmp_path)
+    first = Cache.beside(cfg.output.folder)
+    expected = messages(content.load(cfg, now=NOW, cache=first, articles=False))
+    first.save()
+
+    cache = Cache.beside(cfg.output.folder)
+    content.load(cfg, now=NOW, cache=cache, articles=False)  # reads the file
+    write(folder, "f0/2026-11-20-new.md", "---\ndate: 2026-11-20\n---\n\nno title\n")
+
+    def refused(src: object, dst: object) -> None:
+        raise PermissionError("the file is in use")
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", refused)
+        col = content.load(cfg, now=NOW, cache=cache, articles=False)
+        cache.save()  # fails quietly
+    assert cache.misses == 1 and any("new.md" in msg for msg in messages(col))
+    again = content.load(cfg, now=NOW, cache=cache, articles=False)  # the same cache
+    assert messages(again) == messages(col) and cache.misses == 1
+    cache.save()
+    fresh = Cache.beside(cfg.output.folder)
+    assert messages(content.load(cfg, now=NOW, cache=fresh, articles=False)) == messages(col)
+    assert fresh.misses == 0 and len(messages(col)) == len(expected) + 1

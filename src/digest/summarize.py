@@ -939,7 +939,9 @@ def _plain_spans(chunk: str) -> list[tuple[int, int]] | None:
         if at + 1 == n:
             break  # the text's last mark: its last sentence ends with it
         # The word before the mark (syntok's token: the last part of a hyphened word).
-        run_start = max(chunk.rfind(space, 0, at) for space in " \n\t") + 1
+        run_start = at  # (found by stepping back: a search of the text would be quadratic)
+        while run_start and not chunk[run_start - 1].isspace():
+            run_start -= 1
         parts = chunk[run_start:at].split("-")
         word = parts[-1]
         if not all(part.isalpha() and not _small_then_capital(part) for part in parts):
@@ -947,9 +949,10 @@ def _plain_spans(chunk: str) -> list[tuple[int, int]] | None:
         if word in roman:
             return None
         if len(word) == 1:  # syntok's rules for a lone letter depend on more: only "a."
-            inner = len(parts) > 1 or (
-                run_start > begin and chunk[:run_start].rstrip()[-1] not in ".!?;"
-            )
+            gap = run_start
+            while gap and chunk[gap - 1].isspace():
+                gap -= 1
+            inner = len(parts) > 1 or (run_start > begin and chunk[gap - 1] not in ".!?;")
             if not (inner and word in vowels and word.islower()):
                 return None
         # The next word's first token: its letters, cut at a hyphen or an apostrophe.
@@ -965,9 +968,11 @@ def _plain_spans(chunk: str) -> list[tuple[int, int]] | None:
         if end < n and not chunk[end].isspace():
             rest = chunk[end : end + 3]
             if rest[0] in ",:.!?;":  # then only marks up to the space
-                run_end = min((k for k in map(chunk.find, " \n\t", [end] * 3) if k >= 0), default=n)
-                if any(c.isalnum() for c in chunk[end:run_end]):
-                    return None
+                run_end = end
+                while run_end < n and not chunk[run_end].isspace():
+                    if chunk[run_end].isalnum():
+                        return None
+                    run_end += 1
             elif rest[0] == "-":
                 if len(rest) < 2 or not rest[1].isalnum():
                     return None

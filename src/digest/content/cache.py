@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 from .. import i18n
 from ..model import Article, Problem, Summary
 from .dates import shared_zone
-from .frontmatter import Head
+from .frontmatter import BINARY, Head
 from .sites import DRAFT, LIST, OUTSIDE, PAGE, POST
 
 FORMAT = 7
@@ -144,7 +144,7 @@ class Cache:
         with gc_paused():
             fd = -1
             try:
-                fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+                fd = os.open(self.path, os.O_RDONLY | BINARY)
                 with os.fdopen(fd, "rb", closefd=False) as f:
                     header = pickle.load(f)
                     if header[0] != FORMAT:
@@ -255,8 +255,8 @@ class Cache:
                 assert self.path is not None
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 spill = self.path.with_name(f".{self.path.name}.{os.getpid()}.{id(self)}.spill")
-                flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC
-                flags |= getattr(os, "O_BINARY", 0) | getattr(os, "O_TEMPORARY", 0)
+                flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | BINARY
+                flags |= getattr(os, "O_TEMPORARY", 0)
                 self._fds[1] = os.open(spill, flags, 0o600)
                 with contextlib.suppress(OSError):
                     spill.unlink()
@@ -328,7 +328,7 @@ class Cache:
         fd = -1
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | BINARY, 0o600)
             # Whole articles and summaries: only those of this run's issue (or editions),
             # when it read one; so they stay a few dozen, whatever the folder holds.
             if self._used_articles:
@@ -357,21 +357,35 @@ class Cache:
                 index = f.tell()
                 pickle.dump(where, f, pickle.HIGHEST_PROTOCOL)
                 f.write(index.to_bytes(8, "little"))
-            os.replace(tmp, self.path)
-            self.dirty, self._dates_read = False, len(self.dates)
         except (OSError, EOFError, pickle.PicklingError):
             if fd >= 0:
                 os.close(fd)
             tmp.unlink(missing_ok=True)
             return
+        # The file read is closed first: Windows replaces no file a process holds open.
+        if self._fds[0] >= 0:
+            os.close(self._fds[0])
+            self._fds[0] = -1
+        try:
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            self._reopen()  # the file read is still there: its records too
+            return
+        self.dirty, self._dates_read = False, len(self.dates)
         # From now on, the records are read from the file just written.
-        if where:
-            self._forget()
-            self._where = where
-            with contextlib.suppress(OSError):
-                self._fds[0] = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-            if self._fds[0] < 0:
-                self._where = {}
+        self._forget()
+        self._where = where
+        self._reopen()
+
+    def _reopen(self) -> None:
+        """Open the cache file for its records again; those it holds are forgotten if
+        it cannot be opened (their folders are scanned again)."""
+        assert self.path is not None
+        try:
+            self._fds[0] = os.open(self.path, os.O_RDONLY | BINARY)
+        except OSError:
+            self._where = {here: at for here, at in self._where.items() if at[0] != 0}
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -20,6 +20,7 @@ from ..model import Problem
 from .fast_yaml import flat_yaml, yaml_loader
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+BINARY = getattr(os, "O_BINARY", 0)  # Windows: bytes as they are (no CRLF, no Ctrl-Z end)
 HEAD_BYTES = 8192  # bytes read first; most front matter ends well before this
 BOM = b"\xef\xbb\xbf"
 
@@ -83,7 +84,7 @@ def read_bytes(path: str, size: int = -1) -> bytes:
 
     A symlink is not followed: ``content._walk`` hands over the resolved path of the
     links it checked, so a file swapped for a link after the walk is refused (ELOOP)."""
-    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW | BINARY)
     try:
         if size >= 0:
             return os.read(fd, size)
