@@ -160,7 +160,7 @@ class Cache:
                     f.seek(-8, os.SEEK_END)
                     f.seek(int.from_bytes(f.read(8), "little"))
                     where = pickle.load(f)
-                if not all(type(w) is tuple and len(w) == 3 for w in where.values()):
+                if not all(_a_place(here, at) for here, at in where.items()):
                     return
                 self.articles, self._where, self.fingerprint = articles, where, fingerprint
                 self._fds[0], fd = fd, -1
@@ -386,6 +386,14 @@ class Cache:
             self._fds[0] = os.open(self.path, os.O_RDONLY | BINARY)
         except OSError:
             self._where = {here: at for here, at in self._where.items() if at[0] != 0}
+
+
+def _a_place(here: object, at: object) -> bool:
+    """An index entry as ``save`` writes it: a folder's path, (0, offset, length)."""
+    return (
+        type(here) is str and type(at) is tuple and len(at) == 3 and at[0] == 0
+        and all(type(n) is int and n >= 0 for n in at)
+    )  # fmt: skip
 
 
 def _write_all(fd: int, data: bytes) -> None:
