@@ -43,6 +43,14 @@ def post(title: str, day: int) -> str:
     return f"---\ntitle: {title}\ndate: 2026-11-{day:02d}\n---\nSome text about {title}.\n"
 
 
+def first_check(cfg: config.Config) -> list[str]:
+    """A first ``check``-like read with a new cache, saved: its problems' messages."""
+    cache = Cache.beside(cfg.output.folder)
+    found = messages(content.load(cfg, now=NOW, cache=cache, articles=False))
+    cache.save()
+    return found
+
+
 def two_folders(tmp_path: Path, days: int) -> Path:
     """A content folder with posts 1..days, the odd ones in f1/, the even ones in f0/."""
     folder = tmp_path / "content"
@@ -88,9 +96,7 @@ def test_an_edited_file_a_new_file_and_a_deleted_file_are_seen(tmp_path: Path) -
     write(folder, "a.md", post("Alpha", 2))
     write(folder, "b.md", post("Beta", 3))
     cfg = site(tmp_path)
-    cache = Cache.beside(cfg.output.folder)
-    assert messages(content.load(cfg, now=NOW, cache=cache, articles=False)) == []
-    cache.save()
+    assert first_check(cfg) == []
 
     write(folder, "a.md", "---\ndate: 2026-11-02\n---\n\n", when=AN_HOUR_AGO)  # no title now
     write(folder, "c.md", "---\ntitle: [unclosed\n---\n")
@@ -474,9 +480,7 @@ def test_a_damaged_parse_record_in_the_cache_is_parsed_again_not_a_crash(tmp_pat
     write(folder, "a.md", post("Alpha", 2))
     write(folder, "b.md", "---\ndate: 2026-11-03\n---\n\nno title\n")
     cfg = site(tmp_path)
-    cache = Cache.beside(cfg.output.folder)
-    first = messages(content.load(cfg, now=NOW, cache=cache, articles=False))
-    cache.save()
+    first = first_check(cfg)
     cache = Cache.beside(cfg.output.folder)
     content.load(cfg, now=NOW, cache=cache, articles=False)  # reads the records
     (record,) = cache.folders.values()
@@ -508,9 +512,7 @@ def test_a_damaged_folder_record_is_read_again_from_the_files(tmp_path: Path) ->
     folder = two_folders(tmp_path, 8)
     write(folder, "f0/broken.md", "---\ntitle: [unclosed\n---\n")
     cfg = site(tmp_path)
-    cache = Cache.beside(cfg.output.folder)
-    first = content.load(cfg, now=NOW, cache=cache, articles=False)
-    cache.save()
+    first = first_check(cfg)
     path = tmp_path / "out" / ".cache" / "content.pickle"
     data = bytearray(path.read_bytes())
     at = data.index(b"p2.md")  # inside folder f0/'s record
@@ -518,7 +520,7 @@ def test_a_damaged_folder_record_is_read_again_from_the_files(tmp_path: Path) ->
     path.write_bytes(bytes(data))
     again = Cache.beside(cfg.output.folder)
     col = content.load(cfg, now=NOW, cache=again, articles=False)
-    assert messages(col) == messages(first) and any("broken.md" in m for m in messages(col))
+    assert messages(col) == first and any("broken.md" in m for m in messages(col))
     assert again.misses == 5 and again.hits == 4  # f0/ scanned again, f1/ from the cache
     again.save()
     third = Cache.beside(cfg.output.folder)
@@ -568,9 +570,7 @@ def test_a_save_that_cannot_replace_the_file_loses_nothing(
     # save writes them.
     folder = two_folders(tmp_path, 6)
     cfg = site(tmp_path)
-    first = Cache.beside(cfg.output.folder)
-    expected = messages(content.load(cfg, now=NOW, cache=first, articles=False))
-    first.save()
+    expected = first_check(cfg)
 
     cache = Cache.beside(cfg.output.folder)
     content.load(cfg, now=NOW, cache=cache, articles=False)  # reads the file
